@@ -1,0 +1,3 @@
+from camlytics.cli import main
+
+raise SystemExit(main())

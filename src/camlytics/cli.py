@@ -1,0 +1,66 @@
+"""The `camlytics` command: one sub-command per pipeline stage.
+
+Each stage module exposes `register(subparsers)`, which adds its sub-commands and sets
+`func=callable(args) -> int | None` on them. Stage modules must import quickly: heavy imports
+(torch, onnxruntime, ...) belong inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from camlytics import __version__
+from camlytics.errors import CamlyticsError
+
+# In pipeline order; `camlytics --help` lists the sub-commands in this order.
+STAGE_MODULES = [
+    "camlytics.sim.commands",  # simcam
+    "camlytics.sources.commands",  # snapshot, sources
+    "camlytics.sampling.commands",  # collect
+    "camlytics.store.commands",  # info, labels import/export
+    "camlytics.annotate.commands",  # annotate
+    "camlytics.train.commands",  # train, evaluate
+    "camlytics.export.commands",  # export
+    "camlytics.runtime.commands",  # run (edge app on the host / MicroPython)
+    "camlytics.deploy.commands",  # bundle, deploy, apps
+    "camlytics.demo.commands",  # demo
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every stage that is installed."""
+    parser = argparse.ArgumentParser(
+        prog="camlytics",
+        description="Turn a fixed network camera into a visual state sensor: collect frames, "
+        "label them, train a tiny int8 network and run it on the camera.",
+    )
+    parser.add_argument("--version", action="version", version=f"camlytics {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in STAGE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):  # stage not written yet; else a real bug
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CamlyticsError as exc:
+        print(f"camlytics {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"camlytics {args.command}: interrupted", file=sys.stderr)
+        return 130
