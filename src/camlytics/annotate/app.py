@@ -1,0 +1,462 @@
+"""The annotation web app: a Starlette app serving the labelling UI and a small JSON API over one dataset.
+
+Every dataset call runs on one dedicated worker thread (the `Dataset` and its SQLite connection live
+there), so requests from several browser tabs are serialised and the event loop never waits on disk.
+Images are served by record id only: no route takes a file path, so no URL can name a file outside
+the dataset directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime
+import html
+import json
+import pathlib
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from camlytics.errors import CamlyticsError, DatasetError
+
+STATIC_DIR = pathlib.Path(__file__).with_name("static")
+# The only static files served: a fixed table, so no request path ever reaches the file system.
+STATIC_FILES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+MAX_BODY_BYTES = 256 * 1024
+MAX_BATCH = 1000  # records labelled by one grid keystroke
+MAX_ROI_COORD = 1 << 16
+ANNOTATOR_RE = re.compile(r"^[\w.@+ -]{1,64}$")
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+SECURITY_HEADERS = {
+    # Everything is served from this origin: the tool works offline and loads nothing from a CDN.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+T = TypeVar("T")
+
+
+class BadRequest(Exception):
+    """A request the API refuses, with the HTTP status and a message naming the bad value."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def validate_classes(classes: list[str]) -> list[str]:
+    """Check a class list: 2..9 distinct, non-empty names (number keys 1..9 label them)."""
+    names = [c.strip() for c in classes]
+    if len(names) < 2 or len(names) > 9:
+        raise DatasetError(f"classes={classes!r}: need between 2 and 9 classes (number keys 1..9)")
+    for name in names:
+        if not re.fullmatch(r"[\w-]{1,32}", name):
+            raise DatasetError(f"class name {name!r}: use 1-32 letters, digits, '_' or '-'")
+    if len(set(names)) != len(names):
+        raise DatasetError(f"classes={classes!r}: duplicate class names")
+    return names
+
+
+def validate_annotator(name: str) -> str:
+    """Check an annotator name: 1-64 letters, digits, spaces or . @ + - _."""
+    if not isinstance(name, str) or not ANNOTATOR_RE.fullmatch(name):
+        raise CamlyticsError(f"annotator {name!r}: use 1-64 letters, digits, spaces or . @ + - _")
+    return name
+
+
+def time_text(timestamp: float) -> str:
+    """A capture time for people: simulated-day seconds as 'day HH:MM:SS', Unix time as UTC."""
+    if timestamp < 400 * 86400:  # simulator clocks count seconds since simulated midnight
+        day, rest = divmod(float(timestamp), 86400.0)
+        hh, rest = divmod(rest, 3600.0)
+        mm, ss = divmod(rest, 60.0)
+        prefix = f"day {int(day)} " if day else "sim "
+        return f"{prefix}{int(hh):02d}:{int(mm):02d}:{ss:04.1f}"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def record_json(record: Any) -> dict[str, Any]:
+    """The fields of a store Record that the UI shows (meta, which may carry ground truth, stays out)."""
+    return {
+        "id": int(record.id),
+        "timestamp": float(record.timestamp),
+        "time": time_text(float(record.timestamp)),
+        "source": record.source,
+        "sampler": record.sampler,
+        "reason": record.reason,
+        "score": None if record.score is None else float(record.score),
+        "original_name": record.original_name,
+        "label": record.label,
+        "annotator": record.annotator,
+        "labelled_at": record.labelled_at,
+        "prediction": record.prediction,
+        "confidence": None if record.confidence is None else float(record.confidence),
+        "probs": getattr(record, "probs", None),
+    }
+
+
+def placeholder_svg(record_id: int, problem: str) -> bytes:
+    """A 16:9 grey placeholder image naming the record and what is wrong with its file."""
+    text = html.escape(problem[:90])
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360" viewBox="0 0 640 360">'
+        '<rect width="640" height="360" fill="#2a2d33"/>'
+        '<path d="M0 0L640 360M640 0L0 360" stroke="#3a3e46" stroke-width="3"/>'
+        '<rect x="120" y="130" width="400" height="100" rx="8" fill="#1c1e22" stroke="#e5534b"/>'
+        f'<text x="320" y="172" fill="#e5534b" font-family="sans-serif" font-size="22" '
+        f'text-anchor="middle">image #{record_id} unavailable</text>'
+        f'<text x="320" y="204" fill="#adbac7" font-family="sans-serif" font-size="13" '
+        f'text-anchor="middle">{text}</text></svg>'
+    ).encode()
+
+
+class AnnotationService:
+    """One dataset opened for labelling by one annotator: the operations behind the API."""
+
+    def __init__(self, dataset_dir: str | pathlib.Path, *, annotator: str) -> None:
+        self.dataset_dir = pathlib.Path(dataset_dir)
+        self.annotator = validate_annotator(annotator)
+        self.problems: dict[int, dict[str, Any]] = {}  # record id -> {"id", "path", "error"}
+        self._checked: set[int] = set()  # records whose image decoded once (files never change)
+        self._ds: Any = None
+        self._backed_up = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="camlytics-ds")
+
+    # -- thread plumbing ---------------------------------------------------------------------------
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the dataset thread (the only thread that touches the Dataset)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def dataset(self) -> Any:
+        """The open Dataset (opened on first use, on the dataset thread)."""
+        if self._ds is None:
+            from camlytics.store import Dataset
+
+            self._ds = Dataset.open(self.dataset_dir, create=False)
+        return self._ds
+
+    def close(self) -> None:
+        """Close the dataset (on its thread) and stop the thread."""
+        def _close() -> None:
+            if self._ds is not None:
+                self._ds.close()
+                self._ds = None
+
+        self._executor.submit(_close).result(timeout=30)
+        self._executor.shutdown(wait=True)
+
+    def _before_write(self) -> None:
+        """Back up the index once per session, before the first change (the original tool's TODO)."""
+        if not self._backed_up:
+            self.dataset().backup_index()
+            self._backed_up = True
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def classes(self) -> list[str]:
+        """The dataset's classes, in number-key order."""
+        return list(self.dataset().classes)
+
+    def snapshot(self, order: str) -> dict[str, Any]:
+        """Everything the UI shows: records in labelling order, progress, ROI, problems."""
+        ds = self.dataset()
+        records = ds.records(order="time")
+        has_predictions = any(r.confidence is not None for r in records)
+        if order == "auto":
+            order = "uncertain" if has_predictions else "unlabelled_first"
+        if order == "unlabelled_first":
+            records = ds.records(order=order)
+        elif order == "uncertain":
+            # Unlabelled first, and within each group the least confident prediction first.
+            records.sort(key=lambda r: (r.label is not None, r.confidence is None, r.confidence or 0.0))
+        classes = list(ds.classes)
+        per_class = {c: 0 for c in classes}
+        labelled = 0
+        for r in records:
+            if r.label is not None:
+                labelled += 1
+                per_class[r.label] = per_class.get(r.label, 0) + 1
+        return {
+            "dataset": self.dataset_dir.name,
+            "annotator": self.annotator,
+            "classes": classes,
+            "order": order,
+            "roi": None if ds.roi is None else list(ds.roi),
+            "progress": {"total": len(records), "labelled": labelled, "per_class": per_class},
+            "has_predictions": has_predictions,
+            "records": [record_json(r) for r in records],
+            "problems": sorted(self.problems.values(), key=lambda p: p["id"]),
+        }
+
+    def record(self, record_id: int) -> dict[str, Any]:
+        """One record as JSON; 404 if there is none with that id."""
+        return record_json(self._get(record_id))
+
+    def _get(self, record_id: int) -> Any:
+        try:
+            return self.dataset().get(record_id)
+        except (DatasetError, KeyError, LookupError):
+            raise BadRequest(f"no record with id {record_id}", 404) from None
+
+    def image_file(self, record_id: int) -> tuple[pathlib.Path, str]:
+        """The absolute image path of a record (checked to lie inside the dataset) and its store path."""
+        ds = self.dataset()
+        record = self._get(record_id)
+        path = pathlib.Path(ds.image_path(record)).resolve()
+        root = self.dataset_dir.resolve()
+        # The store guarantees this; checked again because this is the one place a path meets HTTP.
+        if not path.is_relative_to(root):
+            raise BadRequest(f"image of record {record_id} lies outside the dataset", 404)
+        return path, str(record.path)
+
+    def read_image(self, record_id: int, path: pathlib.Path, rel: str) -> tuple[bytes | None, str | None]:
+        """Read (and on first use, fully decode) an image file: (bytes, None) or (None, problem)."""
+        from camlytics.frames import decode_jpeg
+
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None, self._problem(record_id, rel, "image file missing")
+        except OSError as exc:
+            return None, self._problem(record_id, rel, f"cannot read image file: {exc.strerror or exc}")
+        if record_id not in self._checked:
+            try:
+                decode_jpeg(data, what=rel)
+            except CamlyticsError as exc:
+                return None, self._problem(record_id, rel, str(exc).removeprefix(f"{rel}: "))
+            self._checked.add(record_id)
+        self.problems.pop(record_id, None)
+        return data, None
+
+    def _problem(self, record_id: int, rel: str, error: str) -> str:
+        self.problems[record_id] = {"id": record_id, "path": rel, "error": error}
+        return error
+
+    # -- writes --------------------------------------------------------------------------------------
+    def check_label(self, label: Any) -> str | None:
+        """A label value from a request: one of the classes, or null to clear; 400 otherwise."""
+        if label is None:
+            return None
+        classes = self.classes()
+        if not isinstance(label, str) or label not in classes:
+            raise BadRequest(f"label {label!r} is not one of the classes {classes}")
+        return label
+
+    def set_labels(self, record_ids: list[int], label: str | None) -> list[dict[str, Any]]:
+        """Label records (each its own transaction, written before the reply) and return them."""
+        ds = self.dataset()
+        records = [self._get(i) for i in record_ids]  # all must exist before anything is written
+        self._before_write()
+        if len(records) == 1 or label is None:
+            for r in records:
+                ds.set_label(r.id, label, self.annotator)
+        else:
+            ds.set_labels({r.id: label for r in records}, self.annotator)  # one transaction for a grid keystroke
+        return [record_json(ds.get(r.id)) for r in records]
+
+    def undo(self, count: int = 1) -> list[dict[str, Any]]:
+        """Revert this annotator's latest `count` label changes; the records touched, latest undo last."""
+        ds = self.dataset()
+        self._before_write()
+        touched: list[int] = []
+        for _ in range(count):
+            record_id = ds.undo_last_label(self.annotator)
+            if record_id is None:
+                break
+            touched.append(record_id)
+        return [record_json(ds.get(i)) for i in touched]
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> list[int] | None:
+        """Set (or clear) the dataset's region of interest."""
+        ds = self.dataset()
+        self._before_write()
+        ds.set_roi(roi)
+        return None if ds.roi is None else list(ds.roi)
+
+
+# -- request parsing -------------------------------------------------------------------------------
+async def json_body(request: Request) -> dict[str, Any]:
+    """The JSON object of a POST body; 415 unless sent as application/json (which cross-site forms cannot)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise BadRequest(f"content-type {ctype or 'none'!r}: send application/json", 415)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    try:
+        data = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def record_id_of(value: Any, what: str = "id") -> int:
+    """A record id from JSON: a non-negative integer (booleans and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest(f"{what}={value!r}: expected a record id (non-negative integer)")
+    return value
+
+
+def roi_of(value: Any) -> tuple[int, int, int, int] | None:
+    """An ROI from JSON: null or [x0, y0, x1, y1] integers with x0 < x1, y0 < y1, in image range."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 4
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+    ):
+        raise BadRequest(f"roi={value!r}: expected null or [x0, y0, x1, y1] integers")
+    x0, y0, x1, y1 = value
+    if not (0 <= x0 < x1 <= MAX_ROI_COORD and 0 <= y0 < y1 <= MAX_ROI_COORD):
+        raise BadRequest(f"roi={value!r}: need 0 <= x0 < x1 and 0 <= y0 < y1 (pixels)")
+    return (x0, y0, x1, y1)
+
+
+# -- the app ---------------------------------------------------------------------------------------
+def create_app(
+    dataset_dir: str | pathlib.Path,
+    *,
+    annotator: str,
+    on_quit: Callable[[], None] | None = None,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
+    """Build the annotation app for one dataset.
+
+    `on_quit` is called after the reply to POST /api/quit (the CLI stops uvicorn there).
+    `allowed_hosts` guards against DNS rebinding: by default only loopback Host headers are served.
+    """
+    service = AnnotationService(dataset_dir, annotator=annotator)
+
+    def json_response(data: Any, status: int = 200, **kwargs: Any) -> JSONResponse:
+        return JSONResponse(data, status, headers={"Cache-Control": "no-store", **SECURITY_HEADERS}, **kwargs)
+
+    async def index(request: Request) -> Response:
+        return Response((STATIC_DIR / "index.html").read_bytes(), media_type="text/html; charset=utf-8",
+                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_FILES:
+            raise BadRequest(f"no static file {name!r}", 404)
+        return Response((STATIC_DIR / name).read_bytes(), media_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+
+    async def state(request: Request) -> Response:
+        order = request.query_params.get("order", "auto")
+        if order not in ("auto", "time", "unlabelled_first", "uncertain"):
+            raise BadRequest(f"order={order!r}: expected auto, time, unlabelled_first or uncertain")
+        return json_response(await service.call(lambda: service.snapshot(order)))
+
+    async def record(request: Request) -> Response:
+        record_id = request.path_params["record_id"]
+        return json_response(await service.call(lambda: service.record(record_id)))
+
+    async def image(request: Request) -> Response:
+        record_id = request.path_params["record_id"]
+        path, rel = await service.call(lambda: service.image_file(record_id))
+        # Reading and decoding run off the dataset thread so that label writes never wait for them.
+        data, problem = await asyncio.to_thread(service.read_image, record_id, path, rel)
+        if data is None:
+            # The placeholder comes with an error status; browsers still draw it, scripts see the error.
+            return Response(placeholder_svg(record_id, problem or "unavailable"), status_code=404,
+                            media_type="image/svg+xml",
+                            headers={"Cache-Control": "no-store", "X-Camlytics-Problem": problem or "", **SECURITY_HEADERS})
+        # A record's image never changes (content-addressed), so the browser may keep it.
+        return Response(data, media_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=86400, immutable", **SECURITY_HEADERS})
+
+    async def label(request: Request) -> Response:
+        body = await json_body(request)
+        if "ids" in body:
+            ids = body["ids"]
+            if not isinstance(ids, list) or not ids or len(ids) > MAX_BATCH:
+                raise BadRequest(f"ids: expected a list of 1..{MAX_BATCH} record ids")
+            ids = [record_id_of(i, "ids[]") for i in ids]
+        else:
+            ids = [record_id_of(body.get("id"))]
+        if "label" not in body:
+            raise BadRequest("label: missing (a class name, or null to clear)")
+        value = await service.call(lambda: service.check_label(body["label"]))
+        records = await service.call(lambda: service.set_labels(ids, value))
+        return json_response({"ok": True, "records": records})
+
+    async def undo(request: Request) -> Response:
+        body = await json_body(request)
+        count = body.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_BATCH:
+            raise BadRequest(f"count={count!r}: expected an integer 1..{MAX_BATCH} (label changes to undo)")
+        records = await service.call(lambda: service.undo(count))
+        return json_response({"ok": True, "records": records})
+
+    async def roi(request: Request) -> Response:
+        body = await json_body(request)
+        if "roi" not in body:
+            raise BadRequest("roi: missing (null or [x0, y0, x1, y1])")
+        value = roi_of(body["roi"])
+        saved = await service.call(lambda: service.set_roi(value))
+        return json_response({"ok": True, "roi": saved})
+
+    async def problems(request: Request) -> Response:
+        return json_response({"problems": sorted(service.problems.values(), key=lambda p: p["id"])})
+
+    async def quit_(request: Request) -> Response:
+        await json_body(request)
+        task = BackgroundTask(on_quit) if on_quit else None
+        return json_response({"ok": True, "stopping": on_quit is not None}, background=task)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        return json_response({"error": str(exc)}, exc.status)
+
+    async def user_error(request: Request, exc: Exception) -> Response:
+        # A store refusal (e.g. the dataset vanished) is the user's problem, not a crash.
+        return json_response({"error": str(exc)}, 409)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await service.call(service.dataset)  # open now: a broken dataset fails at start, not on first key
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(service.close)
+
+    routes = [
+        Route("/", index),
+        Route("/static/{name}", static),
+        Route("/api/state", state),
+        Route("/api/records/{record_id:int}", record),
+        Route("/api/image/{record_id:int}", image),
+        Route("/api/label", label, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
+        Route("/api/roi", roi, methods=["POST"]),
+        Route("/api/problems", problems),
+        Route("/api/quit", quit_, methods=["POST"]),
+    ]
+    hosts = allowed_hosts if allowed_hosts is not None else LOOPBACK_HOSTS
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)],
+        exception_handlers={BadRequest: bad_request, CamlyticsError: user_error},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

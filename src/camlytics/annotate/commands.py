@@ -1,0 +1,120 @@
+"""`camlytics annotate DATASET`: start the labelling web app on this machine and print its URL."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import ipaddress
+import socket
+import sys
+
+from camlytics.errors import CamlyticsError
+
+DEFAULT_PORT = 8765
+
+
+def default_annotator() -> str:
+    """The OS user name, the default annotator recorded with every label."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return "annotator"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `annotate` sub-command."""
+    p = subparsers.add_parser(
+        "annotate",
+        help="label a dataset in the browser (keyboard first)",
+        description="Start a local web app to label DATASET. Keys: Up = open, Down = closed, 1..N = class N, "
+        "Left/Right = previous/next, Space = skip, U/Backspace = undo, L = last labelled, N = next unlabelled, "
+        "G = grid view, R = draw the region of interest, Q = quit.",
+    )
+    p.add_argument("dataset", metavar="DATASET", help="dataset directory (made by `camlytics collect`)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT}; 0 = any free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: only this machine; the app has no login)")
+    p.add_argument("--classes", default=None,
+                   help="comma-separated class names, e.g. open,closed (default: the dataset's classes)")
+    p.add_argument("--annotator", default=None, help="name stored with each label (default: the OS user)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.set_defaults(func=run)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (bound here so the URL is known before the server starts)."""
+    if not 0 <= port <= 65535:
+        raise CamlyticsError(f"--port {port}: expected 0..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CamlyticsError(f"--host {host!r}: cannot resolve ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        raise CamlyticsError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the dataset, start uvicorn, print the URL, serve until Q in the page or Ctrl-C."""
+    import uvicorn
+
+    from camlytics.annotate.app import create_app, validate_annotator, validate_classes
+    from camlytics.store import Dataset
+
+    annotator = validate_annotator(args.annotator or default_annotator())
+    classes = validate_classes(args.classes.split(",")) if args.classes else None
+    # Fail here with one line (missing, corrupt, newer version) rather than inside the server.
+    with Dataset.open(args.dataset, create=False) as ds:
+        if classes is not None and classes != ds.classes:
+            ds.backup_index()  # a write: back up first, like the first label of a session
+            ds.set_classes(classes)  # refuses (one line) when labels in use would fall outside the list
+        total = len(ds)
+
+    sock = bind_socket(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{port}/"
+    loopback = is_loopback(args.host)
+    server: uvicorn.Server | None = None
+
+    def quit_server() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(args.dataset, annotator=annotator, on_quit=quit_server,
+                     allowed_hosts=None if loopback else ["*"])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    print(f"camlytics annotate: {url}  ({total} images in {args.dataset}, annotator {annotator!r})", flush=True)
+    if not loopback:
+        print(f"camlytics annotate: warning: listening on {args.host}: anyone who can reach it can change labels",
+              file=sys.stderr, flush=True)
+    print("camlytics annotate: press Q in the page or Ctrl-C here to stop", flush=True)
+    if not args.no_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    print("camlytics annotate: stopped, every label is saved", flush=True)
+    return 0

@@ -1,0 +1,237 @@
+"""The state-sensor app that runs on the camera: fetch -> decode -> preprocess -> infer -> track
+-> publish, at a configured rate, from a JSON config file.
+
+Run it with `micropython -m camlytics.edge.app config.json` (on the camera, from the ACAP
+launcher) or `python -m camlytics.edge.app config.json`. It survives a camera that errors or
+disappears (backoff, keeps going) and a broker that restarts (reconnect, re-publish the retained
+state); its memory is stable (buffers are reused; `stats` lines report the heap).
+
+Log lines go to stdout, one per event, prefixed `camlytics-edge:`; a state change is also printed
+as `EVENT {json}` so a supervising process can read it.
+"""
+
+import gc
+import json
+import sys
+
+from camlytics.edge import config as config_mod
+from camlytics.edge import http
+from camlytics.edge.compat import IS_MICROPYTHON, sleep_ms, ticks_diff, ticks_ms, wall_time
+from camlytics.edge.infer import Network
+from camlytics.edge.model import load_model
+from camlytics.edge.mqtt import MQTTClient, ReconnectingPublisher
+from camlytics.edge.preprocess import prepare
+from camlytics.edge.publish import Topics, attributes_payload, discovery_config
+from camlytics.edge.spool import Spool
+from camlytics.edge.tracker import StateTracker
+
+
+def log(message):
+    """One log line on stdout (flushed: a supervisor reads it live)."""
+    print("camlytics-edge: " + message)
+    flush = getattr(sys.stdout, "flush", None)
+    if flush:
+        flush()
+
+
+def heap_used():
+    """Bytes allocated on the MicroPython heap after a collection (0 on CPython)."""
+    gc.collect()
+    return gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+
+
+class App:
+    """One camera, one model, the configured outputs."""
+
+    def __init__(self, cfg, model_bytes=None):
+        self.cfg = cfg
+        self.model = load_model(model_bytes if model_bytes is not None else cfg["model"])
+        self.meta = self.model.meta
+        self.classes = self.meta["classes"]
+        self.net = Network(self.model, backend=cfg["backend"])
+        self.model_name = self.meta.get("name", "camlytics")
+        cam = cfg["camera"]
+        self.camera = http.Client(cam["user"], cam["password"], timeout=cam["timeout"])
+        query = "compression=%d" % cam["compression"]
+        if cam["resolution"]:
+            query += "&resolution=" + cam["resolution"]
+        self.snapshot_url = cam["url"].rstrip("/") + "/axis-cgi/jpg/image.cgi?" + query
+        tr = cfg["tracker"]
+        self.tracker = StateTracker(self.classes, tr["stable_frames"], tr["threshold"], tr["low_streak"])
+        self.since = None
+        self.frames = 0
+        self.camera_errors = 0
+        self.published_state = None
+        self.mqtt = None
+        self.topics = None
+        if cfg["mqtt"]:
+            mq = cfg["mqtt"]
+            self.topics = Topics(mq["prefix"], mq["node_id"], mq["discovery_prefix"])
+            client = MQTTClient(mq["client_id"] or ("camlytics-" + mq["node_id"]), mq["host"], mq["port"],
+                                mq["user"], mq["password"], keepalive=mq["keepalive"])
+            client.set_last_will(self.topics.availability, "offline", retain=True, qos=1)
+            self.mqtt = ReconnectingPublisher(client, on_connect=self._on_mqtt_connect, log=log)
+        self.spool = Spool(cfg["spool"]["dir"], cfg["spool"]["max_bytes"], cfg["spool"]["max_files"]) if cfg["spool"] else None
+        self.timings = {"fetch": 0, "decode": 0, "infer": 0, "publish": 0}
+
+    # --- outputs ------------------------------------------------------------------------------
+
+    def _on_mqtt_connect(self, pub):
+        """After every (re)connect: availability, discovery config, then the retained state."""
+        mq = self.cfg["mqtt"]
+        client = pub.client
+        client.publish(self.topics.availability, "online", retain=True, qos=1)
+        if mq["ha_discovery"]:
+            payload = discovery_config(self.topics, self.classes, mq["name"], self.model_name)
+            client.publish(self.topics.discovery_topic(self.classes), payload, retain=True, qos=1)
+        if self.tracker.state is not None:
+            self._publish_state(client)
+
+    def _publish_state(self, client):
+        client.publish(self.topics.state, self.tracker.state, retain=True, qos=1)
+        client.publish(self.topics.attributes, attributes_payload(
+            self.tracker.confidence, self.since, self.tracker.changes, self.model_name, self.frames), retain=True)
+
+    def _state_changed(self, previous):
+        state = self.tracker.state
+        event = {"state": state, "previous": previous, "confidence": round(self.tracker.confidence, 4),
+                 "time": self.since, "frame": self.frames, "model": self.model_name}
+        print("EVENT " + json.dumps(event))
+        log("state %s (confidence %.2f)" % (state, self.tracker.confidence))
+        if self.mqtt and self.mqtt.ensure():
+            try:
+                self._publish_state(self.mqtt.client)
+            except Exception as exc:  # noqa: BLE001 - a broken broker must not stop the sensor
+                self.mqtt._failed(exc)
+        vi = self.cfg["virtual_input"]
+        if vi:
+            action = "activate" if state == vi["active_state"] else "deactivate"
+            url = self.cfg["camera"]["url"].rstrip("/") + "/axis-cgi/virtualinput/%s.cgi?schemaversion=1&port=%d" % (action, vi["port"])
+            self._call("virtual input", "GET", url, None, self.camera)
+        hook = self.cfg["webhook"]
+        if hook:
+            self._call("webhook", "POST", hook["url"], json.dumps(event), http.Client(None, None, timeout=5.0),
+                       {"Content-Type": "application/json"})
+
+    def _call(self, what, method, url, body, client, headers=None):
+        try:
+            response = client.request(method, url, body=body, headers=headers)
+            if response.status >= 300:
+                log("%s: HTTP %d" % (what, response.status))
+            elif b"<Error>" in response.body:
+                log("%s: camera reported an error" % what)
+        except Exception as exc:  # noqa: BLE001 - outputs are best effort, the loop goes on
+            log("%s failed: %s" % (what, exc))
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def step(self):
+        """Process one frame; returns the tracker update, or None if the camera failed."""
+        t0 = ticks_ms()
+        try:
+            response = self.camera.request("GET", self.snapshot_url)
+            if response.status != 200:
+                raise http.HTTPError("camera answered HTTP %d" % response.status)
+            jpeg = response.body
+        except Exception as exc:  # noqa: BLE001 - camera errors are expected; back off and retry
+            self.camera_errors += 1
+            if self.camera_errors == 1 or self.camera_errors % 10 == 0:
+                log("camera error (%d in a row): %s" % (self.camera_errors, exc))
+            return None
+        if self.camera_errors:
+            log("camera back after %d errors" % self.camera_errors)
+            self.camera_errors = 0
+        t1 = ticks_ms()
+        try:
+            tensor = prepare(jpeg, self.meta)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the sensor
+            log("cannot decode frame: %s" % exc)
+            return None
+        t2 = ticks_ms()
+        index, scores = self.net.predict(tensor)
+        t3 = ticks_ms()
+        self.frames += 1
+        previous = self.tracker.state
+        update = self.tracker.update(index, scores[index])
+        if update.changed:
+            self.since = wall_time()
+            self._state_changed(previous)
+        if update.surprise and self.spool:
+            self.spool.add(jpeg, update.surprise)
+        if self.mqtt:
+            self.mqtt.poll()
+        t4 = ticks_ms()
+        tm = self.timings
+        tm["fetch"] += ticks_diff(t1, t0)
+        tm["decode"] += ticks_diff(t2, t1)
+        tm["infer"] += ticks_diff(t3, t2)
+        tm["publish"] += ticks_diff(t4, t3)
+        return update
+
+    def run(self, max_frames=None):
+        """Loop at the configured rate until max_frames (0/None = forever)."""
+        max_frames = max_frames if max_frames is not None else self.cfg["max_frames"]
+        period = int(1000 / self.cfg["fps"])
+        stats_every = self.cfg["stats_every"]
+        backoff = 0
+        log("started: model %s, classes %s, %s backend, %s" % (
+            self.model_name, ",".join(self.classes), self.net.backend, "MicroPython" if IS_MICROPYTHON else "CPython"))
+        if self.mqtt:
+            self.mqtt.ensure()
+        while not max_frames or self.frames < max_frames:
+            start = ticks_ms()
+            update = self.step()
+            if update is None:
+                backoff = min(max(backoff * 2, 200), 10000)
+                if self.mqtt:
+                    self.mqtt.poll()
+                sleep_ms(backoff)
+                continue
+            backoff = 0
+            if stats_every and self.frames % stats_every == 0:
+                self.stats()
+            wait = period - ticks_diff(ticks_ms(), start)
+            if wait > 0:
+                sleep_ms(wait)
+        self.stats()
+
+    def stats(self):
+        """Log mean per-stage milliseconds and the heap in use."""
+        n = max(self.frames, 1)
+        tm = self.timings
+        log("stats frames=%d fetch=%.1fms decode=%.1fms infer=%.1fms publish=%.1fms heap=%d" % (
+            self.frames, tm["fetch"] / n, tm["decode"] / n, tm["infer"] / n, tm["publish"] / n, heap_used()))
+
+    def close(self):
+        """Disconnect politely (the broker keeps the retained state, availability goes offline)."""
+        if self.mqtt and self.mqtt.connected:
+            try:
+                self.mqtt.client.publish(self.topics.availability, "offline", retain=True, qos=1)
+            except Exception:  # noqa: BLE001
+                pass
+            self.mqtt.client.disconnect()
+
+
+def main(argv=None):
+    """Entry point: `app.py CONFIG.json`."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 2:
+        print("usage: camlytics.edge.app CONFIG.json")
+        return 2
+    try:
+        cfg = config_mod.load(argv[1])
+        app = App(cfg)
+    except Exception as exc:  # noqa: BLE001 - print one line, no traceback, for bad config/model
+        print("camlytics-edge: error: %s" % exc)
+        return 2
+    try:
+        app.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The edge app's JSON configuration: defaults, validation with messages naming the bad value."""
+
+import json
+
+DEFAULTS = {
+    "model": "model.cml",
+    "backend": "auto",  # auto | viper | numpy | pure
+    "camera": {
+        "url": "http://127.0.0.12",  # how an ACAP reaches VAPIX on the camera itself
+        "user": None,
+        "password": None,
+        "resolution": "640x360",
+        "compression": 30,
+        "timeout": 5.0,
+    },
+    "fps": 1.0,
+    "max_frames": 0,  # 0 = run forever
+    "tracker": {"stable_frames": 3, "threshold": 0.6, "low_streak": 3},
+    "mqtt": None,  # {"host", "port", "user", "password", "client_id", "prefix", "node_id", "ha_discovery", "discovery_prefix", "keepalive", "name"}
+    "virtual_input": None,  # {"port": 1..64, "active_state": "open"}
+    "webhook": None,  # {"url": "http://..."}
+    "spool": None,  # {"dir": "...", "max_bytes": 5000000, "max_files": 200}
+    "stats_every": 100,  # log timing/memory every N frames (0 = never)
+}
+
+MQTT_DEFAULTS = {
+    "host": "127.0.0.1",
+    "port": 1883,
+    "user": None,
+    "password": None,
+    "client_id": None,
+    "prefix": "camlytics",
+    "node_id": "door",
+    "ha_discovery": False,
+    "discovery_prefix": "homeassistant",
+    "keepalive": 30,
+    "name": "Door",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not JSON, or has a bad value."""
+
+
+def _merge(defaults, given, where):
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise ConfigError("%s must be an object, got %r" % (where, given))
+    out = dict(defaults)
+    for key in given:
+        if key not in defaults:
+            raise ConfigError("unknown setting %s.%s" % (where, key))
+        out[key] = given[key]
+    return out
+
+
+def _number(value, name, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ConfigError("%s must be a number in [%s, %s], got %r" % (name, lo, hi, value))
+    return value
+
+
+def validate(raw):
+    """Merge `raw` (a dict) over DEFAULTS and check every value; returns the full config."""
+    if not isinstance(raw, dict):
+        raise ConfigError("configuration must be a JSON object")
+    cfg = {}
+    for key in raw:
+        if key not in DEFAULTS:
+            raise ConfigError("unknown setting %r" % key)
+    for key, default in DEFAULTS.items():
+        value = raw.get(key, default)
+        if key == "camera":
+            value = _merge(default, value, "camera")
+        elif key == "tracker":
+            value = _merge(default, value, "tracker")
+        elif key == "mqtt" and value is not None:
+            value = _merge(MQTT_DEFAULTS, value, "mqtt")
+        cfg[key] = value
+    if cfg["backend"] not in ("auto", "viper", "numpy", "pure"):
+        raise ConfigError("backend must be auto, viper, numpy or pure, got %r" % cfg["backend"])
+    _number(cfg["fps"], "fps", 0.001, 100)
+    _number(cfg["max_frames"], "max_frames", 0, 10**9)
+    _number(cfg["stats_every"], "stats_every", 0, 10**9)
+    cam = cfg["camera"]
+    if not isinstance(cam["url"], str) or not cam["url"].startswith("http://"):
+        raise ConfigError("camera.url must start with http://, got %r" % cam["url"])
+    _number(cam["compression"], "camera.compression", 0, 100)
+    _number(cam["timeout"], "camera.timeout", 0.1, 300)
+    res = cam["resolution"]
+    if res is not None:
+        parts = res.split("x") if isinstance(res, str) else []
+        if len(parts) != 2 or not (parts[0].isdigit() and parts[1].isdigit()):
+            raise ConfigError("camera.resolution must look like 640x360, got %r" % (res,))
+    tr = cfg["tracker"]
+    _number(tr["stable_frames"], "tracker.stable_frames", 1, 1000)
+    _number(tr["threshold"], "tracker.threshold", 0.0, 1.0)
+    _number(tr["low_streak"], "tracker.low_streak", 1, 10**6)
+    mq = cfg["mqtt"]
+    if mq is not None:
+        _number(mq["port"], "mqtt.port", 1, 65535)
+        _number(mq["keepalive"], "mqtt.keepalive", 1, 65535)
+    vi = cfg["virtual_input"]
+    if vi is not None:
+        vi = _merge({"port": 1, "active_state": "open"}, vi, "virtual_input")
+        _number(vi["port"], "virtual_input.port", 1, 64)
+        cfg["virtual_input"] = vi
+    hook = cfg["webhook"]
+    if hook is not None:
+        hook = _merge({"url": None}, hook, "webhook")
+        if not isinstance(hook["url"], str) or not hook["url"].startswith("http://"):
+            raise ConfigError("webhook.url must start with http://, got %r" % (hook["url"],))
+        cfg["webhook"] = hook
+    sp = cfg["spool"]
+    if sp is not None:
+        sp = _merge({"dir": None, "max_bytes": 5000000, "max_files": 200}, sp, "spool")
+        if not isinstance(sp["dir"], str) or not sp["dir"]:
+            raise ConfigError("spool.dir must be a directory path, got %r" % (sp["dir"],))
+        _number(sp["max_bytes"], "spool.max_bytes", 1000, 10**11)
+        _number(sp["max_files"], "spool.max_files", 1, 10**7)
+        cfg["spool"] = sp
+    return cfg
+
+
+def load(path):
+    """Read and validate a JSON configuration file."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("cannot read configuration file %r" % path)
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ConfigError("configuration file %r is not valid JSON" % path)
+    return validate(raw)

@@ -1,0 +1,177 @@
+"""Run an int8 edge model: buffers allocated once per Network, kernels from the chosen backend.
+
+    net = Network(load_model("model.cml"))          # backend "auto": viper on MicroPython, numpy on CPython
+    index, scores = net.predict(input_bytes)        # input: uint8 [H][W][C] bytes, as preprocess makes
+"""
+
+import array
+import sys
+
+from camlytics.edge.model import DTYPE_RANGE, Model, load_model
+from camlytics.edge.ops import (
+    C, HB, HI, KH, KW, LO, OC, OH, OW, PH, PW, ROW, SH, SW, SX, SY, TABLE, YBASE, YROW, YZ, params,
+)
+
+BACKENDS = ("auto", "viper", "numpy", "pure")
+IS_MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def backend_module(name="auto"):
+    """`(name, module)` of a kernel backend; "auto" picks the fastest one this interpreter has."""
+    if name not in BACKENDS:
+        raise ValueError("backend must be one of %s, got %r" % (", ".join(BACKENDS), name))
+    if name == "auto":
+        for candidate in ("viper",) if IS_MICROPYTHON else ("numpy",):
+            try:
+                return backend_module(candidate)
+            except ValueError:
+                pass
+        name = "pure"
+    if name == "viper" and not IS_MICROPYTHON:
+        raise ValueError("backend 'viper' needs MicroPython")
+    if name == "numpy" and IS_MICROPYTHON:
+        raise ValueError("backend 'numpy' needs CPython with numpy")
+    try:
+        if name == "viper":
+            from camlytics.edge import ops_viper as module
+        elif name == "numpy":
+            from camlytics.edge import ops_numpy as module
+        else:
+            from camlytics.edge import ops as module
+    except (ImportError, SyntaxError) as exc:  # no numpy, or a MicroPython built without viper
+        raise ValueError("backend %r is not available here: %s" % (name, exc))
+    return name, module
+
+
+class _Step:
+    """One layer ready to run: its kernel, weights in the backend's form and parameter block."""
+
+    def __init__(self, kernel, weights, x, y, p):
+        self.kernel = kernel
+        self.weights = weights
+        self.x = x
+        self.y = y
+        self.p = p
+
+    def run(self):
+        if self.weights is None:
+            self.kernel(self.x, self.y, self.p)
+        else:
+            self.kernel(self.x, self.weights, self.y, self.p)
+
+
+def _padded_buffer(layer):
+    """The layer's input buffer `[PH][PW][C]`, its border filled with the (unsigned) zero point."""
+    h, w, c = layer.in_shape
+    top, left, bottom, right = layer.pad
+    xz = layer.x_zp - DTYPE_RANGE[layer.x_dtype][0]
+    ph, pw = h + top + bottom, w + left + right
+    buf = bytearray(ph * pw * c)
+    if xz:
+        for i in range(len(buf)):
+            buf[i] = xz
+    return buf, ph, pw
+
+
+def _fill_params(layer, p, ph, pw, ybase, yrow):
+    h, w, c = layer.in_shape
+    oh, ow, oc = layer.out_shape
+    kh, kw = (h, w) if layer.op == "gap" else layer.kernel
+    sh, sw = layer.stride
+    ylo = DTYPE_RANGE[layer.y_dtype][0]
+    p[OH], p[OW], p[OC], p[KH], p[KW], p[C] = oh, ow, oc, kh, kw, c
+    p[ROW], p[SY], p[SX], p[SH], p[SW], p[PH], p[PW] = pw * c, sh * pw * c, sw * c, sh, sw, ph, pw
+    p[YBASE], p[YROW] = ybase, yrow
+    p[YZ] = layer.y_zp - ylo
+    p[LO] = max(0, p[YZ]) if layer.relu else 0
+    p[HI] = DTYPE_RANGE[layer.y_dtype][1] - ylo
+    p[HB] = -2147483648  # bit 31, for sign-extending ptr32 reads in the viper kernels
+    xz = layer.x_zp - DTYPE_RANGE[layer.x_dtype][0]
+    t = TABLE
+    for k in range(len(layer.m)):
+        if layer.op == "gap":
+            acc0 = -xz * h * w
+        else:
+            n = len(layer.weights) // oc
+            sw_ = 0
+            for v in layer.weights[k * n:(k + 1) * n]:
+                sw_ += v - 256 if v > 127 else v
+            acc0 = layer.bias[k] - xz * sw_
+        p[t], p[t + 1], p[t + 2], p[t + 3] = acc0, layer.m[k], 1 << (layer.s[k] - 1), layer.s[k]
+        t += 4
+
+
+class Network:
+    """An int8 network with its activation buffers preallocated; `run` allocates nothing per call."""
+
+    def __init__(self, model, backend="auto"):
+        if not isinstance(model, Model):
+            model = load_model(model)
+        self.model = model
+        self.backend, ops = backend_module(backend)
+        layers = model.layers
+        bufs = [_padded_buffer(layer) for layer in layers]
+        n_out = layers[-1].out_shape[2]
+        self._out = bytearray(n_out)
+        self.logits = array.array("b", bytes(n_out))
+        self._steps = []
+        for i, layer in enumerate(layers):
+            x, ph, pw = bufs[i]
+            if i + 1 < len(layers):
+                y, _, ypw = bufs[i + 1]
+                top, left = layers[i + 1].pad[0], layers[i + 1].pad[1]
+                oc = layer.out_shape[2]
+                ybase, yrow = (top * ypw + left) * oc, ypw * oc
+            else:
+                y, ybase, yrow = self._out, 0, n_out
+            p = params(len(layer.m))
+            _fill_params(layer, p, ph, pw, ybase, yrow)
+            if layer.op == "gap":
+                kernel, weights = ops.gap, None
+            else:
+                kernel = ops.depthwise if layer.depthwise else ops.conv2d
+                weights = ops.prepare_weights(layer.weights)
+            self._steps.append(_Step(kernel, weights, x, y, p))
+        first = layers[0]
+        self._in = bufs[0][0]
+        h, w, c = first.in_shape
+        top, left = first.pad[0], first.pad[1]
+        self._in_rows = (h, w * c, (top * bufs[0][2] + left) * c, bufs[0][2] * c)
+
+    def run(self, x):
+        """int8 logits (an `array('b')`, reused by the next call) of a uint8 `[H][W][C]` input."""
+        h, n, base, pitch = self._in_rows
+        if not isinstance(x, (bytes, bytearray, memoryview)):
+            x = bytes(x)  # numpy arrays, array('B'), lists of ints
+        if len(x) != h * n:
+            raise ValueError("input must be %d bytes (%r uint8), got %d" % (h * n, self.model.input_shape, len(x)))
+        buf = self._in
+        if base == 0 and pitch == n:
+            buf[0:h * n] = x
+        else:
+            for r in range(h):
+                buf[base + r * pitch:base + r * pitch + n] = x[r * n:(r + 1) * n]
+        for step in self._steps:
+            step.run()
+        logits = self.logits
+        for i in range(len(logits)):
+            logits[i] = self._out[i] - 128  # int8 output stored offset by 128
+        return logits
+
+    def predict(self, x):
+        """`(class index, scores)`: the first largest logit wins; scores are display probabilities."""
+        logits = self.run(x)
+        best = 0
+        for i in range(1, len(logits)):
+            if logits[i] > logits[best]:
+                best = i
+        return best, softmax(logits, self.model.output_scale, self.model.output_zp)
+
+
+def softmax(logits, scale, zp):
+    """Probabilities `softmax(scale * (q - zp))` of int8 logits (not part of the bit-exact contract)."""
+    z = [scale * (q - zp) for q in logits]
+    top = max(z)
+    e = [2.718281828459045 ** (v - top) for v in z]
+    total = sum(e)
+    return [v / total for v in e]

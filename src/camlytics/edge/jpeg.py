@@ -1,0 +1,930 @@
+"""Baseline JPEG decoder for the edge: the luma plane (or RGB) at 1/1, 1/2, 1/4 or 1/8 scale.
+
+Runs unchanged on MicroPython (hot loops compiled with `@micropython.viper`) and CPython (the same
+loops as plain Python). The integer IDCTs are those of libjpeg(-turbo) (`jpeg_idct_islow` and the
+reduced-size `jpeg_idct_4x4/2x2/1x1`), so the luma plane is the same, bit for bit, as Pillow's
+`Image.draft("L", ...)` decode at every scale: the host trains on exactly what the camera sees.
+
+Supported: SOF0 baseline and SOF1 extended-sequential 8-bit Huffman JPEG, 1 (grey) or 3
+(YCbCr) components, any sampling factors 1..4 (4:4:4, 4:2:2, 4:2:0, ...), interleaved or
+non-interleaved scans, restart markers. Everything else raises `JpegError` with a message.
+"""
+
+import array
+
+try:
+    import micropython
+except ImportError:  # CPython: the viper kernels below run as plain Python functions.
+
+    class micropython:  # noqa: N801 - stands in for the MicroPython module of that name
+        """Identity decorators so `@micropython.viper` code runs unchanged on CPython."""
+
+        @staticmethod
+        def viper(func):
+            return func
+
+        @staticmethod
+        def native(func):
+            return func
+
+    ptr8 = ptr16 = ptr32 = object  # viper type names, only used in annotations
+
+# Limits: the largest image accepted (a camera sends 640x360 .. 4K); beyond, allocation would
+# exceed a camera's heap anyway. Callers can pass a smaller `max_pixels`.
+MAX_SIDE = 16384
+MAX_PIXELS = 1 << 25
+
+# Natural (row-major) index of the k-th coefficient in zig-zag order.
+ZIGZAG = bytes((
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
+    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+))
+
+# Huffman table slot layout inside one array('H'): a 9-bit lookahead table, then per code length
+# (1..16) maxcode + 1, mincode and the index of its first value, then the 256 values.
+_LOOK = 9
+_MAXC = 512
+_MINC = _MAXC + 17
+_VALP = _MINC + 17
+_VALS = _VALP + 17
+_TSZ = 832  # >= _VALS + 256, per table slot; slots 0-3 DC, 4-7 AC
+
+# Plan layout (array('H')): header, then 16 entries per block of an MCU, then the zig-zag table.
+_PB = 16
+_PZZ = _PB + 16 * 10
+_PLAN_SIZE = _PZZ + 64
+
+# Kernel status codes -> messages.
+_ERRORS = {
+    1: "corrupt entropy-coded data (invalid Huffman code)",
+    2: "corrupt entropy-coded data (coefficient out of range)",
+    3: "truncated or corrupt data (entropy-coded segment ended early)",
+    4: "missing or out-of-order restart marker",
+}
+
+_BIAS = 1 << 29  # DC predictors are stored biased so a 32-bit slot never holds a negative value
+
+
+class JpegError(ValueError):
+    """The bytes are not a JPEG this decoder supports, or they are corrupt or truncated."""
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels (viper on MicroPython). Integers stay within 32 bits on valid data; buffers are written
+# only at indices checked against the plan, so corrupt data gives garbage pixels or an error code,
+# never an out-of-bounds write.
+# --------------------------------------------------------------------------------------------
+
+
+@micropython.viper
+def _idct8(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
+    """libjpeg's jpeg_idct_islow: 8x8 coefficients -> 8x8 pixels, clipped to a[3] x a[4]."""
+    qo = int(a[0])
+    ws = ptr32(a)
+    # Pass 1: columns -> workspace at a[8..72), biased to stay non-negative (see _BIAS use below).
+    col = 0
+    while col < 8:
+        c1 = (int(coef[8 + col]) ^ 0x8000) - 0x8000
+        c2 = (int(coef[16 + col]) ^ 0x8000) - 0x8000
+        c3 = (int(coef[24 + col]) ^ 0x8000) - 0x8000
+        c4 = (int(coef[32 + col]) ^ 0x8000) - 0x8000
+        c5 = (int(coef[40 + col]) ^ 0x8000) - 0x8000
+        c6 = (int(coef[48 + col]) ^ 0x8000) - 0x8000
+        c7 = (int(coef[56 + col]) ^ 0x8000) - 0x8000
+        c0 = ((int(coef[col]) ^ 0x8000) - 0x8000) * int(qt[qo + col])
+        if c1 == 0 and c2 == 0 and c3 == 0 and c4 == 0 and c5 == 0 and c6 == 0 and c7 == 0:
+            dc = (c0 << 2) + 0x10000000
+            i = 8 + col
+            while i < 72:
+                ws[i] = dc
+                i += 8
+            col += 1
+            continue
+        z2 = c2 * int(qt[qo + 16 + col])
+        z3 = c6 * int(qt[qo + 48 + col])
+        z1 = (z2 + z3) * 4433
+        t2 = z1 - z3 * 15137
+        t3 = z1 + z2 * 6270
+        z3 = c4 * int(qt[qo + 32 + col])
+        t0 = (c0 + z3) << 13
+        t1 = (c0 - z3) << 13
+        t10 = t0 + t3
+        t13 = t0 - t3
+        t11 = t1 + t2
+        t12 = t1 - t2
+        t0 = c7 * int(qt[qo + 56 + col])
+        t1 = c5 * int(qt[qo + 40 + col])
+        t2 = c3 * int(qt[qo + 24 + col])
+        t3 = c1 * int(qt[qo + 8 + col])
+        z1 = t0 + t3
+        z2 = t1 + t2
+        z3 = t0 + t2
+        z4 = t1 + t3
+        z5 = (z3 + z4) * 9633
+        t0 = t0 * 2446
+        t1 = t1 * 16819
+        t2 = t2 * 25172
+        t3 = t3 * 12299
+        z1 = z1 * -7373
+        z2 = z2 * -20995
+        z3 = z3 * -16069 + z5
+        z4 = z4 * -3196 + z5
+        t0 += z1 + z3
+        t1 += z2 + z4
+        t2 += z2 + z3
+        t3 += z1 + z4
+        i = 8 + col
+        ws[i] = ((t10 + t3 + 1024) >> 11) + 0x10000000
+        ws[i + 56] = ((t10 - t3 + 1024) >> 11) + 0x10000000
+        ws[i + 8] = ((t11 + t2 + 1024) >> 11) + 0x10000000
+        ws[i + 48] = ((t11 - t2 + 1024) >> 11) + 0x10000000
+        ws[i + 16] = ((t12 + t1 + 1024) >> 11) + 0x10000000
+        ws[i + 40] = ((t12 - t1 + 1024) >> 11) + 0x10000000
+        ws[i + 24] = ((t13 + t0 + 1024) >> 11) + 0x10000000
+        ws[i + 32] = ((t13 - t0 + 1024) >> 11) + 0x10000000
+        col += 1
+    # Pass 2: rows -> pixels, with libjpeg's range limiting (x & 1023, then clamp or wrap).
+    o = int(a[1])
+    stride = int(a[2])
+    w = int(a[3])
+    h = int(a[4])
+    row = 0
+    while row < h:
+        i = 8 + row * 8
+        w0 = int(ws[i]) - 0x10000000
+        w1 = int(ws[i + 1]) - 0x10000000
+        w2 = int(ws[i + 2]) - 0x10000000
+        w3 = int(ws[i + 3]) - 0x10000000
+        w4 = int(ws[i + 4]) - 0x10000000
+        w5 = int(ws[i + 5]) - 0x10000000
+        w6 = int(ws[i + 6]) - 0x10000000
+        w7 = int(ws[i + 7]) - 0x10000000
+        z1 = (w2 + w6) * 4433
+        t2 = z1 - w6 * 15137
+        t3 = z1 + w2 * 6270
+        t0 = (w0 + w4) << 13
+        t1 = (w0 - w4) << 13
+        t10 = t0 + t3
+        t13 = t0 - t3
+        t11 = t1 + t2
+        t12 = t1 - t2
+        z1 = w7 + w1
+        z2 = w5 + w3
+        z3 = w7 + w3
+        z4 = w5 + w1
+        z5 = (z3 + z4) * 9633
+        t0 = w7 * 2446
+        t1 = w5 * 16819
+        t2 = w3 * 25172
+        t3 = w1 * 12299
+        z1 = z1 * -7373
+        z2 = z2 * -20995
+        z3 = z3 * -16069 + z5
+        z4 = z4 * -3196 + z5
+        t0 += z1 + z3
+        t1 += z2 + z4
+        t2 += z2 + z3
+        t3 += z1 + z4
+        # Outputs in column order 0..7, each descaled by 18 bits and range-limited.
+        col = 0
+        while col < w:
+            if col == 0:
+                v = t10 + t3
+            elif col == 1:
+                v = t11 + t2
+            elif col == 2:
+                v = t12 + t1
+            elif col == 3:
+                v = t13 + t0
+            elif col == 4:
+                v = t13 - t0
+            elif col == 5:
+                v = t12 - t1
+            elif col == 6:
+                v = t11 - t2
+            else:
+                v = t10 - t3
+            v = ((v + 131072) >> 18) & 1023
+            if v < 128:
+                v += 128
+            elif v < 512:
+                v = 255
+            elif v < 896:
+                v = 0
+            else:
+                v -= 896
+            out[o + col] = v
+            col += 1
+        o += stride
+        row += 1
+
+
+@micropython.viper
+def _idct4(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
+    """libjpeg's jpeg_idct_4x4: 8x8 coefficients -> 4x4 pixels, clipped to a[3] x a[4]."""
+    qo = int(a[0])
+    ws = ptr32(a)
+    col = 0
+    while col < 8:
+        if col == 4:  # column 4 does not contribute to a 4x4 output
+            col += 1
+            continue
+        c0 = ((int(coef[col]) ^ 0x8000) - 0x8000) * int(qt[qo + col])
+        z2 = ((int(coef[16 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 16 + col])
+        z3 = ((int(coef[48 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 48 + col])
+        t0 = c0 << 14
+        t2 = z2 * 15137 - z3 * 6270
+        t10 = t0 + t2
+        t12 = t0 - t2
+        z1 = ((int(coef[56 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 56 + col])
+        z2 = ((int(coef[40 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 40 + col])
+        z3 = ((int(coef[24 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 24 + col])
+        z4 = ((int(coef[8 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 8 + col])
+        t0 = z1 * -1730 + z2 * 11893 - z3 * 17799 + z4 * 8697
+        t2 = z1 * -4176 - z2 * 4926 + z3 * 7373 + z4 * 20995
+        i = 8 + col
+        ws[i] = ((t10 + t2 + 2048) >> 12) + 0x10000000
+        ws[i + 24] = ((t10 - t2 + 2048) >> 12) + 0x10000000
+        ws[i + 8] = ((t12 + t0 + 2048) >> 12) + 0x10000000
+        ws[i + 16] = ((t12 - t0 + 2048) >> 12) + 0x10000000
+        col += 1
+    o = int(a[1])
+    stride = int(a[2])
+    w = int(a[3])
+    h = int(a[4])
+    row = 0
+    while row < h:
+        i = 8 + row * 8
+        t0 = (int(ws[i]) - 0x10000000) << 14
+        t2 = (int(ws[i + 2]) - 0x10000000) * 15137 - (int(ws[i + 6]) - 0x10000000) * 6270
+        t10 = t0 + t2
+        t12 = t0 - t2
+        z1 = int(ws[i + 7]) - 0x10000000
+        z2 = int(ws[i + 5]) - 0x10000000
+        z3 = int(ws[i + 3]) - 0x10000000
+        z4 = int(ws[i + 1]) - 0x10000000
+        t0 = z1 * -1730 + z2 * 11893 - z3 * 17799 + z4 * 8697
+        t2 = z1 * -4176 - z2 * 4926 + z3 * 7373 + z4 * 20995
+        col = 0
+        while col < w:
+            if col == 0:
+                v = t10 + t2
+            elif col == 1:
+                v = t12 + t0
+            elif col == 2:
+                v = t12 - t0
+            else:
+                v = t10 - t2
+            v = ((v + 262144) >> 19) & 1023
+            if v < 128:
+                v += 128
+            elif v < 512:
+                v = 255
+            elif v < 896:
+                v = 0
+            else:
+                v -= 896
+            out[o + col] = v
+            col += 1
+        o += stride
+        row += 1
+
+
+@micropython.viper
+def _idct2(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
+    """libjpeg's jpeg_idct_2x2: 8x8 coefficients -> 2x2 pixels, clipped to a[3] x a[4]."""
+    qo = int(a[0])
+    ws = ptr32(a)
+    col = 0
+    while col < 8:
+        t10 = (((int(coef[col]) ^ 0x8000) - 0x8000) * int(qt[qo + col])) << 15
+        t0 = ((int(coef[56 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 56 + col]) * -5906
+        t0 += ((int(coef[40 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 40 + col]) * 6967
+        t0 += ((int(coef[24 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 24 + col]) * -10426
+        t0 += ((int(coef[8 + col]) ^ 0x8000) - 0x8000) * int(qt[qo + 8 + col]) * 29692
+        ws[8 + col] = ((t10 + t0 + 4096) >> 13) + 0x10000000
+        ws[16 + col] = ((t10 - t0 + 4096) >> 13) + 0x10000000
+        col += 1 if col == 0 else 2  # columns 0, 1, 3, 5, 7 only
+    o = int(a[1])
+    stride = int(a[2])
+    w = int(a[3])
+    h = int(a[4])
+    row = 0
+    while row < h:
+        i = 8 + row * 8
+        t10 = (int(ws[i]) - 0x10000000) << 15
+        t0 = (int(ws[i + 7]) - 0x10000000) * -5906 + (int(ws[i + 5]) - 0x10000000) * 6967
+        t0 += (int(ws[i + 3]) - 0x10000000) * -10426 + (int(ws[i + 1]) - 0x10000000) * 29692
+        col = 0
+        while col < w:
+            v = t10 + t0 if col == 0 else t10 - t0
+            v = ((v + 524288) >> 20) & 1023
+            if v < 128:
+                v += 128
+            elif v < 512:
+                v = 255
+            elif v < 896:
+                v = 0
+            else:
+                v -= 896
+            out[o + col] = v
+            col += 1
+        o += stride
+        row += 1
+
+
+@micropython.viper
+def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16, out: ptr8, a: ptr32) -> int:
+    """Decode one scan: Huffman-decode every MCU; write the emitted components' pixels to `out`.
+
+    plan[4] (mode) is the output block size: 1 = DC only (1/8 scale), 2/4/8 = reduced or full
+    IDCT, 0 = decode without output. st: [pos, end, ..., preds at 6..9]. Returns 0 or an error code.
+    """
+    nb = int(plan[0])
+    mx = int(plan[1])
+    my = int(plan[2])
+    ri = int(plan[3])
+    bs = int(plan[4])
+    pos = int(st[0])
+    end = int(st[1])
+    acc = 0
+    nbits = 0
+    fake = 0
+    left = ri
+    rstn = 0
+    mcuy = 0
+    while mcuy < my:
+        mcux = 0
+        while mcux < mx:
+            if ri != 0:
+                if left == 0:
+                    if fake > nbits:
+                        return 3
+                    nbits = 0
+                    acc = 0
+                    fake = 0
+                    if pos + 1 < end and int(data[pos]) == 0xFF and int(data[pos + 1]) == 0xD0 + rstn:
+                        pos += 2
+                    else:
+                        return 4
+                    rstn = (rstn + 1) & 7
+                    left = ri
+                    st[6] = _BIAS
+                    st[7] = _BIAS
+                    st[8] = _BIAS
+                    st[9] = _BIAS
+                left -= 1
+            b = 0
+            while b < nb:
+                pb = 16 + b * 16
+                # --- DC coefficient ---
+                if nbits < 16:
+                    while nbits <= 24:
+                        c = 0
+                        if pos < end:
+                            c = int(data[pos])
+                            if c == 0xFF:
+                                if pos + 1 < end and int(data[pos + 1]) == 0:
+                                    pos += 2
+                                else:
+                                    c = 0
+                                    fake += 8
+                            else:
+                                pos += 1
+                        else:
+                            fake += 8
+                        acc = ((acc & 0xFFFFFF) << 8) | c
+                        nbits += 8
+                t = int(plan[pb])
+                e = int(lut[t + ((acc >> (nbits - 9)) & 511)])
+                if e != 0:
+                    nbits -= e >> 8
+                    s = e & 255
+                else:
+                    ln = 10
+                    code = (acc >> (nbits - 10)) & 1023
+                    while ln <= 16 and code >= int(lut[t + 512 + ln]):
+                        ln += 1
+                        code = (acc >> (nbits - ln)) & ((1 << ln) - 1)
+                    if ln > 16:
+                        return 1
+                    s = int(lut[t + 563 + int(lut[t + 546 + ln]) + code - int(lut[t + 529 + ln])])
+                    nbits -= ln
+                v = 0
+                if s != 0:
+                    if s > 11:
+                        return 2
+                    if nbits < s:
+                        while nbits <= 24:
+                            c = 0
+                            if pos < end:
+                                c = int(data[pos])
+                                if c == 0xFF:
+                                    if pos + 1 < end and int(data[pos + 1]) == 0:
+                                        pos += 2
+                                    else:
+                                        c = 0
+                                        fake += 8
+                                else:
+                                    pos += 1
+                            else:
+                                fake += 8
+                            acc = ((acc & 0xFFFFFF) << 8) | c
+                            nbits += 8
+                    v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                    nbits -= s
+                    if v < (1 << (s - 1)):
+                        v -= (1 << s) - 1
+                ci = 6 + int(plan[pb + 2])
+                dc = int(st[ci]) - _BIAS + v
+                st[ci] = dc + _BIAS
+                emit = int(plan[pb + 3])
+                keep = emit != 0 and bs > 1
+                if keep:
+                    i = 1
+                    while i < 64:
+                        coef[i] = 0
+                        i += 1
+                    coef[0] = dc & 0xFFFF
+                anyac = 0
+                # --- AC coefficients (stored only when an IDCT will use them) ---
+                t = int(plan[pb + 1])
+                k = 1
+                while k < 64:
+                    if nbits < 16:
+                        while nbits <= 24:
+                            c = 0
+                            if pos < end:
+                                c = int(data[pos])
+                                if c == 0xFF:
+                                    if pos + 1 < end and int(data[pos + 1]) == 0:
+                                        pos += 2
+                                    else:
+                                        c = 0
+                                        fake += 8
+                                else:
+                                    pos += 1
+                            else:
+                                fake += 8
+                            acc = ((acc & 0xFFFFFF) << 8) | c
+                            nbits += 8
+                    e = int(lut[t + ((acc >> (nbits - 9)) & 511)])
+                    if e != 0:
+                        nbits -= e >> 8
+                        rs = e & 255
+                    else:
+                        ln = 10
+                        code = (acc >> (nbits - 10)) & 1023
+                        while ln <= 16 and code >= int(lut[t + 512 + ln]):
+                            ln += 1
+                            code = (acc >> (nbits - ln)) & ((1 << ln) - 1)
+                        if ln > 16:
+                            return 1
+                        rs = int(lut[t + 563 + int(lut[t + 546 + ln]) + code - int(lut[t + 529 + ln])])
+                        nbits -= ln
+                    s = rs & 15
+                    if s == 0:
+                        if rs != 0xF0:
+                            break  # end of block
+                        k += 16
+                        continue
+                    k += rs >> 4
+                    if k > 63:
+                        return 2
+                    if nbits < s:
+                        while nbits <= 24:
+                            c = 0
+                            if pos < end:
+                                c = int(data[pos])
+                                if c == 0xFF:
+                                    if pos + 1 < end and int(data[pos + 1]) == 0:
+                                        pos += 2
+                                    else:
+                                        c = 0
+                                        fake += 8
+                                else:
+                                    pos += 1
+                            else:
+                                fake += 8
+                            acc = ((acc & 0xFFFFFF) << 8) | c
+                            nbits += 8
+                    if keep:
+                        v = (acc >> (nbits - s)) & ((1 << s) - 1)
+                        if v < (1 << (s - 1)):
+                            v -= (1 << s) - 1
+                        coef[int(plan[_PZZ + k])] = v & 0xFFFF
+                        anyac = 1
+                    nbits -= s
+                    k += 1
+                if k > 64:
+                    return 2
+                # --- output ---
+                if emit != 0:
+                    bx = mcux * int(plan[pb + 7]) + int(plan[pb + 4])
+                    by = mcuy * int(plan[pb + 8]) + int(plan[pb + 5])
+                    wl = int(plan[pb + 11]) - bx * bs
+                    hl = int(plan[pb + 12]) - by * bs
+                    if wl > 0 and hl > 0:
+                        if wl > bs:
+                            wl = bs
+                        if hl > bs:
+                            hl = bs
+                        o = (int(plan[pb + 9]) << 16) + int(plan[pb + 10]) + by * bs * int(plan[pb + 13]) + bx * bs
+                        qo = int(plan[pb + 6])
+                        if anyac == 0:
+                            # DC only: every IDCT size gives the block mean, as jpeg_idct_1x1 does.
+                            v = ((dc * int(qt[qo]) + 4) >> 3) & 1023
+                            if v < 128:
+                                v += 128
+                            elif v < 512:
+                                v = 255
+                            elif v < 896:
+                                v = 0
+                            else:
+                                v -= 896
+                            y = 0
+                            while y < hl:
+                                x = 0
+                                while x < wl:
+                                    out[o + x] = v
+                                    x += 1
+                                o += int(plan[pb + 13])
+                                y += 1
+                        else:
+                            a[0] = qo
+                            a[1] = o
+                            a[2] = int(plan[pb + 13])
+                            a[3] = wl
+                            a[4] = hl
+                            if bs == 8:
+                                _idct8(coef, qt, out, a)
+                            elif bs == 4:
+                                _idct4(coef, qt, out, a)
+                            else:
+                                _idct2(coef, qt, out, a)
+                b += 1
+            mcux += 1
+        mcuy += 1
+    if fake > nbits:
+        return 3
+    st[0] = pos
+    return 0
+
+
+@micropython.viper
+def _next_marker(data: ptr8, pos: int, end: int) -> int:
+    """Position of the next marker (0xFF followed by neither 0x00 nor RSTn nor 0xFF), or `end`."""
+    while pos + 1 < end:
+        if int(data[pos]) == 0xFF:
+            c = int(data[pos + 1])
+            if c != 0 and c != 0xFF and (c < 0xD0 or c > 0xD7):
+                return pos
+        pos += 1
+    return end
+
+
+# --------------------------------------------------------------------------------------------
+# Headers (plain Python: runs once per image)
+# --------------------------------------------------------------------------------------------
+
+
+def _u16(data, pos):
+    return (data[pos] << 8) | data[pos + 1]
+
+
+def _build_huffman(lut, slot, counts, values):
+    """Fill table `slot` of `lut` from a DHT's 16 code-length counts and its values."""
+    base = slot * _TSZ
+    for i in range(_TSZ):
+        lut[base + i] = 0
+    code = 0
+    k = 0
+    for ln in range(1, 17):
+        n = counts[ln - 1]
+        lut[base + _MINC + ln] = code & 0xFFFF
+        lut[base + _VALP + ln] = k
+        for _ in range(n):
+            if ln <= _LOOK:
+                shift = _LOOK - ln
+                entry = (ln << 8) | values[k]
+                first = code << shift
+                for j in range(first, first + (1 << shift)):
+                    lut[base + j] = entry
+            code += 1
+            k += 1
+        if code > (1 << ln):
+            raise JpegError("invalid Huffman table (too many codes of length %d)" % ln)
+        # codes < maxcode + 1 have this length; 0 when the length has no codes
+        lut[base + _MAXC + ln] = code if n else 0
+        code <<= 1
+    for i in range(k):
+        lut[base + _VALS + i] = values[i]
+
+
+class _Frame:
+    """What the headers say: size, components, tables, restart interval."""
+
+    def __init__(self):
+        self.width = 0
+        self.height = 0
+        self.comps = []  # [id, h, v, tq]
+        self.hmax = 1
+        self.vmax = 1
+        self.qt = array.array("H", bytes(2 * 4 * 64))
+        self.qdefined = [False] * 4
+        self.lut = array.array("H", bytes(2 * 8 * _TSZ))
+        self.hdefined = [False] * 8
+        self.restart = 0
+
+
+def _read_dqt(f, data, pos, end):
+    while pos < end:
+        pq = data[pos] >> 4
+        tq = data[pos] & 15
+        pos += 1
+        if tq > 3 or pq > 1:
+            raise JpegError("invalid quantization table (precision %d, id %d)" % (pq, tq))
+        n = 128 if pq else 64
+        if pos + n > end:
+            raise JpegError("truncated quantization table")
+        for k in range(64):
+            q = _u16(data, pos + 2 * k) if pq else data[pos + k]
+            if q == 0:
+                raise JpegError("invalid quantization table (zero entry)")
+            f.qt[tq * 64 + ZIGZAG[k]] = q
+        f.qdefined[tq] = True
+        pos += n
+
+
+def _read_dht(f, data, pos, end):
+    while pos < end:
+        if pos + 17 > end:
+            raise JpegError("truncated Huffman table")
+        tc = data[pos] >> 4
+        th = data[pos] & 15
+        if tc > 1 or th > 3:
+            raise JpegError("invalid Huffman table (class %d, id %d)" % (tc, th))
+        counts = data[pos + 1:pos + 17]
+        total = sum(counts)
+        pos += 17
+        if total > 256 or pos + total > end:
+            raise JpegError("invalid or truncated Huffman table (%d values)" % total)
+        _build_huffman(f.lut, tc * 4 + th, counts, data[pos:pos + total])
+        f.hdefined[tc * 4 + th] = True
+        pos += total
+
+
+def _read_sof(f, data, pos, end, marker, max_pixels):
+    if end - pos < 6:
+        raise JpegError("truncated frame header")
+    precision = data[pos]
+    f.height = _u16(data, pos + 1)
+    f.width = _u16(data, pos + 3)
+    n = data[pos + 5]
+    if precision != 8:
+        raise JpegError("%d-bit JPEG is not supported (8-bit only)" % precision)
+    if f.height == 0:
+        raise JpegError("JPEG with height 0 (DNL) is not supported")
+    if f.width == 0 or f.width > MAX_SIDE or f.height > MAX_SIDE or f.width * f.height > max_pixels:
+        raise JpegError("image size %dx%d is out of range (max %d pixels)" % (f.width, f.height, max_pixels))
+    if n not in (1, 3):
+        raise JpegError("JPEG with %d components is not supported (1 or 3)" % n)
+    if end - pos != 6 + 3 * n:
+        raise JpegError("invalid frame header length")
+    for i in range(n):
+        cid = data[pos + 6 + 3 * i]
+        h = data[pos + 7 + 3 * i] >> 4
+        v = data[pos + 7 + 3 * i] & 15
+        tq = data[pos + 8 + 3 * i]
+        if not (1 <= h <= 4 and 1 <= v <= 4) or tq > 3:
+            raise JpegError("invalid component %d (sampling %dx%d, table %d)" % (cid, h, v, tq))
+        f.comps.append([cid, h, v, tq])
+    f.hmax = max(c[1] for c in f.comps)
+    f.vmax = max(c[2] for c in f.comps)
+    if n == 1:  # a single-component image has one block per MCU whatever its factors say
+        f.comps[0][1] = f.comps[0][2] = f.hmax = f.vmax = 1
+    if sum(c[1] * c[2] for c in f.comps) > 10:
+        raise JpegError("invalid sampling factors (more than 10 blocks per MCU)")
+
+
+_UNSUPPORTED = {
+    0xC2: "progressive JPEG (SOF2) is not supported; save baseline (progressive=False)",
+    0xC3: "lossless JPEG (SOF3) is not supported",
+    0xC9: "arithmetic-coded JPEG is not supported",
+    0xCA: "arithmetic-coded progressive JPEG is not supported",
+    0xCB: "arithmetic-coded lossless JPEG is not supported",
+}
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _plane_size(f, comp, scale_denom, block):
+    """(width, height) of a component's plane decoded with `block`-pixel IDCT output."""
+    cw = _ceil_div(f.width * comp[1], f.hmax)
+    ch = _ceil_div(f.height * comp[2], f.vmax)
+    return _ceil_div(cw * block, 8), _ceil_div(ch * block, 8)
+
+
+def _decode(data, scale_denom, targets, max_pixels):
+    """Parse `data`; decode the components in `targets` ({comp index: (offset, stride, w, h, block)}).
+
+    `targets` is a function (frame) -> (dict, output bytearray) called once the frame header is known.
+    Returns (frame, out).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise JpegError("expected JPEG bytes, got %s" % type(data).__name__)
+    if scale_denom not in (1, 2, 4, 8):
+        raise JpegError("scale_denom must be 1, 2, 4 or 8, got %r" % (scale_denom,))
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise JpegError("not a JPEG (no SOI marker)")
+    f = _Frame()
+    out = None
+    plan_targets = None
+    st = array.array("i", [0] * 16)
+    a = array.array("i", [0] * 80)  # IDCT arguments and workspace
+    coef = array.array("H", bytes(128))
+    plan = array.array("H", bytes(2 * _PLAN_SIZE))
+    for k in range(64):
+        plan[_PZZ + k] = ZIGZAG[k]
+    scanned = set()
+    pos = 2
+    while True:
+        if pos + 4 > n:
+            raise JpegError("truncated JPEG (no EOI marker)")
+        if data[pos] != 0xFF:
+            raise JpegError("corrupt JPEG: expected a marker at byte %d" % pos)
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:
+            break
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            raise JpegError("corrupt JPEG: unexpected marker 0xFF%02X at byte %d" % (marker, pos))
+        length = _u16(data, pos + 2)
+        seg = pos + 4
+        end = pos + 2 + length
+        if length < 2 or end > n:
+            raise JpegError("truncated or corrupt JPEG segment 0xFF%02X at byte %d" % (marker, pos))
+        if marker == 0xDB:
+            _read_dqt(f, data, seg, end)
+        elif marker == 0xC4:
+            _read_dht(f, data, seg, end)
+        elif marker == 0xDD:
+            if length != 4:
+                raise JpegError("invalid restart interval segment")
+            f.restart = _u16(data, seg)
+        elif marker in (0xC0, 0xC1):
+            if f.comps:
+                raise JpegError("corrupt JPEG: more than one frame header")
+            _read_sof(f, data, seg, end, marker, max_pixels)
+            plan_targets, out = targets(f)
+        elif marker in _UNSUPPORTED or 0xC5 <= marker <= 0xCF and marker not in (0xC8, 0xCC):
+            raise JpegError(_UNSUPPORTED.get(marker, "hierarchical/differential JPEG (SOF%d) is not supported" % (marker - 0xC0)))
+        elif marker == 0xDA:
+            if not f.comps:
+                raise JpegError("corrupt JPEG: scan before frame header")
+            end = _start_scan(f, data, seg, end, plan, plan_targets, scale_denom, scanned)
+            st[0] = end
+            st[1] = n
+            for i in range(6, 10):
+                st[i] = _BIAS
+            err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
+            if err:
+                raise JpegError(_ERRORS.get(err, "corrupt JPEG data (code %d)" % err))
+            end = _next_marker(data, st[0], n)
+        pos = end
+    if not f.comps:
+        raise JpegError("JPEG without a frame header")
+    missing = [i for i in plan_targets if i not in scanned]
+    if missing:
+        raise JpegError("truncated JPEG: component %d has no scan" % f.comps[missing[0]][0])
+    return f, out
+
+
+def _start_scan(f, data, pos, end, plan, plan_targets, scale_denom, scanned):
+    """Fill `plan` for the scan whose header is data[pos:end]; return where its data starts."""
+    ns = data[pos]
+    if not 1 <= ns <= 4 or end - pos != 4 + 2 * ns:
+        raise JpegError("invalid scan header")
+    if data[end - 3] != 0 or data[end - 2] != 63 or data[end - 1] != 0:
+        raise JpegError("invalid scan header for a sequential JPEG (Ss, Se, Ah/Al)")
+    comps = []
+    for i in range(ns):
+        cid = data[pos + 1 + 2 * i]
+        tables = data[pos + 2 + 2 * i]
+        idx = [j for j, c in enumerate(f.comps) if c[0] == cid]
+        if not idx:
+            raise JpegError("scan refers to unknown component %d" % cid)
+        td, ta = tables >> 4, tables & 15
+        if td > 3 or ta > 3 or not f.hdefined[td] or not f.hdefined[4 + ta]:
+            raise JpegError("scan of component %d uses an undefined Huffman table" % cid)
+        comps.append((idx[0], td, ta))
+    if ns == 1:
+        ci = comps[0][0]
+        c = f.comps[ci]
+        mx = _ceil_div(_ceil_div(f.width * c[1], f.hmax), 8)
+        my = _ceil_div(_ceil_div(f.height * c[2], f.vmax), 8)
+        layout = [(ci, comps[0][1], comps[0][2], 0, 0, 1, 1)]
+    else:
+        mx = _ceil_div(f.width, 8 * f.hmax)
+        my = _ceil_div(f.height, 8 * f.vmax)
+        layout = []
+        for ci, td, ta in comps:
+            c = f.comps[ci]
+            for by in range(c[2]):
+                for bx in range(c[1]):
+                    layout.append((ci, td, ta, bx, by, c[1], c[2]))
+        if len(layout) > 10:
+            raise JpegError("invalid scan: more than 10 blocks per MCU")
+    block = 0
+    for ci, td, ta, bx, by, h, v in layout:
+        if not f.qdefined[f.comps[ci][3]]:
+            raise JpegError("component %d uses an undefined quantization table" % f.comps[ci][0])
+        target = plan_targets.get(ci)
+        if target is not None:
+            block = target[4]
+    plan[0] = len(layout)
+    plan[1] = mx
+    plan[2] = my
+    plan[3] = f.restart
+    plan[4] = block
+    for b, (ci, td, ta, bx, by, h, v) in enumerate(layout):
+        p = _PB + 16 * b
+        target = plan_targets.get(ci)
+        plan[p] = td * _TSZ
+        plan[p + 1] = (4 + ta) * _TSZ
+        plan[p + 2] = ci
+        plan[p + 3] = 1 if target is not None else 0
+        plan[p + 4] = bx
+        plan[p + 5] = by
+        plan[p + 6] = f.comps[ci][3] * 64
+        plan[p + 7] = h
+        plan[p + 8] = v
+        if target is not None:
+            off, stride, w, hgt, blk = target
+            if blk != block:
+                raise JpegError("internal: one scan needs two IDCT sizes")
+            plan[p + 9] = off >> 16
+            plan[p + 10] = off & 0xFFFF
+            plan[p + 11] = w
+            plan[p + 12] = hgt
+            plan[p + 13] = stride
+        scanned.add(ci)
+    return end
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def info(jpeg_bytes):
+    """(width, height, components) from the frame header, without decoding."""
+    data = jpeg_bytes
+    n = len(data)
+    if n < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise JpegError("not a JPEG (no SOI marker)")
+    pos = 2
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            raise JpegError("corrupt JPEG: expected a marker at byte %d" % pos)
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = _u16(data, pos + 2)
+        if length < 2 or pos + 2 + length > n:
+            break
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if length < 8:
+                break
+            return _u16(data, pos + 7), _u16(data, pos + 5), data[pos + 9]
+        if marker == 0xDA or marker == 0xD9:
+            break
+        pos += 2 + length
+    raise JpegError("truncated JPEG: no frame header")
+
+
+def decode_luma(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
+    """Decode the luma (Y) plane at 1/scale_denom size -> (width, height, bytearray of width*height).
+
+    The size is (ceil(W / d), ceil(H / d)); pixels equal libjpeg's scaled decode (Pillow's
+    `draft("L", ...)`). At d = 8 each pixel is a block's DC value, the AC coefficients are only
+    skipped. A grey JPEG gives its only plane.
+    """
+    size = [0, 0]
+
+    def targets(f):
+        block = 8 // scale_denom
+        w, h = _plane_size(f, f.comps[0], scale_denom, block)
+        size[0], size[1] = w, h
+        return {0: (0, w, w, h, block)}, bytearray(w * h)
+
+    f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
+    return size[0], size[1], out

@@ -1,0 +1,1 @@
+"""Exporters of a trained model: the edge model file, ONNX and a dependency-free C runtime."""

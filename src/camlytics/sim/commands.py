@@ -1,0 +1,62 @@
+"""`camlytics simcam`: run the simulated Axis camera until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from camlytics.errors import CamlyticsError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `simcam` sub-command."""
+    p = subparsers.add_parser(
+        "simcam",
+        help="run a simulated Axis camera (VAPIX over HTTP) showing a synthetic door scene",
+        description="Serve a synthetic door scene over the VAPIX calls camlytics uses (image.cgi, "
+        "mjpg/video.cgi, basicdeviceinfo.cgi, apidiscovery.cgi, param.cgi, virtual inputs) with "
+        "Digest authentication. Ground truth: GET /camlytics-sim/truth?t=SECONDS.",
+    )
+    p.add_argument("--preset", default="office", help="scene preset (the installation), e.g. office, warehouse, home")
+    p.add_argument("--seed", type=int, default=0, help="simulated day (timeline seed); default 0")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per wall-clock second (e.g. 60: one hour per minute); default 1")
+    p.add_argument("--start", default="12:00", help="simulated time of day at start: HH:MM[:SS] or seconds; default 12:00")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1 (this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one; default 8080")
+    p.add_argument("--user", default="root", help="user name for Digest authentication; default root")
+    p.add_argument("--password", default=None,
+                   help="password (default: $CAMLYTICS_SIM_PASSWORD, else 'pass')")
+    p.add_argument("--no-auth", action="store_true", help="serve without authentication")
+    p.add_argument("--basic", action="store_true", help="also accept HTTP Basic authentication")
+    p.set_defaults(func=run_simcam)
+
+
+def run_simcam(args: argparse.Namespace) -> int:
+    """Start the server and block until interrupted."""
+    from camlytics.sim.camera import SimulatedCamera
+
+    password = args.password or os.environ.get("CAMLYTICS_SIM_PASSWORD") or "pass"
+    try:
+        cam = SimulatedCamera(
+            preset=args.preset, seed=args.seed, speed=args.speed, start=args.start,
+            auth=None if args.no_auth else (args.user, password), basic=args.basic,
+            host=args.host, port=args.port,
+        )
+        cam.start()
+    except (ValueError, OSError) as exc:
+        raise CamlyticsError(str(exc)) from None
+    auth = "no authentication" if args.no_auth else f"Digest auth as user {args.user!r}" + (" (+Basic)" if args.basic else "")
+    print(f"simulated Axis camera on {cam.url}  preset={cam.preset} seed={cam.seed} speed={cam.speed:g}x, {auth}")
+    print(f"  snapshot: {cam.url}/axis-cgi/jpg/image.cgi?resolution=640x360   truth: {cam.url}/camlytics-sim/truth")
+    print("  Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        cam.stop()
+    return 0

@@ -1,0 +1,181 @@
+"""Scene presets: one fixed camera installation each (room, door, lights, camera pose, behaviour).
+
+A preset is the installation; the seed passed to `Scene` only changes the simulated day (timeline,
+people, weather, noise). Lengths are metres, angles degrees, colours linear RGB in 0..1.
+World axes: x to the right of the room, y up, z from the camera's wall towards the door's wall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class Material:
+    """A surface look: `kind` picks the procedural texture; `ir` is its reflectance under IR light."""
+
+    kind: str  # paint | tiles | planks | concrete | blocks | wood | metal | carpet
+    color: RGB
+    color2: RGB = (0.0, 0.0, 0.0)  # grout, plank seams, grain, kick plate ...
+    scale: float = 0.5  # tile / plank / block size in metres
+    roughness: float = 0.04  # amplitude of the low-frequency blotches
+    ir: float = 0.5
+
+
+@dataclass(frozen=True)
+class Lamp:
+    """A point light: position (m), colour, intensity (irradiance at 1 m, facing it)."""
+
+    pos: tuple[float, float, float]
+    color: RGB
+    power: float
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything that describes one installation."""
+
+    name: str
+    description: str
+    # room box: x in [-width/2, width/2], z in [0, depth], y in [0, height]
+    width: float
+    depth: float
+    height: float
+    wall_thickness: float
+    # door in the back wall (z = depth): left edge x, width, height; hinge on "left"|"right";
+    # swing "out" (away from the camera, into the space behind) or "in" (into the room)
+    door_x: float
+    door_w: float
+    door_h: float
+    hinge: str
+    swing: str
+    door_thickness: float
+    # the space behind the door: a corridor parallel to the back wall
+    behind_depth: float
+    behind_height: float
+    # window on a side wall: side "left"|"right", z range, y range
+    window_side: str
+    window_z: tuple[float, float]
+    window_y: tuple[float, float]
+    # camera: position, yaw (deg, + turns right), pitch (deg, + looks up), horizontal field of view
+    cam_pos: tuple[float, float, float]
+    cam_yaw: float
+    cam_pitch: float
+    cam_hfov: float
+    # materials
+    floor: Material
+    walls: Material
+    ceiling: Material
+    door: Material
+    frame: Material
+    skirting: Material
+    behind_floor: Material
+    behind_walls: Material
+    # lights
+    lamps: tuple[Lamp, ...]
+    behind_lamps: tuple[Lamp, ...]
+    daylight_color: RGB
+    daylight_power: float  # window radiance at full daylight
+    ir_power: float  # camera IR illuminator strength
+    ir_reach: float  # metres at which IR light is half of its near value (beam falloff)
+    ambient: float  # fraction of each light's power that bounces around as uniform light
+    # behaviour: hours (local) when lights are on, when people are around, how the door is used
+    lights_schedule: tuple[tuple[float, float], ...]
+    activity_hours: tuple[tuple[float, float, float], ...]  # (from_h, to_h, weight)
+    propped_share: float  # share of the daily open time spent in long "propped open" events
+    behind_light_always: bool
+    lights_need_dark: bool = False  # lamps are only switched on when daylight is low (homes)
+    vignette: float = 0.35
+    shake_px: float = 0.8
+    extra: dict = field(default_factory=dict)
+
+
+OFFICE = Preset(
+    name="office",
+    description="Office: white walls, carpet tiles, wooden door to a lit corridor, daylight window",
+    width=5.0, depth=6.0, height=2.7, wall_thickness=0.15,
+    door_x=0.35, door_w=0.92, door_h=2.05, hinge="left", swing="out", door_thickness=0.045,
+    behind_depth=1.8, behind_height=2.6,
+    window_side="left", window_z=(1.8, 4.6), window_y=(0.85, 2.35),
+    cam_pos=(-2.15, 2.45, 0.25), cam_yaw=19.0, cam_pitch=-19.0, cam_hfov=88.0,
+    floor=Material("carpet", (0.16, 0.17, 0.19), (0.10, 0.11, 0.13), scale=0.5, roughness=0.05, ir=0.45),
+    walls=Material("paint", (0.72, 0.72, 0.70), roughness=0.025, ir=0.8),
+    ceiling=Material("paint", (0.80, 0.80, 0.80), roughness=0.01, ir=0.8),
+    door=Material("wood", (0.36, 0.20, 0.09), (0.22, 0.11, 0.045), scale=0.012, roughness=0.05, ir=0.55),
+    frame=Material("paint", (0.80, 0.80, 0.78), roughness=0.01, ir=0.85),
+    skirting=Material("paint", (0.30, 0.30, 0.30), roughness=0.01, ir=0.4),
+    behind_floor=Material("tiles", (0.42, 0.40, 0.36), (0.25, 0.24, 0.22), scale=0.3, roughness=0.04, ir=0.6),
+    behind_walls=Material("paint", (0.55, 0.62, 0.66), roughness=0.03, ir=0.7),
+    lamps=(Lamp((-0.8, 2.65, 2.2), (1.0, 0.98, 0.95), 2.2), Lamp((0.9, 2.65, 4.4), (1.0, 0.98, 0.95), 2.2)),
+    behind_lamps=(Lamp((0.8, 2.55, 7.1), (0.95, 1.0, 1.05), 1.6),),
+    daylight_color=(0.95, 1.0, 1.08), daylight_power=2.6,
+    ir_power=2.0, ir_reach=5.0, ambient=0.16,
+    lights_schedule=((7.3, 19.0),),
+    activity_hours=((7.5, 9.5, 3.0), (9.5, 12.0, 2.0), (12.0, 13.5, 3.0), (13.5, 17.0, 2.0), (17.0, 19.0, 2.5),
+                    (19.0, 22.0, 0.3), (5.5, 7.5, 0.3)),
+    propped_share=0.45,
+    behind_light_always=True,
+)
+
+WAREHOUSE = Preset(
+    name="warehouse",
+    description="Warehouse: grey block walls, concrete floor, steel door to the yard hall, strong IR",
+    width=9.0, depth=10.0, height=5.0, wall_thickness=0.25,
+    door_x=-0.9, door_w=1.05, door_h=2.15, hinge="right", swing="in", door_thickness=0.06,
+    behind_depth=4.0, behind_height=4.5,
+    window_side="right", window_z=(3.0, 8.0), window_y=(3.3, 4.4),
+    cam_pos=(2.0, 4.2, 0.4), cam_yaw=-12.0, cam_pitch=-27.0, cam_hfov=76.0,
+    floor=Material("concrete", (0.30, 0.30, 0.29), (0.65, 0.52, 0.06), scale=1.0, roughness=0.10, ir=0.5),
+    walls=Material("blocks", (0.36, 0.36, 0.35), (0.27, 0.27, 0.26), scale=0.4, roughness=0.06, ir=0.55),
+    ceiling=Material("concrete", (0.25, 0.25, 0.26), roughness=0.05, ir=0.4),
+    door=Material("metal", (0.26, 0.31, 0.36), (0.18, 0.19, 0.20), scale=0.3, roughness=0.03, ir=0.5),
+    frame=Material("metal", (0.12, 0.12, 0.13), roughness=0.02, ir=0.3),
+    skirting=Material("paint", (0.55, 0.45, 0.05), roughness=0.04, ir=0.5),
+    behind_floor=Material("concrete", (0.24, 0.23, 0.21), scale=1.0, roughness=0.12, ir=0.45),
+    behind_walls=Material("blocks", (0.42, 0.40, 0.37), (0.30, 0.29, 0.27), scale=0.4, roughness=0.05, ir=0.55),
+    lamps=(Lamp((-2.0, 4.8, 3.0), (1.0, 0.97, 0.9), 6.0), Lamp((2.0, 4.8, 7.0), (1.0, 0.97, 0.9), 6.0)),
+    behind_lamps=(Lamp((-0.4, 4.3, 12.0), (1.0, 0.62, 0.25), 4.5),),
+    daylight_color=(0.92, 0.98, 1.1), daylight_power=1.8,
+    ir_power=6.5, ir_reach=7.0, ambient=0.12,
+    lights_schedule=((5.8, 22.3),),
+    activity_hours=((6.0, 10.0, 2.0), (10.0, 14.0, 3.0), (14.0, 18.0, 2.0), (18.0, 22.0, 1.0), (22.0, 24.0, 0.15),
+                    (0.0, 6.0, 0.1)),
+    propped_share=0.6,
+    behind_light_always=False,
+    vignette=0.45,
+    shake_px=1.3,
+)
+
+HOME = Preset(
+    name="home",
+    description="Home: warm walls, oak floor, white panel door to a hallway, evening lamps",
+    width=4.2, depth=4.6, height=2.5, wall_thickness=0.12,
+    door_x=0.55, door_w=0.82, door_h=2.0, hinge="right", swing="out", door_thickness=0.04,
+    behind_depth=1.3, behind_height=2.5,
+    window_side="left", window_z=(1.0, 2.6), window_y=(0.9, 2.15),
+    cam_pos=(-1.75, 2.25, 0.2), cam_yaw=22.0, cam_pitch=-17.0, cam_hfov=92.0,
+    floor=Material("planks", (0.33, 0.19, 0.09), (0.20, 0.11, 0.05), scale=0.18, roughness=0.06, ir=0.55),
+    walls=Material("paint", (0.70, 0.52, 0.36), roughness=0.03, ir=0.75),
+    ceiling=Material("paint", (0.78, 0.74, 0.68), roughness=0.01, ir=0.8),
+    door=Material("panel", (0.80, 0.79, 0.76), (0.62, 0.61, 0.58), roughness=0.015, ir=0.85),
+    frame=Material("paint", (0.82, 0.81, 0.78), roughness=0.01, ir=0.85),
+    skirting=Material("paint", (0.82, 0.81, 0.78), roughness=0.01, ir=0.85),
+    behind_floor=Material("planks", (0.28, 0.15, 0.07), (0.16, 0.09, 0.04), scale=0.16, roughness=0.06, ir=0.5),
+    behind_walls=Material("paint", (0.55, 0.27, 0.18), roughness=0.03, ir=0.6),
+    lamps=(Lamp((-1.6, 1.5, 3.9), (1.0, 0.72, 0.42), 0.9), Lamp((1.7, 0.9, 1.6), (1.0, 0.68, 0.38), 0.5)),
+    behind_lamps=(Lamp((1.0, 2.3, 5.3), (1.0, 0.75, 0.45), 0.9),),
+    daylight_color=(0.95, 1.0, 1.08), daylight_power=2.2,
+    ir_power=1.4, ir_reach=4.0, ambient=0.2,
+    lights_schedule=((6.3, 8.2), (16.5, 23.4)),
+    activity_hours=((6.3, 8.5, 3.0), (8.5, 16.5, 0.6), (16.5, 19.0, 2.5), (19.0, 23.3, 2.0), (23.3, 24.0, 0.3),
+                    (0.0, 6.3, 0.05)),
+    propped_share=0.65,
+    behind_light_always=False,
+    lights_need_dark=True,
+    vignette=0.3,
+    shake_px=0.6,
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (OFFICE, WAREHOUSE, HOME)}

@@ -1,0 +1,92 @@
+"""The FrameSource interface every source implements: an iterator of Frames with limits and a skip policy."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+from camlytics.errors import SourceError
+from camlytics.frames import Frame
+
+log = logging.getLogger(__name__)
+
+
+def check_limit(name: str, value: float | int | None, *, integer: bool = False) -> float | int | None:
+    """Validate an optional positive limit (count, duration, interval); ValueError names the bad value."""
+    if value is None:
+        return None
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        raise SourceError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}") from None
+    if integer and float(value) != number:
+        raise SourceError(f"{name} must be a whole number, got {value!r}")
+    if number <= 0:
+        raise SourceError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
+class FrameSource:
+    """Frames in time order from one source; `skipped` counts corrupt frames that were dropped.
+
+    Subclasses implement `_read()`, yielding Frames and, for a frame that cannot be decoded, a
+    SourceError instance (not raised). The base class applies `count` and `duration` (seconds of frame
+    time after the first frame) and the skip policy: a bad frame is skipped and counted, unless nothing
+    good came yet from a live source (`strict_start`), or `max_bad_run` bad frames come in a row.
+    """
+
+    strict_start = True  # live sources: a first bad answer is an error, not a skip
+    max_bad_run = 20
+
+    def __init__(self, name: str, *, count: int | None = None, duration: float | None = None) -> None:
+        self.name = name
+        self.count = check_limit("count", count, integer=True)
+        self.duration = check_limit("duration", duration)
+        self.skipped = 0
+        self.produced = 0
+        self.last_error: SourceError | None = None
+        self._closed = False
+
+    def _read(self) -> Iterator[Frame | SourceError]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Frame]:
+        first_ts: float | None = None
+        bad_run = 0
+        if self.count is not None and self.produced >= self.count:
+            return
+        for item in self._read():
+            if isinstance(item, SourceError):
+                self.last_error = item
+                bad_run += 1
+                if (self.strict_start and self.produced == 0) or bad_run >= self.max_bad_run:
+                    if bad_run > 1:
+                        raise SourceError(f"{item} ({bad_run} bad frames in a row)")
+                    raise item
+                self.skipped += 1
+                log.warning("%s: skipped a bad frame: %s", self.name, item)
+                continue
+            bad_run = 0
+            if first_ts is None:
+                first_ts = item.timestamp
+            if self.duration is not None and item.timestamp - first_ts >= self.duration:
+                return
+            self.produced += 1
+            yield item
+            if self.count is not None and self.produced >= self.count:
+                return
+        if self.produced == 0 and self.last_error is not None:
+            raise SourceError(f"{self.last_error} (no readable frame; {self.skipped} skipped)")
+
+    def close(self) -> None:
+        """Release connections and files; iterating afterwards yields nothing."""
+        self._closed = True
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"

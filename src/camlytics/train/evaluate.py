@@ -1,0 +1,103 @@
+"""Evaluate a model directory on any frame source against a CSV of ground-truth labels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable
+
+import numpy as np
+
+from camlytics.errors import ModelError, SourceError
+from camlytics.frames import Frame
+from camlytics.train.metrics import classification_report
+from camlytics.train.predictor import Predictor
+
+MAX_LABEL_ROWS = 1_000_000
+
+
+def read_labels_csv(path: str | Path) -> dict[str, str]:
+    """`filename,label` rows (an optional header row is skipped) as {file name: label}."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SourceError(f"labels file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"labels file {path} cannot be read ({exc})") from None
+    labels: dict[str, str] = {}
+    for n, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 2:
+            raise SourceError(f"labels file {path} line {n}: expected 'filename,label', got {','.join(row)!r}")
+        name, label = row[0].strip(), row[1].strip()
+        if n == 1 and (name.lower(), label.lower()) == ("filename", "label"):
+            continue
+        if n > MAX_LABEL_ROWS:
+            raise SourceError(f"labels file {path}: more than {MAX_LABEL_ROWS} rows")
+        labels[PurePosixPath(name.replace("\\", "/")).name] = label
+    if not labels:
+        raise SourceError(f"labels file {path} has no 'filename,label' rows")
+    return labels
+
+
+def frame_name(frame: Frame) -> str | None:
+    """The file name a frame came from, as sources record it in `meta` (or in `source`)."""
+    for key in ("filename", "name", "path", "original_name"):
+        value = frame.meta.get(key)
+        if value:
+            return PurePosixPath(str(value).replace("\\", "/")).name
+    if frame.source and "/" in frame.source and not frame.source.startswith(("http", "sim:")):
+        return PurePosixPath(frame.source).name
+    return None
+
+
+def evaluate_arrays(predictor: Predictor, x: np.ndarray, labels: list[str], batch_size: int = 256) -> dict[str, Any]:
+    """Metrics of `predictor` on preprocessed inputs with their true label names."""
+    unknown = sorted(set(labels) - set(predictor.classes))
+    if unknown:
+        raise ModelError(f"labels {unknown} are not classes of the model {predictor.classes}")
+    probs = np.concatenate([predictor.probs(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    y = np.array([index[label] for label in labels], np.int64)
+    report = classification_report(y, probs.argmax(1), predictor.classes)
+    report["runtime"] = predictor.runtime
+    return report
+
+
+def collect_labelled(predictor: Predictor, frames: Iterable[Frame], labels: dict[str, str],
+                     progress: Any = None) -> tuple[np.ndarray, list[str], int]:
+    """Inputs and true labels of the frames that have a label; also the count of unlabelled frames."""
+    xs, ys, unlabelled = [], [], 0
+    task = progress.add_task("evaluate", total=None, status="") if progress is not None else None
+    for frame in frames:
+        name = frame_name(frame)
+        if name is None or name not in labels:
+            unlabelled += 1
+            continue
+        xs.append(predictor.inputs(frame))
+        ys.append(labels[name])
+        if task is not None:
+            progress.advance(task)
+    if not xs:
+        raise SourceError(f"no frame of the source matches a file name of the labels file "
+                          f"({unlabelled} frames, {len(labels)} labels)")
+    return np.stack(xs), ys, unlabelled
+
+
+def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path, runtime: str = "int8",
+                    progress: Any = None) -> dict[str, Any]:
+    """Run a model over a frame source and score it against `labels_csv`."""
+    from camlytics.sources import open_source
+    from camlytics.train.predictor import load_predictor
+
+    predictor = load_predictor(model_dir, runtime)
+    labels = read_labels_csv(labels_csv)
+    with open_source(source) as frames:
+        x, y, unlabelled = collect_labelled(predictor, frames, labels, progress)
+    report = evaluate_arrays(predictor, x, y)
+    report["unlabelled_frames"] = unlabelled
+    report["model_dir"] = str(model_dir)
+    report["source"] = source
+    return report

@@ -1,0 +1,113 @@
+"""The one training loop every stage uses: balanced batches, augmentation, cosine LR, best-epoch pick."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from camlytics.train.augment import AugmentConfig, augment_batch, to_tensor
+from camlytics.train.distill import Loss
+from camlytics.train.metrics import balanced_accuracy
+
+
+@dataclass
+class Arrays:
+    """Preprocessed examples: uint8 images (N, H, W, C) and class indices (N,)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.y))
+
+
+@dataclass
+class History:
+    """Per-epoch training loss and validation figures of one stage."""
+
+    name: str
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_balanced_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able copy."""
+        return dict(self.__dict__)
+
+
+def balanced_indices(y: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` indices drawn with equal probability per class (rare classes are repeated)."""
+    classes = np.unique(y)
+    per = math.ceil(count / len(classes))
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=True) for c in classes])
+    return rng.permutation(idx)[:count]
+
+
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float logits of `model` on unaugmented uint8 images (N, H, W, C)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out.append(model(to_tensor(x[i:i + batch_size])).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def fit(model: nn.Module, train: Arrays, val: Arrays, loss_fn: Loss, *, epochs: int, lr: float,
+        rng: np.random.Generator, augment: AugmentConfig | None, name: str, progress: Any = None,
+        batch_size: int = 64, min_epoch_size: int = 512, weight_decay: float = 1e-4) -> History:
+    """Train `model` in place and leave it at its best validation epoch; returns the history.
+
+    An epoch draws max(len(train), min_epoch_size) class-balanced examples so that tiny datasets
+    still get enough optimiser steps. The best epoch has the highest validation balanced accuracy,
+    ties going to the lower validation loss.
+    """
+    history = History(name)
+    num_classes = int(max(train.y.max(), val.y.max() if len(val) else 0)) + 1
+    epoch_size = max(len(train), min_epoch_size)
+    steps = epochs * math.ceil(epoch_size / batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
+    task = progress.add_task(name, total=steps, status="") if progress is not None else None
+    best: tuple[float, float] = (-1.0, math.inf)
+    best_state = copy.deepcopy(model.state_dict())
+    for epoch in range(epochs):
+        model.train()
+        order = balanced_indices(train.y, epoch_size, rng)
+        losses = []
+        for i in range(0, epoch_size, batch_size):
+            idx = order[i:i + batch_size]
+            x = augment_batch(train.x[idx], rng, augment) if augment else to_tensor(train.x[idx])
+            y = torch.from_numpy(train.y[idx].astype(np.int64))
+            loss = loss_fn(model(x), y, x)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss))
+            if task is not None:
+                progress.advance(task)
+        history.train_loss.append(float(np.mean(losses)))
+        logits = predict_logits(model, val.x)
+        vloss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.y.astype(np.int64))))
+        vacc = balanced_accuracy(val.y, logits.argmax(1), num_classes)
+        history.val_loss.append(vloss)
+        history.val_balanced_accuracy.append(vacc)
+        if (vacc, -vloss) > (best[0], -best[1]):
+            best = (vacc, vloss)
+            best_state = copy.deepcopy(model.state_dict())
+            history.best_epoch = epoch
+        if task is not None:
+            progress.update(task, status=f"epoch {epoch + 1}/{epochs} loss {history.train_loss[-1]:.3f} "
+                                         f"val {100 * vacc:.1f}%")
+    model.load_state_dict(best_state)
+    model.eval()
+    return history

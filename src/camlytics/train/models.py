@@ -1,0 +1,196 @@
+"""The tiny student network family, its MAC and weight-size counters, and (de)serialisation.
+
+A student is a plain `nn.Sequential` of Conv2d / BatchNorm2d / ReLU / AdaptiveAvgPool2d(1) /
+Flatten / Linear (contracts.md), so the int8 exporter and the pruner can walk it layer by layer.
+Shape: a 3x3 stride-2 stem, then depthwise-separable blocks (3x3 depthwise + 1x1 pointwise),
+global average pool, one dense layer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from camlytics.errors import ModelError
+
+# Blocks of the base (width multiplier 1.0) student: (output channels, stride).
+BASE_STEM = 16
+BASE_BLOCKS: tuple[tuple[int, int], ...] = ((24, 2), (32, 1), (48, 2), (64, 1), (96, 2))
+MIN_CHANNELS = 4
+
+
+@dataclass
+class StudentSpec:
+    """Architecture hyper-parameters of a student (config, not learned state)."""
+
+    input_hw: tuple[int, int] = (32, 32)
+    in_channels: int = 1
+    num_classes: int = 2
+    stem: int = BASE_STEM
+    blocks: list[tuple[int, int]] = field(default_factory=lambda: list(BASE_BLOCKS))
+
+    def scaled(self, width: float) -> "StudentSpec":
+        """The same shape with every channel count multiplied by `width` (at least MIN_CHANNELS)."""
+        def ch(c: int) -> int:
+            return max(MIN_CHANNELS, int(round(c * width)))
+        return StudentSpec(self.input_hw, self.in_channels, self.num_classes, ch(self.stem),
+                           [(ch(c), s) for c, s in self.blocks])
+
+
+def build_student(spec: StudentSpec) -> nn.Sequential:
+    """Build the float student for `spec` (BN after every conv, ReLU after every BN)."""
+    layers: list[nn.Module] = [nn.Conv2d(spec.in_channels, spec.stem, 3, 2, 1, bias=False),
+                               nn.BatchNorm2d(spec.stem), nn.ReLU()]
+    c = spec.stem
+    for out, stride in spec.blocks:
+        layers += [nn.Conv2d(c, c, 3, stride, 1, groups=c, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+                   nn.Conv2d(c, out, 1, 1, 0, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+        c = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, spec.num_classes)]
+    return nn.Sequential(*layers)
+
+
+def count_macs(model: nn.Module, input_chw: tuple[int, int, int]) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers)."""
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * kh * kw * (module.in_channels // module.groups)
+        elif isinstance(module, nn.Linear):
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_chw))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return int(total)
+
+
+def int8_weight_bytes(model: nn.Module) -> int:
+    """Bytes of the int8 weights plus int32 biases once BN is folded (one bias per output channel)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            total += m.weight.numel() + 4 * m.out_channels
+        elif isinstance(m, nn.Linear):
+            total += m.weight.numel() + 4 * m.out_features
+    return int(total)
+
+
+def size_student(base: StudentSpec, budget_macs: int, budget_bytes: int) -> tuple[StudentSpec, float]:
+    """The widest scaling of `base` whose MACs and int8 weight bytes fit both budgets."""
+    chw = (base.in_channels, *base.input_hw)
+    best: tuple[StudentSpec, float] | None = None
+    for step in range(1, 65):  # width 1/16 .. 4 in steps of 1/16
+        width = step / 16
+        spec = base.scaled(width)
+        model = build_student(spec)
+        if count_macs(model, chw) > budget_macs or int8_weight_bytes(model) > budget_bytes:
+            break
+        best = (spec, width)
+    if best is None:
+        raise ModelError(f"budget too small: even the narrowest student needs more than {budget_macs} MACs "
+                         f"or {budget_bytes} weight bytes at input {base.input_hw[1]}x{base.input_hw[0]}")
+    return best
+
+
+# ---- (de)serialisation of a Sequential made of the allowed layer types ----
+
+def sequential_arch(model: nn.Sequential) -> list[dict[str, Any]]:
+    """A JSON-able description of every layer of a student, enough to rebuild it."""
+    arch: list[dict[str, Any]] = []
+    for m in model:
+        if isinstance(m, nn.Conv2d):
+            arch.append({"type": "conv", "in": m.in_channels, "out": m.out_channels, "kernel": list(m.kernel_size),
+                         "stride": list(m.stride), "padding": list(m.padding), "groups": m.groups,
+                         "bias": m.bias is not None})
+        elif isinstance(m, nn.BatchNorm2d):
+            arch.append({"type": "bn", "channels": m.num_features})
+        elif isinstance(m, nn.ReLU):
+            arch.append({"type": "relu"})
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            arch.append({"type": "gap"})
+        elif isinstance(m, nn.Flatten):
+            arch.append({"type": "flatten"})
+        elif isinstance(m, nn.Linear):
+            arch.append({"type": "linear", "in": m.in_features, "out": m.out_features})
+        else:
+            raise ModelError(f"layer {type(m).__name__} is not allowed in a student")
+    return arch
+
+
+def build_from_arch(arch: list[dict[str, Any]]) -> nn.Sequential:
+    """Rebuild a student from `sequential_arch` output."""
+    layers: list[nn.Module] = []
+    for i, a in enumerate(arch):
+        kind = a.get("type")
+        if kind == "conv":
+            if not isinstance(a.get("padding"), list) or any(not isinstance(p, int) for p in a["padding"]):
+                raise ModelError(f"layer {i}: conv padding must be integers, got {a.get('padding')!r}")
+            layers.append(nn.Conv2d(a["in"], a["out"], tuple(a["kernel"]), tuple(a["stride"]), tuple(a["padding"]),
+                                    groups=a["groups"], bias=a["bias"]))
+        elif kind == "bn":
+            layers.append(nn.BatchNorm2d(a["channels"]))
+        elif kind == "relu":
+            layers.append(nn.ReLU())
+        elif kind == "gap":
+            layers.append(nn.AdaptiveAvgPool2d(1))
+        elif kind == "flatten":
+            layers.append(nn.Flatten())
+        elif kind == "linear":
+            layers.append(nn.Linear(a["in"], a["out"]))
+        else:
+            raise ModelError(f"layer {i}: unknown layer type {kind!r}")
+    return nn.Sequential(*layers)
+
+
+def save_student(path: Path, model: nn.Sequential, meta: dict[str, Any]) -> None:
+    """Write `student.pt`: the architecture, the float state dict and `meta` (classes, input, ROI...)."""
+    torch.save({"format": "camlytics-student", "version": 1, "arch": sequential_arch(model),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
+
+
+def load_student(path: Path) -> tuple[nn.Sequential, dict[str, Any]]:
+    """Read `student.pt` back into an eval-mode Sequential and its metadata."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except Exception as exc:  # torch raises many types for corrupt pickles
+        raise ModelError(f"{path}: not a readable student model ({exc.__class__.__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "camlytics-student":
+        raise ModelError(f"{path}: not a camlytics student model")
+    model = build_from_arch(blob["arch"])
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as exc:
+        raise ModelError(f"{path}: weights do not match the architecture ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return model, dict(blob.get("meta", {}))
+
+
+def spec_dict(spec: StudentSpec) -> dict[str, Any]:
+    """`spec` as plain JSON-able data."""
+    d = asdict(spec)
+    d["input_hw"] = list(spec.input_hw)
+    d["blocks"] = [list(b) for b in spec.blocks]
+    return d
+
+
+def receptive_downsampling(spec: StudentSpec) -> int:
+    """Total stride of the student (input pixels per cell of the last feature map)."""
+    return 2 * math.prod(s for _, s in spec.blocks)

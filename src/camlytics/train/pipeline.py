@@ -1,0 +1,278 @@
+"""The whole `camlytics train` run: data -> teacher -> student alone -> distilled -> pruned -> int8.
+
+Everything is written into a temporary directory next to MODEL_DIR and renamed into place at the
+very end, so a failed or interrupted run never leaves a partial model directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camlytics.errors import TrainingError
+
+BUDGET_MACS = 500_000
+BUDGET_BYTES = 32 * 1024
+PTQ_TOLERANCE = 0.005  # QAT runs when post-training quantization loses more than 0.5 points
+MODEL_DIR_MARKER = "config.json"
+
+
+@dataclass
+class TrainConfig:
+    """Every choice of a training run (written to config.json)."""
+
+    classes: list[str] | None = None
+    roi: tuple[int, int, int, int] | None = None
+    input_wh: tuple[int, int] = (32, 32)
+    color: str = "gray"
+    budget_macs: int = BUDGET_MACS
+    budget_bytes: int = BUDGET_BYTES
+    teacher_weights: str | None = None
+    epochs_teacher: int = 20
+    epochs_student: int = 30
+    epochs_finetune: int = 12
+    epochs_qat: int = 8
+    prune_headroom: float = 1.6  # the student starts this much over budget; pruning brings it back
+    seed: int = 0
+    threads: int = 0  # 0: min(2, CPUs)
+    name: str = "door"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """TrainingError naming the first bad setting."""
+        for key in ("epochs_teacher", "epochs_student", "epochs_finetune", "epochs_qat"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise TrainingError(f"{key.replace('_', '-')} must be a whole number >= 1, got {getattr(self, key)!r}")
+        if self.budget_macs < 1000:
+            raise TrainingError(f"budget-macs must be >= 1000, got {self.budget_macs!r}")
+        if self.color not in ("gray", "rgb"):
+            raise TrainingError(f"color must be 'gray' or 'rgb', got {self.color!r}")
+        if self.prune_headroom < 1.0:
+            raise TrainingError(f"prune-headroom must be >= 1, got {self.prune_headroom!r}")
+
+
+def prepare_output(out: Path) -> Path:
+    """Check MODEL_DIR can be (re)placed and make the temporary directory beside it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MODEL_DIR_MARKER).is_file():
+        raise TrainingError(f"--out {out} is a non-empty directory that is not a model directory; "
+                            "choose another path")
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise TrainingError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def commit_output(tmp: Path, out: Path) -> None:
+    """Move the finished temporary directory to `out`, replacing an older model directory."""
+    out = Path(out)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _set_threads(cfg: TrainConfig) -> None:
+    import torch
+
+    torch.set_num_threads(cfg.threads or max(1, min(2, os.cpu_count() or 1)))
+
+
+def _stage_seed(seed: int, stage: str) -> np.random.Generator:
+    import torch
+
+    offset = {"split": 0, "teacher": 1, "student": 2, "distilled": 3, "pruned": 4, "qat": 5}[stage]
+    torch.manual_seed(seed * 101 + offset)
+    return np.random.default_rng([seed, offset])
+
+
+def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, console: Any = None) -> dict[str, Any]:
+    """Train, quantize and export; returns metrics.json's content. Nothing is left in `out` on failure."""
+    cfg.validate()
+    out = Path(out)
+    tmp = prepare_output(out)
+    try:
+        metrics = _train_into(Path(dataset), tmp, cfg, console)
+        commit_output(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _progress(console: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("{task.fields[status]}"), console=console, transient=False,
+                    disable=console is None)
+
+
+def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any) -> dict[str, Any]:
+    import torch
+
+    from camlytics.train import int8ref
+    from camlytics.train.augment import AugmentConfig
+    from camlytics.train.data import load_labelled, time_block_split
+    from camlytics.train.distill import distillation_loss, hard_loss
+    from camlytics.train.fit import fit, predict_logits
+    from camlytics.train.metrics import balanced_accuracy, classification_report
+    from camlytics.train.models import (StudentSpec, build_student, count_macs, int8_weight_bytes, save_student,
+                                        size_student, spec_dict)
+    from camlytics.train.prune import prune_to_budget
+    from camlytics.train.teacher import build_teacher
+
+    started = time.monotonic()
+    _set_threads(cfg)
+    # Teacher weights are checked before any slow work so a wrong file fails at once.
+    teacher_weights = Path(cfg.teacher_weights) if cfg.teacher_weights else None
+    if teacher_weights is not None:
+        from camlytics.train.teacher import MobileNetV2, load_imagenet_weights
+        load_imagenet_weights(MobileNetV2(2), teacher_weights)
+
+    timings: dict[str, float] = {}
+    stages: dict[str, dict[str, Any]] = {}
+    histories = []
+    aug = AugmentConfig()
+    with _progress(console) as progress:
+        t0 = time.monotonic()
+        data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
+                             progress=progress)
+        train_idx, val_idx = time_block_split(data.timestamps, data.y, seed=cfg.seed)
+        train, val = data.subset(train_idx), data.subset(val_idx)
+        timings["data"] = time.monotonic() - t0
+        k = len(data.classes)
+        chw = (data.spec.channels, data.spec.height, data.spec.width)
+
+        def score(model: torch.nn.Module) -> float:
+            return balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k)
+
+        def record(name: str, model: torch.nn.Module, t_start: float, **extra: Any) -> None:
+            timings[name] = time.monotonic() - t_start
+            stages[name] = {"val_balanced_accuracy": score(model), "macs": count_macs(model, chw),
+                            "params": int(sum(p.numel() for p in model.parameters())), "seconds": timings[name], **extra}
+
+        # 1. Teacher.
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "teacher")
+        teacher = build_teacher(data.spec.channels, k, teacher_weights)
+        histories.append(fit(teacher, train, val, hard_loss(), epochs=cfg.epochs_teacher,
+                             lr=1e-3 if teacher_weights else 3e-3, rng=rng, augment=aug, name="teacher",
+                             progress=progress))
+        record("teacher", teacher, t0, kind="mobilenet_v2" if teacher_weights else "wide_cnn")
+
+        # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
+        base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
+        spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
+                                   int(cfg.budget_bytes * cfg.prune_headroom))
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "student")
+        student = build_student(spec)
+        init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
+        histories.append(fit(student, train, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                             augment=aug, name="student", progress=progress))
+        record("student", student, t0, width=width)
+
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "distilled")
+        distilled = build_student(spec)
+        distilled.load_state_dict(init_state)
+        kd = distillation_loss(teacher)
+        histories.append(fit(distilled, train, val, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                             augment=aug, name="distilled", progress=progress))
+        record("distilled", distilled, t0, width=width)
+
+        # 4. Structured pruning to the budget, fine-tuned with the teacher.
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "pruned")
+        pruned, keep_ratio = prune_to_budget(distilled, chw, cfg.budget_macs, cfg.budget_bytes)
+        histories.append(fit(pruned, train, val, kd, epochs=cfg.epochs_finetune, lr=2e-3, rng=rng,
+                             augment=aug, name="pruned", progress=progress))
+        record("pruned", pruned, t0, keep_ratio=keep_ratio)
+
+        # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
+        t0 = time.monotonic()
+        preprocess = {"color": data.spec.color, "roi": list(data.spec.roi),
+                      "source_size": list(data.spec.source_size), "resize": "area"}
+        qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
+        int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
+        float_acc = stages["pruned"]["val_balanced_accuracy"]
+        ptq_acc, qat_used = int8_acc, False
+        if float_acc - int8_acc > PTQ_TOLERANCE:
+            from camlytics.train.quantize import prepare_qat
+            rng = _stage_seed(cfg.seed, "qat")
+            qat = prepare_qat(pruned, train.x)
+            histories.append(fit(qat, train, val, kd, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, augment=aug,
+                                 name="qat", progress=progress))
+            qat_model = qat.to_sequential().eval()
+            q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
+            acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
+            if acc2 > int8_acc:
+                pruned, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
+                stages["pruned"]["val_balanced_accuracy"] = float_acc = score(pruned)
+        timings["int8"] = time.monotonic() - t0
+
+    # 6. Artefacts.
+    model_bytes = qmodel.to_bytes()
+    (tmp / "model.cml").write_bytes(model_bytes)
+    int8_logits = int8ref.forward(qmodel, val.x)
+    float_logits = predict_logits(pruned, val.x)
+    stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,
+                      "macs": count_macs(pruned, chw), "weight_bytes": int8_weight_bytes(pruned),
+                      "file_bytes": len(model_bytes), "seconds": timings["int8"]}
+    meta = {"classes": data.classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": cfg.name}
+    save_student(tmp / "student.pt", pruned, meta)
+    onnx_diff = _export_onnx(pruned, tmp / "model.onnx", val.x, data.classes)
+    metrics = {
+        "classes": data.classes, "input": data.spec.to_dict(),
+        "counts": {"train": {c: int((train.y == i).sum()) for i, c in enumerate(data.classes)},
+                   "val": {c: int((val.y == i).sum()) for i, c in enumerate(data.classes)}},
+        "stages": stages,
+        "float": classification_report(val.y, float_logits.argmax(1), data.classes),
+        "int8": classification_report(val.y, int8_logits.argmax(1), data.classes),
+        "int8_float_agreement": float(np.mean(int8_logits.argmax(1) == float_logits.argmax(1))),
+        "macs": stages["int8"]["macs"], "weight_bytes": stages["int8"]["weight_bytes"],
+        "model_file_bytes": len(model_bytes), "onnx_max_abs_diff": onnx_diff,
+        "budget": {"macs": cfg.budget_macs, "weight_bytes": cfg.budget_bytes},
+        "timings": timings, "train_seconds": time.monotonic() - started,
+        "histories": [h.to_dict() for h in histories],
+    }
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    config = {**{k_: v for k_, v in asdict(cfg).items() if k_ != "extra"}, **cfg.extra, "dataset": str(dataset),
+              "classes": data.classes, "input": data.spec.to_dict(), "student": spec_dict(spec),
+              "record_ids": {"train": [data.record_ids[i] for i in train_idx],
+                             "val": [data.record_ids[i] for i in val_idx]}}
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    from camlytics.train.report import write_report
+    write_report(tmp, metrics, val.x, val.y, float_logits, int8_logits)
+    metrics["train_seconds"] = time.monotonic() - started
+    return metrics
+
+
+def _quantize(model: Any, calib: np.ndarray, classes: list[str], preprocess: dict[str, Any], name: str) -> Any:
+    from camlytics.train.quantize import quantize
+
+    return quantize(model, calib, classes=classes, preprocess=preprocess, name=name)
+
+
+def _export_onnx(model: Any, path: Path, x: np.ndarray, classes: list[str]) -> float:
+    """Write the ONNX file and return the largest |onnxruntime - torch| logit difference on `x`."""
+    from camlytics.export.onnx import export_onnx, onnx_parity
+
+    export_onnx(model, path, input_chw=(x.shape[3], x.shape[1], x.shape[2]), classes=classes)
+    return float(onnx_parity(model, path, x))

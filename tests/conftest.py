@@ -1,0 +1,109 @@
+"""Shared pytest fixtures: free loopback ports, a running simulated Axis camera, a real MQTT broker."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def find_free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts TCP connections on host:port, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout} s") from None
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (call `find_free_port()` from this module for more)."""
+    return find_free_port()
+
+
+@pytest.fixture
+def simcam():
+    """A running simulated Axis camera without authentication (preset "office", seed 0, real-time clock).
+
+    `simcam.url` is "http://127.0.0.1:PORT"; see `camlytics.sim.camera.SimulatedCamera`.
+    """
+    from camlytics.sim.camera import SimulatedCamera
+
+    with SimulatedCamera(preset="office", seed=0, speed=1.0, start=12 * 3600.0, auth=None) as cam:
+        yield cam
+
+
+class Mosquitto:
+    """A real mosquitto broker on 127.0.0.1:`port`, anonymous, no persistence; `stop()`/`start()` keep the port."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or find_free_port()
+        self.workdir = Path(workdir)
+        self.config = self.workdir / "mosquitto.conf"
+        self.log = self.workdir / "mosquitto.log"
+        self.config.write_text(
+            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
+            f"log_dest file {self.log}\n"
+        )
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the broker (again) on the same port and wait until it accepts connections."""
+        if self.process and self.process.poll() is None:
+            return
+        self.process = subprocess.Popen(
+            [MOSQUITTO, "-c", str(self.config)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.host, self.port, timeout)
+        except TimeoutError:
+            self.stop()
+            log = self.log.read_text(errors="replace") if self.log.exists() else ""
+            raise RuntimeError(f"mosquitto did not start on port {self.port}: {log[-500:]}") from None
+
+    def stop(self) -> None:
+        """Stop the broker (clients see the connection drop)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    @property
+    def running(self) -> bool:
+        return bool(self.process and self.process.poll() is None)
+
+
+@pytest.fixture
+def mosquitto(tmp_path_factory) -> Iterator[Mosquitto]:
+    """A running mosquitto broker on a free port: `.host`, `.port`, `.stop()`, `.start()`."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,102 @@
+"""The model file writer produces exactly the layout of docs/int8.md section 5, readable by the edge reader."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from camlytics.edge.model import load_model
+from camlytics.errors import ModelError
+from camlytics.export import modelfile, testmodels
+from camlytics.train import int8ref
+
+
+@pytest.mark.parametrize("arch", sorted(testmodels.ARCHS))
+def test_written_file_follows_the_documented_layout(arch):
+    model = testmodels.random_model(seed=2, arch=arch)
+    data = model.to_bytes()
+    magic, version, header, meta_len, blob_len = struct.unpack_from("<4sHHII", data)
+    assert (magic, version, header) == (b"CMLM", 1, 16)
+    assert len(data) == 16 + meta_len + blob_len + 4 and meta_len % 4 == 0 and blob_len % 4 == 0
+    assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(data[:-4])
+    text = data[16 : 16 + meta_len].decode("utf-8")
+    meta = json.loads(text)
+    assert text == text.rstrip(" ") + " " * (len(text) - len(text.rstrip(" ")))  # padded with spaces only
+    blob = data[16 + meta_len : 16 + meta_len + blob_len]
+    for layer, w, b in zip(meta["layers"], model.weights, model.biases):
+        if layer["op"] == "gap":
+            assert "weights" not in layer
+            continue
+        (wo, wl), (bo, bl) = layer["weights"], layer["bias"]
+        assert wo % 4 == 0 and bo % 4 == 0
+        assert blob[wo : wo + wl] == w.astype("<i1").tobytes()
+        assert blob[bo : bo + bl] == b.astype("<i4").tobytes()
+    assert meta["macs"] == sum(int8ref.layer_macs(layer) for layer in meta["layers"])
+
+
+def test_round_trip_through_the_edge_reader_keeps_every_value():
+    model = testmodels.random_model(seed=4, arch="zp")
+    data = model.to_bytes()
+    edge = load_model(data)
+    assert edge.classes == model.classes and edge.input_shape == model.input_shape
+    back = modelfile.read_model(data)
+    for w0, w1, b0, b1 in zip(model.weights, back.weights, model.biases, back.biases):
+        if w0 is None:
+            assert w1 is None and b1 is None
+            continue
+        np.testing.assert_array_equal(w0, w1)
+        np.testing.assert_array_equal(b0, b1)
+    x = testmodels.random_inputs(model, 8, seed=0)
+    np.testing.assert_array_equal(int8ref.forward(model, x), int8ref.forward(data, x))
+    assert back.to_bytes() == data  # writing what was read gives the same bytes
+
+
+def test_random_models_are_deterministic_and_differ_by_seed():
+    assert testmodels.random_model_bytes(7) == testmodels.random_model_bytes(7)
+    assert testmodels.random_model_bytes(7) != testmodels.random_model_bytes(8)
+    with pytest.raises(ValueError, match="huge"):
+        testmodels.random_model(0, "huge")
+
+
+def test_writer_refuses_a_model_that_breaks_the_spec(tmp_path):
+    model = testmodels.random_model(seed=1)
+    model.layers[0]["m"][0] = 2**31 - 1
+    with pytest.raises(ModelError, match="overflow"):
+        modelfile.write_model(model, tmp_path / "model.cml")
+    model = testmodels.random_model(seed=1)
+    model.weights[1] = model.weights[1].astype(np.int32) * 3
+    with pytest.raises(ModelError, match="weights"):
+        model.to_bytes()
+    assert list(tmp_path.iterdir()) == []  # nothing partial left behind
+
+
+def test_write_and_read_a_model_directory(tmp_path):
+    model = testmodels.random_model(seed=5, arch="rgb")
+    path = modelfile.write_model(model, tmp_path / "model.cml")
+    assert path.read_bytes() == model.to_bytes()
+    assert modelfile.read_model(tmp_path).classes == model.classes
+    assert [p.name for p in tmp_path.iterdir()] == ["model.cml"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: d[:-1], "size|short"),
+        (lambda d: d[:20], "size|short"),
+        (lambda d: d[:100] + bytes([d[100] ^ 1]) + d[101:], "CRC"),
+        (lambda d: b"XXXX" + d[4:], "magic"),
+    ],
+)
+def test_reader_rejects_damaged_files(damage, message):
+    data = testmodels.random_model_bytes(3)
+    with pytest.raises(ModelError, match=message):
+        modelfile.read_model(damage(data))
+
+
+def test_reader_names_a_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="nothere"):
+        modelfile.read_model(tmp_path / "nothere.cml")
