@@ -46,12 +46,15 @@ LABELLER = textwrap.dedent(
     deadline = time.monotonic() + 60
     with Dataset.open(path, create=True) as ds:
         while len(labelled) < expected and time.monotonic() < deadline:
-            for rec in ds.records(labelled=False):
+            todo = ds.records(labelled=False)
+            for rec in todo:
                 ds.set_label(rec.id, "closed", "labeller")
                 labelled.add(rec.id)
-            if labelled:
-                ds.undo_last_label("labeller")  # undo + redo races with the writer too
-                ds.set_label(max(labelled), "closed", "labeller")
+            if todo:
+                undone = ds.undo_last_label("labeller")  # undo + redo races with the writer too
+                ds.set_label(undone, "closed", "labeller")
+            else:
+                time.sleep(0.005)  # like a person, do not hammer the index while waiting
     print(len(labelled), flush=True)
     """
 )

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the dataset, start uvicorn, print the URL, serve until Q in the page or Ctrl-C."""
     import uvicorn
 
-    from camlytics.annotate.app import create_app, validate_annotator, validate_classes
+    from camlytics.annotate.app import LOOPBACK_HOSTS, create_app, validate_annotator, validate_classes
     from camlytics.store import Dataset
 
     annotator = validate_annotator(args.annotator or default_annotator())
@@ -99,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(args.dataset, annotator=annotator, on_quit=quit_server,
-                     allowed_hosts=None if loopback else ["*"])
+    # Loopback: answer only requests naming this machine (a rebound DNS name must not reach the API).
+    allowed_hosts = [*LOOPBACK_HOSTS, args.host.lower()] if loopback else ["*"]
+    app = create_app(args.dataset, annotator=annotator, on_quit=quit_server, allowed_hosts=allowed_hosts)
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     print(f"camlytics annotate: {url}  ({total} images in {args.dataset}, annotator {annotator!r})", flush=True)

@@ -54,6 +54,7 @@ class _Step:
         self.p = p
 
     def run(self):
+        """Compute the layer from `x` into `y`."""
         if self.weights is None:
             self.kernel(self.x, self.y, self.p)
         else:
@@ -74,6 +75,7 @@ def _padded_buffer(layer):
 
 
 def _fill_params(layer, p, ph, pw, ybase, yrow):
+    """Write the layer's geometry and per-channel `[acc0, m, rnd, s]` rows into `p` (see ops.py)."""
     h, w, c = layer.in_shape
     oh, ow, oc = layer.out_shape
     kh, kw = (h, w) if layer.op == "gap" else layer.kernel
@@ -93,16 +95,51 @@ def _fill_params(layer, p, ph, pw, ybase, yrow):
             acc0 = -xz * h * w
         else:
             n = len(layer.weights) // oc
-            sw_ = 0
+            wsum = 0
             for v in layer.weights[k * n:(k + 1) * n]:
-                sw_ += v - 256 if v > 127 else v
-            acc0 = layer.bias[k] - xz * sw_
+                wsum += v - 256 if v > 127 else v
+            acc0 = layer.bias[k] - xz * wsum  # padding holds xz, so this is exact at the borders too
         p[t], p[t + 1], p[t + 2], p[t + 3] = acc0, layer.m[k], 1 << (layer.s[k] - 1), layer.s[k]
         t += 4
 
 
+def _step(layer, ops, x, ph, pw, y, ybase, yrow):
+    """The runnable form of `layer` reading the padded buffer `x` and writing into `y`."""
+    p = params(len(layer.m))
+    _fill_params(layer, p, ph, pw, ybase, yrow)
+    if layer.op == "gap":
+        return _Step(ops.gap, None, x, y, p)
+    kernel = ops.depthwise if layer.depthwise else ops.conv2d
+    return _Step(kernel, ops.prepare_weights(layer), x, y, p)
+
+
+def run_layer(layer, x, backend="auto"):
+    """One layer on its input bytes (`[H][W][C]` in the layer's x dtype, int8 as two's complement).
+
+    Returns the output bytes `[OH][OW][OC]` in the layer's y dtype. For tests and debugging: a
+    Network chains layers without these copies.
+    """
+    _, ops = backend_module(backend)
+    buf, ph, pw = _padded_buffer(layer)
+    h, w, c = layer.in_shape
+    if len(x) != h * w * c:
+        raise ValueError("layer input must be %d bytes, got %d" % (h * w * c, len(x)))
+    top, left = layer.pad[0], layer.pad[1]
+    flip = 0x80 if layer.x_dtype == "int8" else 0  # two's complement -> offset by 128
+    for r in range(h):
+        for i in range(w * c):
+            buf[((top + r) * pw + left) * c + i] = x[r * w * c + i] ^ flip
+    oh, ow, oc = layer.out_shape
+    y = bytearray(oh * ow * oc)
+    _step(layer, ops, buf, ph, pw, y, 0, ow * oc).run()
+    if layer.y_dtype == "int8":
+        for i in range(len(y)):
+            y[i] ^= 0x80
+    return y
+
+
 class Network:
-    """An int8 network with its activation buffers preallocated; `run` allocates nothing per call."""
+    """An int8 network with its activation buffers preallocated once; `run` allocates almost nothing."""
 
     def __init__(self, model, backend="auto"):
         if not isinstance(model, Model):
@@ -121,17 +158,9 @@ class Network:
                 y, _, ypw = bufs[i + 1]
                 top, left = layers[i + 1].pad[0], layers[i + 1].pad[1]
                 oc = layer.out_shape[2]
-                ybase, yrow = (top * ypw + left) * oc, ypw * oc
+                self._steps.append(_step(layer, ops, x, ph, pw, y, (top * ypw + left) * oc, ypw * oc))
             else:
-                y, ybase, yrow = self._out, 0, n_out
-            p = params(len(layer.m))
-            _fill_params(layer, p, ph, pw, ybase, yrow)
-            if layer.op == "gap":
-                kernel, weights = ops.gap, None
-            else:
-                kernel = ops.depthwise if layer.depthwise else ops.conv2d
-                weights = ops.prepare_weights(layer.weights)
-            self._steps.append(_Step(kernel, weights, x, y, p))
+                self._steps.append(_step(layer, ops, x, ph, pw, self._out, 0, n_out))
         first = layers[0]
         self._in = bufs[0][0]
         h, w, c = first.in_shape
@@ -148,9 +177,10 @@ class Network:
         buf = self._in
         if base == 0 and pitch == n:
             buf[0:h * n] = x
-        else:
+        else:  # into the padded buffer's interior, row by row (memoryview slices copy nothing)
+            src, dst = memoryview(x), memoryview(buf)
             for r in range(h):
-                buf[base + r * pitch:base + r * pitch + n] = x[r * n:(r + 1) * n]
+                dst[base + r * pitch:base + r * pitch + n] = src[r * n:(r + 1) * n]
         for step in self._steps:
             step.run()
         logits = self.logits
@@ -161,11 +191,16 @@ class Network:
     def predict(self, x):
         """`(class index, scores)`: the first largest logit wins; scores are display probabilities."""
         logits = self.run(x)
-        best = 0
-        for i in range(1, len(logits)):
-            if logits[i] > logits[best]:
-                best = i
-        return best, softmax(logits, self.model.output_scale, self.model.output_zp)
+        return argmax(logits), softmax(logits, self.model.output_scale, self.model.output_zp)
+
+
+def argmax(values):
+    """Index of the first largest value (ties go to the lower index, as docs/int8.md says)."""
+    best = 0
+    for i in range(1, len(values)):
+        if values[i] > values[best]:
+            best = i
+    return best
 
 
 def softmax(logits, scale, zp):

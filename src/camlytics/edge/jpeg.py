@@ -11,10 +11,11 @@ non-interleaved scans, restart markers. Everything else raises `JpegError` with 
 """
 
 import array
+import sys
 
-try:
+if sys.implementation.name == "micropython":
     import micropython
-except ImportError:  # CPython: the viper kernels below run as plain Python functions.
+else:  # CPython (where PyPI's `micropython` launcher module may exist): kernels run as plain Python.
 
     class micropython:  # noqa: N801 - stands in for the MicroPython module of that name
         """Identity decorators so `@micropython.viper` code runs unchanged on CPython."""
@@ -55,6 +56,7 @@ _TSZ = 832  # >= _VALS + 256, per table slot; slots 0-3 DC, 4-7 AC
 _PB = 16
 _PZZ = _PB + 16 * 10
 _PLAN_SIZE = _PZZ + 64
+assert _PZZ == 176  # hard-coded in _scan (viper cannot read module globals as ints)
 
 # Kernel status codes -> messages.
 _ERRORS = {
@@ -82,8 +84,8 @@ class JpegError(ValueError):
 def _idct8(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
     """libjpeg's jpeg_idct_islow: 8x8 coefficients -> 8x8 pixels, clipped to a[3] x a[4]."""
     qo = int(a[0])
-    ws = ptr32(a)
-    # Pass 1: columns -> workspace at a[8..72), biased to stay non-negative (see _BIAS use below).
+    ws = a
+    # Pass 1: columns -> workspace a[8..72), biased by 2**28: a 32-bit load never sign-extends.
     col = 0
     while col < 8:
         c1 = (int(coef[8 + col]) ^ 0x8000) - 0x8000
@@ -225,7 +227,7 @@ def _idct8(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
 def _idct4(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
     """libjpeg's jpeg_idct_4x4: 8x8 coefficients -> 4x4 pixels, clipped to a[3] x a[4]."""
     qo = int(a[0])
-    ws = ptr32(a)
+    ws = a
     col = 0
     while col < 8:
         if col == 4:  # column 4 does not contribute to a 4x4 output
@@ -296,7 +298,7 @@ def _idct4(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
 def _idct2(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
     """libjpeg's jpeg_idct_2x2: 8x8 coefficients -> 2x2 pixels, clipped to a[3] x a[4]."""
     qo = int(a[0])
-    ws = ptr32(a)
+    ws = a
     col = 0
     while col < 8:
         t10 = (((int(coef[col]) ^ 0x8000) - 0x8000) * int(qt[qo + col])) << 15
@@ -335,18 +337,107 @@ def _idct2(coef: ptr16, qt: ptr16, out: ptr8, a: ptr32):
         row += 1
 
 
+
+# CPython with numpy: the per-block IDCT calls of _scan are collected and run as one vectorised
+# batch (same integer formulas, so the same bytes); without numpy the plain functions above run.
+_np = None
+if sys.implementation.name != "micropython":
+    try:
+        import numpy as _np
+    except ImportError:
+        _np = None
+USE_NUMPY = _np is not None  # tests switch it off to check the plain-Python path
+
+if _np is not None:
+    import threading
+
+    _batch = threading.local()
+
+    def _deferred(size, pure):
+        def idct(coef, qt, out, a):
+            blocks = getattr(_batch, "blocks", None)
+            if blocks is None:
+                return pure(coef, qt, out, a)
+            blocks.append((size, coef.tobytes(), a[0], a[1], a[2], a[3], a[4]))
+        return idct
+
+    _idct8 = _deferred(8, _idct8)
+    _idct4 = _deferred(4, _idct4)
+    _idct2 = _deferred(2, _idct2)
+
+    def _range_limit_table():
+        v = _np.arange(1024)
+        return _np.where(v < 128, v + 128, _np.where(v < 512, 255, _np.where(v < 896, 0, v - 896))).astype(_np.uint8)
+
+    _RANGE_LIMIT = _range_limit_table()
+
+    def _islow_1d(x, shift, rnd):
+        z1 = (x[..., 2] + x[..., 6]) * 4433
+        t2 = z1 - x[..., 6] * 15137
+        t3 = z1 + x[..., 2] * 6270
+        t0 = (x[..., 0] + x[..., 4]) << 13
+        t1 = (x[..., 0] - x[..., 4]) << 13
+        t10, t13, t11, t12 = t0 + t3, t0 - t3, t1 + t2, t1 - t2
+        t0, t1, t2, t3 = x[..., 7], x[..., 5], x[..., 3], x[..., 1]
+        z1, z2, z3, z4 = t0 + t3, t1 + t2, t0 + t2, t1 + t3
+        z5 = (z3 + z4) * 9633
+        t0, t1, t2, t3 = t0 * 2446, t1 * 16819, t2 * 25172, t3 * 12299
+        z1, z2 = z1 * -7373, z2 * -20995
+        z3, z4 = z3 * -16069 + z5, z4 * -3196 + z5
+        t0, t1, t2, t3 = t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4
+        outs = (t10 + t3, t11 + t2, t12 + t1, t13 + t0, t13 - t0, t12 - t1, t11 - t2, t10 - t3)
+        return _np.stack([(o + rnd) >> shift for o in outs], -1)
+
+    def _red4_1d(x, shift, rnd):
+        t0 = x[..., 0] << 14
+        t2 = x[..., 2] * 15137 - x[..., 6] * 6270
+        t10, t12 = t0 + t2, t0 - t2
+        z1, z2, z3, z4 = x[..., 7], x[..., 5], x[..., 3], x[..., 1]
+        t0 = z1 * -1730 + z2 * 11893 - z3 * 17799 + z4 * 8697
+        t2 = z1 * -4176 - z2 * 4926 + z3 * 7373 + z4 * 20995
+        return _np.stack([(v + rnd) >> shift for v in (t10 + t2, t12 + t0, t12 - t0, t10 - t2)], -1)
+
+    def _red2_1d(x, shift, rnd):
+        t10 = x[..., 0] << 15
+        t0 = x[..., 7] * -5906 + x[..., 5] * 6967 + x[..., 3] * -10426 + x[..., 1] * 29692
+        return _np.stack([(t10 + t0 + rnd) >> shift, (t10 - t0 + rnd) >> shift], -1)
+
+    # (1-D transform, pass-1 shift, pass-2 shift) per output size, as in jidctint.c / jidctred.c
+    _PASSES = {8: (_islow_1d, 11, 18), 4: (_red4_1d, 12, 19), 2: (_red2_1d, 13, 20)}
+
+    def _flush_batch(blocks, qt, out):
+        """Run the collected IDCTs of one scan and write their pixels into `out`."""
+        target = _np.frombuffer(out, _np.uint8)
+        quant = _np.frombuffer(qt, _np.uint16).astype(_np.int64)
+        for size, (fn, s1, s2) in _PASSES.items():
+            group = [b for b in blocks if b[0] == size]
+            if not group:
+                continue
+            raw = _np.frombuffer(b"".join(b[1] for b in group), _np.uint16).reshape(-1, 64).astype(_np.int64)
+            info = _np.array([b[2:] for b in group], _np.int64)  # qo, offset, stride, w, h
+            coef = ((raw ^ 0x8000) - 0x8000) * quant[info[:, :1] + _np.arange(64)]
+            cols = coef.reshape(-1, 8, 8).transpose(0, 2, 1)  # [block][column][row]
+            ws = fn(cols, s1, 1 << (s1 - 1))  # [block][column][output row]
+            pix = fn(ws.transpose(0, 2, 1), s2, 1 << (s2 - 1))  # [block][output row][output column]
+            pix = _RANGE_LIMIT[pix & 1023]
+            r = _np.arange(size)
+            index = info[:, 1, None, None] + r[None, :, None] * info[:, 2, None, None] + r[None, None, :]
+            keep = (r[None, :, None] < info[:, 4, None, None]) & (r[None, None, :] < info[:, 3, None, None])
+            target[index[keep]] = pix[keep]
+
+
 @micropython.viper
 def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16, out: ptr8, a: ptr32) -> int:
     """Decode one scan: Huffman-decode every MCU; write the emitted components' pixels to `out`.
 
-    plan[4] (mode) is the output block size: 1 = DC only (1/8 scale), 2/4/8 = reduced or full
-    IDCT, 0 = decode without output. st: [pos, end, ..., preds at 6..9]. Returns 0 or an error code.
+    Each block of the MCU has a plan entry (tables, component, output plane, output block size
+    bs: 1 = DC only, 2/4/8 = reduced or full IDCT). st: [pos, end, ..., DC predictors at 6..9].
+    Returns 0 or an error code (see _ERRORS).
     """
     nb = int(plan[0])
     mx = int(plan[1])
     my = int(plan[2])
     ri = int(plan[3])
-    bs = int(plan[4])
     pos = int(st[0])
     end = int(st[1])
     acc = 0
@@ -371,10 +462,10 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                         return 4
                     rstn = (rstn + 1) & 7
                     left = ri
-                    st[6] = _BIAS
-                    st[7] = _BIAS
-                    st[8] = _BIAS
-                    st[9] = _BIAS
+                    st[6] = 0x20000000
+                    st[7] = 0x20000000
+                    st[8] = 0x20000000
+                    st[9] = 0x20000000
                 left -= 1
             b = 0
             while b < nb:
@@ -438,9 +529,10 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                     if v < (1 << (s - 1)):
                         v -= (1 << s) - 1
                 ci = 6 + int(plan[pb + 2])
-                dc = int(st[ci]) - _BIAS + v
-                st[ci] = dc + _BIAS
+                dc = int(st[ci]) - 0x20000000 + v
+                st[ci] = dc + 0x20000000
                 emit = int(plan[pb + 3])
+                bs = int(plan[pb + 14])  # output block size of this component: 1, 2, 4 or 8
                 keep = emit != 0 and bs > 1
                 if keep:
                     i = 1
@@ -514,7 +606,7 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                         v = (acc >> (nbits - s)) & ((1 << s) - 1)
                         if v < (1 << (s - 1)):
                             v -= (1 << s) - 1
-                        coef[int(plan[_PZZ + k])] = v & 0xFFFF
+                        coef[int(plan[176 + k])] = v & 0xFFFF
                         anyac = 1
                     nbits -= s
                     k += 1
@@ -574,6 +666,116 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
 
 
 @micropython.viper
+def _upsample(src: ptr8, dst: ptr8, p: ptr32):
+    """Chroma plane (sw x sh) -> (sw*hx x sh*vx), as libjpeg's upsampler does it.
+
+    p = [sw, sh, hx, vx, fancy]. fancy: libjpeg's triangle filters for 2x1 (h2v1), 1x2 (h1v2) and
+    2x2 (h2v2) with its rounding biases and edge rules; otherwise pixel replication.
+    """
+    sw = int(p[0])
+    sh = int(p[1])
+    hx = int(p[2])
+    vx = int(p[3])
+    fancy = int(p[4])
+    dw = sw * hx
+    o = 0
+    y = 0
+    while y < sh:
+        r0 = y * sw
+        v = 0
+        while v < vx:
+            if fancy != 0 and vx == 2:
+                # nearer row is y, the further one above (v == 0) or below (v == 1), clamped
+                if v == 0:
+                    r1 = (y - 1) * sw if y > 0 else r0
+                else:
+                    r1 = (y + 1) * sw if y + 1 < sh else r0
+                if hx == 2:
+                    if sw == 1:
+                        c = int(src[r0]) * 3 + int(src[r1])
+                        dst[o] = (c * 4 + 8) >> 4
+                        dst[o + 1] = (c * 4 + 7) >> 4
+                    else:
+                        this = int(src[r0]) * 3 + int(src[r1])
+                        nxt = int(src[r0 + 1]) * 3 + int(src[r1 + 1])
+                        dst[o] = (this * 4 + 8) >> 4
+                        dst[o + 1] = (this * 3 + nxt + 7) >> 4
+                        last = this
+                        this = nxt
+                        x = 2
+                        while x < sw:
+                            nxt = int(src[r0 + x]) * 3 + int(src[r1 + x])
+                            dst[o + 2 * x - 2] = (this * 3 + last + 8) >> 4
+                            dst[o + 2 * x - 1] = (this * 3 + nxt + 7) >> 4
+                            last = this
+                            this = nxt
+                            x += 1
+                        dst[o + 2 * sw - 2] = (this * 3 + last + 8) >> 4
+                        dst[o + 2 * sw - 1] = (this * 4 + 7) >> 4
+                else:
+                    bias = 1 if v == 0 else 2
+                    x = 0
+                    while x < sw:
+                        dst[o + x] = (int(src[r0 + x]) * 3 + int(src[r1 + x]) + bias) >> 2
+                        x += 1
+            elif fancy != 0 and hx == 2 and vx == 1:
+                if sw == 1:
+                    dst[o] = src[r0]
+                    dst[o + 1] = src[r0]
+                else:
+                    val = int(src[r0])
+                    dst[o] = val
+                    dst[o + 1] = (val * 3 + int(src[r0 + 1]) + 2) >> 2
+                    x = 1
+                    while x < sw - 1:
+                        val = int(src[r0 + x]) * 3
+                        dst[o + 2 * x] = (val + int(src[r0 + x - 1]) + 1) >> 2
+                        dst[o + 2 * x + 1] = (val + int(src[r0 + x + 1]) + 2) >> 2
+                        x += 1
+                    val = int(src[r0 + sw - 1])
+                    dst[o + 2 * sw - 2] = (val * 3 + int(src[r0 + sw - 2]) + 1) >> 2
+                    dst[o + 2 * sw - 1] = val
+            else:
+                x = 0
+                while x < dw:
+                    dst[o + x] = src[r0 + x // hx]
+                    x += 1
+            o += dw
+            v += 1
+        y += 1
+
+
+@micropython.viper
+def _ycc_to_rgb(yp: ptr8, cb: ptr8, cr: ptr8, dst: ptr8, p: ptr32):
+    """libjpeg's YCbCr -> RGB (16-bit fixed point, its rounding) for a w x h image.
+
+    p = [w, h, luma stride, Cb stride, Cr stride]; dst is w*h*3 bytes, RGB interleaved.
+    """
+    w = int(p[0])
+    h = int(p[1])
+    ys = int(p[2])
+    bs = int(p[3])
+    rs = int(p[4])
+    o = 0
+    y = 0
+    while y < h:
+        x = 0
+        while x < w:
+            lum = int(yp[y * ys + x])
+            b = int(cb[y * bs + x]) - 128
+            r = int(cr[y * rs + x]) - 128
+            v = lum + ((91881 * r + 32768) >> 16)
+            dst[o] = 0 if v < 0 else (255 if v > 255 else v)
+            v = lum + ((-22554 * b - 46802 * r + 32768) >> 16)
+            dst[o + 1] = 0 if v < 0 else (255 if v > 255 else v)
+            v = lum + ((116130 * b + 32768) >> 16)
+            dst[o + 2] = 0 if v < 0 else (255 if v > 255 else v)
+            o += 3
+            x += 1
+        y += 1
+
+
+@micropython.viper
 def _next_marker(data: ptr8, pos: int, end: int) -> int:
     """Position of the next marker (0xFF followed by neither 0x00 nor RSTn nor 0xFF), or `end`."""
     while pos + 1 < end:
@@ -594,11 +796,28 @@ def _u16(data, pos):
     return (data[pos] << 8) | data[pos + 1]
 
 
+# Built tables by DHT content: a camera sends the same tables in every snapshot, and building one
+# costs ~0.4 ms of MicroPython bytecode per frame.
+_HUFFMAN_CACHE = {}
+
+
 def _build_huffman(lut, slot, counts, values):
     """Fill table `slot` of `lut` from a DHT's 16 code-length counts and its values."""
+    key = bytes(counts) + bytes(values)
+    table = _HUFFMAN_CACHE.get(key)
+    if table is None:
+        table = _huffman_table(counts, values)
+        if len(_HUFFMAN_CACHE) >= 16:
+            _HUFFMAN_CACHE.clear()
+        _HUFFMAN_CACHE[key] = table
     base = slot * _TSZ
-    for i in range(_TSZ):
-        lut[base + i] = 0
+    lut[base:base + _TSZ] = table
+
+
+def _huffman_table(counts, values):
+    """One table slot (see _LOOK.._VALS) for a DHT's code-length counts and values."""
+    lut = array.array("H", bytes(2 * _TSZ))
+    base = 0
     code = 0
     k = 0
     for ln in range(1, 17):
@@ -614,13 +833,14 @@ def _build_huffman(lut, slot, counts, values):
                     lut[base + j] = entry
             code += 1
             k += 1
-        if code > (1 << ln):
+        if n and code >= (1 << ln):
             raise JpegError("invalid Huffman table (too many codes of length %d)" % ln)
         # codes < maxcode + 1 have this length; 0 when the length has no codes
         lut[base + _MAXC + ln] = code if n else 0
         code <<= 1
     for i in range(k):
         lut[base + _VALS + i] = values[i]
+    return lut
 
 
 class _Frame:
@@ -703,6 +923,8 @@ def _read_sof(f, data, pos, end, marker, max_pixels):
         f.comps.append([cid, h, v, tq])
     f.hmax = max(c[1] for c in f.comps)
     f.vmax = max(c[2] for c in f.comps)
+    if f.comps[0][1] != f.hmax or f.comps[0][2] != f.vmax:
+        raise JpegError("JPEG whose first component is subsampled is not supported")
     if n == 1:  # a single-component image has one block per MCU whatever its factors say
         f.comps[0][1] = f.comps[0][2] = f.hmax = f.vmax = 1
     if sum(c[1] * c[2] for c in f.comps) > 10:
@@ -722,11 +944,11 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def _plane_size(f, comp, scale_denom, block):
-    """(width, height) of a component's plane decoded with `block`-pixel IDCT output."""
-    cw = _ceil_div(f.width * comp[1], f.hmax)
-    ch = _ceil_div(f.height * comp[2], f.vmax)
-    return _ceil_div(cw * block, 8), _ceil_div(ch * block, 8)
+def _plane_size(f, comp, block):
+    """(width, height) of a component's plane decoded with `block`-pixel IDCT output (libjpeg's
+    downsampled_width/height)."""
+    return (_ceil_div(f.width * comp[1] * block, f.hmax * 8),
+            _ceil_div(f.height * comp[2] * block, f.vmax * 8))
 
 
 def _decode(data, scale_denom, targets, max_pixels):
@@ -754,7 +976,7 @@ def _decode(data, scale_denom, targets, max_pixels):
     scanned = set()
     pos = 2
     while True:
-        if pos + 4 > n:
+        if pos + 2 > n:
             raise JpegError("truncated JPEG (no EOI marker)")
         if data[pos] != 0xFF:
             raise JpegError("corrupt JPEG: expected a marker at byte %d" % pos)
@@ -766,6 +988,8 @@ def _decode(data, scale_denom, targets, max_pixels):
             break
         if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
             raise JpegError("corrupt JPEG: unexpected marker 0xFF%02X at byte %d" % (marker, pos))
+        if pos + 4 > n:
+            raise JpegError("truncated JPEG at byte %d" % pos)
         length = _u16(data, pos + 2)
         seg = pos + 4
         end = pos + 2 + length
@@ -783,7 +1007,15 @@ def _decode(data, scale_denom, targets, max_pixels):
             if f.comps:
                 raise JpegError("corrupt JPEG: more than one frame header")
             _read_sof(f, data, seg, end, marker, max_pixels)
-            plan_targets, out = targets(f)
+            # Every block costs at least 2 bits (a DC code and an end of block): a header claiming
+            # more blocks than the file can hold is corrupt; refuse it before allocating.
+            if _ceil_div(f.width, 8) * _ceil_div(f.height, 8) > 4 * n:
+                raise JpegError("corrupt JPEG: %dx%d pixels cannot fit in %d bytes" % (f.width, f.height, n))
+            try:
+                plan_targets, out = targets(f)
+            except MemoryError:
+                raise JpegError("image %dx%d at 1/%d does not fit in memory" % (
+                    f.width, f.height, scale_denom)) from None
         elif marker in _UNSUPPORTED or 0xC5 <= marker <= 0xCF and marker not in (0xC8, 0xCC):
             raise JpegError(_UNSUPPORTED.get(marker, "hierarchical/differential JPEG (SOF%d) is not supported" % (marker - 0xC0)))
         elif marker == 0xDA:
@@ -794,7 +1026,16 @@ def _decode(data, scale_denom, targets, max_pixels):
             st[1] = n
             for i in range(6, 10):
                 st[i] = _BIAS
-            err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
+            if USE_NUMPY and _np is not None:
+                _batch.blocks = []
+                try:
+                    err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
+                    if not err:
+                        _flush_batch(_batch.blocks, f.qt, out)
+                finally:
+                    _batch.blocks = None
+            else:
+                err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
             if err:
                 raise JpegError(_ERRORS.get(err, "corrupt JPEG data (code %d)" % err))
             end = _next_marker(data, st[0], n)
@@ -842,18 +1083,13 @@ def _start_scan(f, data, pos, end, plan, plan_targets, scale_denom, scanned):
                     layout.append((ci, td, ta, bx, by, c[1], c[2]))
         if len(layout) > 10:
             raise JpegError("invalid scan: more than 10 blocks per MCU")
-    block = 0
     for ci, td, ta, bx, by, h, v in layout:
         if not f.qdefined[f.comps[ci][3]]:
             raise JpegError("component %d uses an undefined quantization table" % f.comps[ci][0])
-        target = plan_targets.get(ci)
-        if target is not None:
-            block = target[4]
     plan[0] = len(layout)
     plan[1] = mx
     plan[2] = my
     plan[3] = f.restart
-    plan[4] = block
     for b, (ci, td, ta, bx, by, h, v) in enumerate(layout):
         p = _PB + 16 * b
         target = plan_targets.get(ci)
@@ -868,8 +1104,7 @@ def _start_scan(f, data, pos, end, plan, plan_targets, scale_denom, scanned):
         plan[p + 8] = v
         if target is not None:
             off, stride, w, hgt, blk = target
-            if blk != block:
-                raise JpegError("internal: one scan needs two IDCT sizes")
+            plan[p + 14] = blk
             plan[p + 9] = off >> 16
             plan[p + 10] = off & 0xFFFF
             plan[p + 11] = w
@@ -922,9 +1157,85 @@ def decode_luma(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
 
     def targets(f):
         block = 8 // scale_denom
-        w, h = _plane_size(f, f.comps[0], scale_denom, block)
+        w, h = _plane_size(f, f.comps[0], block)
         size[0], size[1] = w, h
         return {0: (0, w, w, h, block)}, bytearray(w * h)
 
     f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
     return size[0], size[1], out
+
+
+def _idct_sizes(f, block):
+    """Per-component IDCT output size, as libjpeg chooses it: chroma of a subsampled image is
+    decoded with a larger IDCT where that replaces upsampling (e.g. 4:2:0 at 1/2 -> 8x8 chroma)."""
+    sizes = []
+    for c in f.comps:
+        ssize = block
+        while ssize < 8 and (f.hmax * block) % (c[1] * ssize * 2) == 0 and (f.vmax * block) % (c[2] * ssize * 2) == 0:
+            ssize *= 2
+        sizes.append(ssize)
+    return sizes
+
+
+def decode_rgb(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
+    """Decode to RGB at 1/scale_denom size -> (width, height, bytearray of width*height*3, RGB).
+
+    Follows libjpeg's pipeline (per-component IDCT sizes, fancy upsampling, fixed-point colour
+    conversion), i.e. Pillow's `draft("RGB", ...)` decode. A grey JPEG gives R = G = B = Y.
+    """
+    layout = {}
+
+    def targets(f):
+        block = 8 // scale_denom
+        sizes = _idct_sizes(f, block) if len(f.comps) == 3 else [block]
+        planes = {}
+        off = 0
+        for ci, comp in enumerate(f.comps):
+            w, h = _plane_size(f, comp, sizes[ci])
+            planes[ci] = (off, w, w, h, sizes[ci])
+            off += w * h
+        layout["planes"] = planes
+        layout["block"] = block
+        return planes, bytearray(off)
+
+    f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
+    planes = layout["planes"]
+    yoff, w, _, h, _ = planes[0]
+    if len(f.comps) == 1:
+        rgb = bytearray(w * h * 3)
+        for i in range(w * h):  # grey -> RGB: small and rare, plain Python is enough
+            v = out[i]
+            rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = v
+        return w, h, rgb
+    try:
+        return _to_rgb(f, out, layout["planes"], layout["block"])
+    except MemoryError:
+        raise JpegError("image %dx%d at 1/%d does not fit in memory" % (f.width, f.height, scale_denom)) from None
+
+
+def _to_rgb(f, out, planes, block):
+    """Upsample the chroma planes of `out` and convert to interleaved RGB -> (w, h, bytearray)."""
+    yoff, w, _, h, _ = planes[0]
+    luma = memoryview(out)[yoff:yoff + w * h]
+    chroma = []
+    strides = [w]
+    for ci in (1, 2):
+        off, cw, _, ch, ssize = planes[ci]
+        comp = f.comps[ci]
+        hx = f.hmax * block // (comp[1] * ssize)
+        vx = f.vmax * block // (comp[2] * ssize)
+        src = memoryview(out)[off:off + cw * ch]
+        if hx == 1 and vx == 1:
+            chroma.append(src)
+            strides.append(cw)
+            continue
+        up = bytearray(cw * hx * ch * vx)
+        # libjpeg: fancy (triangle) upsampling for 2x1, 1x2 and 2x2 unless decoding at 1/8 or
+        # the plane is at most 2 columns wide (1x2 has no width condition); else replication.
+        fancy = block > 1 and ((hx, vx) == (1, 2) or ((hx, vx) in ((2, 1), (2, 2)) and cw > 2))
+        _upsample(src, up, array.array("i", (cw, ch, hx, vx, 1 if fancy else 0)))
+        chroma.append(up)
+        strides.append(cw * hx)
+    rgb = bytearray(w * h * 3)
+    _ycc_to_rgb(luma, chroma[0], chroma[1], rgb, array.array("i", [w, h] + strides))
+    return w, h, rgb

@@ -83,16 +83,22 @@ def _fail(msg):
     raise ModelFileError(msg)
 
 
+def _show(value):
+    """repr() cut short: a hostile file must not turn an error message into megabytes."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _int(value, what, lo, hi):
     # `type(v) is int` rejects bools and floats, like the host's check.
     if type(value) is not int or not lo <= value <= hi:
-        _fail("%s must be an integer in [%d, %d], got %r" % (what, lo, hi, value))
+        _fail("%s must be an integer in [%d, %d], got %s" % (what, lo, hi, _show(value)))
     return value
 
 
 def _ints(value, n, what, lo, hi):
     if not isinstance(value, list) or len(value) != n:
-        _fail("%s must be a list of %d integers, got %r" % (what, n, value))
+        _fail("%s must be a list of %d integers, got %s" % (what, n, _show(value)))
     for v in value:
         _int(v, what, lo, hi)
     return value
@@ -100,7 +106,7 @@ def _ints(value, n, what, lo, hi):
 
 def _number(value, what):
     if type(value) not in (int, float) or not (value == value) or value in (float("inf"), float("-inf")):
-        _fail("%s must be a finite number, got %r" % (what, value))
+        _fail("%s must be a finite number, got %s" % (what, _show(value)))
     return value
 
 
@@ -117,9 +123,9 @@ def _read_source(source, max_size):
             path = path.rstrip("/") + "/model.cml"
         size = os.stat(path)[6]
     except OSError as exc:
-        _fail("cannot read model file %r: %s" % (path, exc))
+        _fail("cannot read model file %s: %s" % (_show(path), exc))
     if size > max_size:
-        _fail("model file %r is %d bytes, more than the %d allowed" % (path, size, max_size))
+        _fail("model file %s is %d bytes, more than the %d allowed" % (_show(path), size, max_size))
     with open(path, "rb") as f:
         return f.read()
 
@@ -142,7 +148,7 @@ def _check_bound(where, bound, m, s):
 def _blob_slice(where, layer, key, blob, size):
     ref = layer.get(key)
     if not isinstance(ref, list) or len(ref) != 2 or type(ref[0]) is not int or type(ref[1]) is not int:
-        _fail("%s: bad %s reference %r" % (where, key, ref))
+        _fail("%s: bad %s reference %s" % (where, key, _show(ref)))
     off, length = ref
     if off < 0 or length < 0 or off % 4 or off + length > len(blob):
         _fail("%s: %s [%d, %d] outside the blob (%d bytes) or unaligned" % (where, key, off, length, len(blob)))
@@ -154,39 +160,39 @@ def _blob_slice(where, layer, key, blob, size):
 def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
     """Validate one layer's metadata against the previous output; return its Layer."""
     if not isinstance(layer, dict) or layer.get("op") not in OPS:
-        _fail("layer %d: unknown op %r" % (i, layer.get("op") if isinstance(layer, dict) else layer))
+        _fail("layer %d: unknown op %s" % (i, _show(layer.get("op") if isinstance(layer, dict) else layer)))
     op = layer["op"]
     where = "layer %d (%s)" % (i, op)
     in_shape = _ints(layer.get("in_shape"), 3, where + " in_shape", 1, 1 << 16)
     out_shape = _ints(layer.get("out_shape"), 3, where + " out_shape", 1, 1 << 16)
     if in_shape != prev_shape:
-        _fail("%s: in_shape %r != previous output %r" % (where, in_shape, prev_shape))
+        _fail("%s: in_shape %s != previous output %s" % (where, in_shape, prev_shape))
     if layer.get("x_dtype") != prev_dtype or layer.get("x_zp") != prev_zp:
-        _fail("%s: input %r/zp %r != previous output %s/%d"
-              % (where, layer.get("x_dtype"), layer.get("x_zp"), prev_dtype, prev_zp))
+        _fail("%s: input %s/zp %s != previous output %s/%d"
+              % (where, _show(layer.get("x_dtype")), _show(layer.get("x_zp")), prev_dtype, prev_zp))
     y_dtype = layer.get("y_dtype")
-    if y_dtype not in DTYPE_RANGE:
-        _fail("%s: y_dtype %r is not uint8 or int8" % (where, y_dtype))
+    if y_dtype not in ("uint8", "int8"):  # a tuple: a hostile list value must not hit dict hashing
+        _fail("%s: y_dtype %s is not uint8 or int8" % (where, _show(y_dtype)))
     lo, hi = DTYPE_RANGE[y_dtype]
     _int(layer.get("y_zp"), where + " y_zp", lo, hi)
     h, w, c = in_shape
     oh, ow, oc = out_shape
     if h * w * c > MAX_TENSOR or oh * ow * oc > MAX_TENSOR:
-        _fail("%s: tensor %r -> %r larger than %d elements" % (where, in_shape, out_shape, MAX_TENSOR))
+        _fail("%s: tensor %s -> %s larger than %d elements" % (where, in_shape, out_shape, MAX_TENSOR))
     xlo, xhi = DTYPE_RANGE[prev_dtype]
     r = max(abs(xlo - prev_zp), abs(xhi - prev_zp))  # R of the spec
     if op == "gap":
         if out_shape != [1, 1, c]:
-            _fail("%s: out_shape %r != [1, 1, %d]" % (where, out_shape, c))
+            _fail("%s: out_shape %s != [1, 1, %d]" % (where, out_shape, c))
         m = _int(layer.get("m"), where + " m", 0, INT32_MAX)
         s = _int(layer.get("s"), where + " s", 1, 31)
         _check_bound(where, h * w * r, m, s)
         return Layer(layer, None, None)
     if type(layer.get("relu")) is not bool:
-        _fail("%s: relu must be true or false, got %r" % (where, layer.get("relu")))
+        _fail("%s: relu must be true or false, got %s" % (where, _show(layer.get("relu"))))
     if op == "dense":
         if in_shape[:2] != [1, 1] or out_shape[:2] != [1, 1]:
-            _fail("%s: dense needs 1x1 input and output, got %r -> %r" % (where, in_shape, out_shape))
+            _fail("%s: dense needs 1x1 input and output, got %s -> %s" % (where, in_shape, out_shape))
         per_oc = c
     else:
         kh, kw = _ints(layer.get("kernel"), 2, where + " kernel", 1, 64)
@@ -194,10 +200,10 @@ def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
         top, left, bottom, right = _ints(layer.get("pad"), 4, where + " pad", 0, 64)
         groups = layer.get("groups")
         if not (groups == 1 or (type(groups) is int and groups == c == oc)):
-            _fail("%s: groups %r must be 1 or equal C == OC (%d, %d)" % (where, groups, c, oc))
+            _fail("%s: groups %s must be 1 or equal C == OC (%d, %d)" % (where, _show(groups), c, oc))
         eh, ew = h + top + bottom - kh, w + left + right - kw
         if eh < 0 or ew < 0 or [eh // sh + 1, ew // sw + 1] != out_shape[:2]:
-            _fail("%s: out_shape %r does not follow from %r, kernel, stride, pad" % (where, out_shape, in_shape))
+            _fail("%s: out_shape %s does not follow from %s, kernel, stride, pad" % (where, out_shape, in_shape))
         if (h + top + bottom) * (w + left + right) * c > MAX_TENSOR:
             _fail("%s: padded input larger than %d elements" % (where, MAX_TENSOR))
         per_oc = kh * kw * (c // groups)
@@ -216,14 +222,14 @@ def _check_meta(meta, blob):
     if not isinstance(meta, dict) or meta.get("format") != "camlytics-int8" or meta.get("version") != 1:
         fmt = meta.get("format") if isinstance(meta, dict) else meta
         ver = meta.get("version") if isinstance(meta, dict) else None
-        _fail("unsupported model format %r version %r" % (fmt, ver))
+        _fail("unsupported model format %s version %s" % (_show(fmt), _show(ver)))
     inp = meta.get("input")
     if not isinstance(inp, dict):
         _fail("model metadata has no 'input' object")
     shape = _ints([inp.get("height"), inp.get("width"), inp.get("channels")], 3,
                   "input height/width/channels", 1, 1 << 16)
     if inp.get("dtype") != "uint8" or inp.get("zp") != 0:
-        _fail("input must be uint8 with zp 0, got %r zp %r" % (inp.get("dtype"), inp.get("zp")))
+        _fail("input must be uint8 with zp 0, got %s zp %s" % (_show(inp.get("dtype")), _show(inp.get("zp"))))
     layers = meta.get("layers")
     if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
         _fail("model metadata needs a 'layers' list of 1 to %d layers" % MAX_LAYERS)
@@ -233,13 +239,13 @@ def _check_meta(meta, blob):
         shape, dtype, zp = layer["out_shape"], layer["y_dtype"], layer["y_zp"]
     classes = meta.get("classes")
     if shape[:2] != [1, 1] or not isinstance(classes, list) or len(classes) != shape[2]:
-        _fail("%r classes for output shape %r" % (len(classes) if isinstance(classes, list) else classes, shape))
+        _fail("%s classes for output shape %s" % (len(classes) if isinstance(classes, list) else _show(classes), shape))
     for name in classes:
         if not isinstance(name, str):
-            _fail("class names must be strings, got %r" % (classes,))
+            _fail("class names must be strings, got %s" % (_show(classes),))
     out = meta.get("output")
     if not isinstance(out, dict) or dtype != "int8" or out.get("dtype") != "int8" or out.get("zp") != zp:
-        _fail("output must be int8 with the last layer's zp %d, got %r" % (zp, out))
+        _fail("output must be int8 with the last layer's zp %d, got %s" % (zp, _show(out)))
     _number(out.get("scale"), "output scale")
     return Model(meta, parsed)
 
@@ -250,7 +256,7 @@ def parse_header(data):
         _fail("model file too short: %d bytes" % len(data))
     magic, version, header_size, meta_len, blob_len = struct.unpack_from("<4sHHII", data, 0)
     if magic != MAGIC:
-        _fail("not a camlytics model file: magic %r" % (bytes(magic),))
+        _fail("not a camlytics model file: magic %s" % (_show(bytes(magic)),))
     if version != FORMAT_VERSION or header_size != HEADER_SIZE:
         _fail("unsupported model file version %d (header size %d)" % (version, header_size))
     if meta_len > MAX_META_LEN or blob_len > MAX_BLOB_LEN or meta_len % 4 or blob_len % 4:
@@ -260,8 +266,21 @@ def parse_header(data):
     return meta_len, blob_len
 
 
-def load_model(source):
-    """Read and fully validate a model file (bytes, or a path to the file or its model directory)."""
+def load_model(source, error=None):
+    """Read and fully validate a model file (bytes, or a path to the file or its model directory).
+
+    A bad file raises ModelFileError, or `error(message)` when given (the host passes
+    `camlytics.errors.ModelError`, which edge code cannot import on the camera).
+    """
+    try:
+        return _load(source)
+    except ModelFileError as exc:
+        if error is None:
+            raise
+        raise error(str(exc)) from None
+
+
+def _load(source):
     data = _read_source(source, HEADER_SIZE + MAX_META_LEN + MAX_BLOB_LEN + 4)
     meta_len, blob_len = parse_header(data)
     (crc,) = struct.unpack_from("<I", data, len(data) - 4)
@@ -270,6 +289,6 @@ def load_model(source):
     try:
         meta = json.loads(str(bytes(data[HEADER_SIZE:HEADER_SIZE + meta_len]), "utf-8"))
     except Exception as exc:  # ValueError, UnicodeError, RuntimeError (nesting too deep)...
-        _fail("model metadata is not valid JSON: %s" % (exc,))
+        _fail("model metadata is not valid JSON: %s" % (_show(str(exc)),))
     blob = memoryview(data)[HEADER_SIZE + meta_len:HEADER_SIZE + meta_len + blob_len]
     return _check_meta(meta, blob)

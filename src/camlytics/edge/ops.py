@@ -24,12 +24,15 @@ def signed_weights(weights):
     return [v - 256 if v > 127 else v for v in weights]
 
 
-def prepare_weights(weights):
-    """The weight form this backend's kernels take (a list of signed ints)."""
-    return signed_weights(weights)
+def prepare_weights(layer):
+    """The layer's weights as one list of signed ints per output channel."""
+    w = signed_weights(layer.weights)
+    n = len(w) // layer.out_shape[2]
+    return [w[i:i + n] for i in range(0, len(w), n)]
 
 
 def _store(y, i, acc, p, t):
+    """y[i] = clamp(requant(acc, m, s) + yz, lo, hi) with channel row t (docs/int8.md section 3)."""
     v = ((acc * p[t + 1] + p[t + 2]) >> p[t + 3]) + p[YZ]
     y[i] = p[LO] if v < p[LO] else (p[HI] if v > p[HI] else v)
 
@@ -40,6 +43,7 @@ def conv2d(x, w, y, p):
     span, row, sy, sx = p[KW] * p[C], p[ROW], p[SY], p[SX]
     k = kh * span
     win = [0] * k
+    taps = range(k)
     for oy in range(oh):
         yp = p[YBASE] + oy * p[YROW]
         for ox in range(ow):
@@ -50,14 +54,14 @@ def conv2d(x, w, y, p):
                 for i in range(r, r + span):
                     win[j] = x[i]
                     j += 1
-            t, wi = TABLE, 0
-            for oc in range(oc_n):
+            t, oc = TABLE, 0
+            for wrow in w:
                 acc = p[t]
-                for v in win:
-                    acc += v * w[wi]
-                    wi += 1
+                for i in taps:
+                    acc += win[i] * wrow[i]
                 _store(y, yp + oc, acc, p, t)
                 t += 4
+                oc += 1
             yp += oc_n
 
 
@@ -69,13 +73,13 @@ def depthwise(x, w, y, p):
         yp = p[YBASE] + oy * p[YROW]
         for ox in range(ow):
             xb = oy * sy + ox * sx
-            t, wi = TABLE, 0
+            t = TABLE
             for c in range(c_n):
-                acc = p[t]
+                acc, wrow, wi = p[t], w[c], 0
                 for ky in range(kh):
                     r = xb + ky * row + c
                     for kx in range(kw):
-                        acc += x[r] * w[wi]
+                        acc += x[r] * wrow[wi]
                         r += c_n
                         wi += 1
                 _store(y, yp + c, acc, p, t)

@@ -3,14 +3,12 @@
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
-from camlytics.edge.ops import (
-    C, HI, KH, KW, LO, OC, OH, OW, PW, SH, SW, TABLE, YBASE, YROW, YZ, params,  # noqa: F401
-)
+from camlytics.edge.ops import C, HI, KH, KW, LO, OC, OH, OW, PW, SH, SW, TABLE, YBASE, YROW, YZ
 
 
-def prepare_weights(weights):
-    """int8 weight bytes -> float64 vector (products and sums of these integers are exact)."""
-    return np.frombuffer(bytes(weights), dtype=np.int8).astype(np.float64)
+def prepare_weights(layer):
+    """The layer's int8 weights as a float64 vector (products and sums of these integers are exact)."""
+    return np.frombuffer(layer.weights, dtype=np.int8).astype(np.float64)
 
 
 def _table(p):

@@ -13,8 +13,8 @@ an Axis camera:
 
 Non-VAPIX helpers for tests and demos live under `/camlytics-sim/` and need no authentication:
 `GET /camlytics-sim/truth?t=SECONDS` (ground truth, default now), `GET /camlytics-sim/clock`,
-`POST /camlytics-sim/fail?status=503&count=N` (or `kind=drop|html|truncated|corrupt`: the next N image
-or MJPEG-part answers fail that way), `GET /camlytics-sim/virtualinput` (port states and call log).
+`POST /camlytics-sim/fail?status=503&count=N[&after=M]` (or `kind=drop|html|truncated|corrupt`: N image
+or MJPEG-part answers, after M good ones, fail that way), `GET /camlytics-sim/virtualinput` (port states and call log).
 Image answers also carry `X-Camlytics-Sim-Time` and `X-Camlytics-Truth` headers.
 
 Adding endpoints from another module (e.g. the ACAP application API): write a handler
@@ -36,6 +36,7 @@ import re
 import socket
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
@@ -144,6 +145,39 @@ def parse_clock(value: str | float | int) -> float:
     return seconds
 
 
+_SCENES: "OrderedDict[tuple[str, int, int, int], Any]" = OrderedDict()
+_SCENE_LOCKS: dict[tuple[str, int, int, int], threading.Lock] = {}
+_SCENES_LOCK = threading.Lock()
+MAX_SCENES = 8
+
+
+def shared_scene(preset: str, seed: int, width: int, height: int):
+    """A `Scene`, built once per process and key, then shared (rendering is a pure function of t).
+
+    Building a scene precomputes geometry and textures (seconds); cameras and sim sources in one
+    process reuse it. The least recently used scenes are dropped beyond MAX_SCENES.
+    """
+    key = (preset, int(seed), int(width), int(height))
+    with _SCENES_LOCK:
+        if key in _SCENES:
+            _SCENES.move_to_end(key)
+            return _SCENES[key]
+        key_lock = _SCENE_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # one thread builds, others for the same key wait; other keys build in parallel
+        with _SCENES_LOCK:
+            if key in _SCENES:
+                return _SCENES[key]
+        from camlytics.sim import Scene
+
+        scene = Scene(preset=preset, seed=int(seed), width=int(width), height=int(height))
+        with _SCENES_LOCK:
+            _SCENES[key] = scene
+            while len(_SCENES) > MAX_SCENES:
+                _SCENES.popitem(last=False)
+            _SCENE_LOCKS.pop(key, None)
+        return scene
+
+
 def parse_resolution(text: str) -> tuple[int, int]:
     """(width, height) from "WxH"; ValueError otherwise."""
     match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", text.strip().lower())
@@ -250,6 +284,7 @@ class Fault:
     kind: str  # "status" | "drop" | "html" | "truncated" | "corrupt"
     count: int
     status: int = 503
+    after: int = 0  # good answers to give before the first failure
 
 
 class SimulatedCamera:
@@ -276,6 +311,7 @@ class SimulatedCamera:
         default_resolution: str = DEFAULT_RESOLUTION,
         mjpeg_boundary: str = MJPEG_BOUNDARY,
         max_fps: float = 30.0,
+        prewarm: bool = True,
     ) -> None:
         from camlytics.sim import PRESETS  # the scene module loads lazily: `simcam --help` stays fast
 
@@ -298,16 +334,17 @@ class SimulatedCamera:
         self.host, self._port = host, int(port)
         self.mjpeg_boundary = mjpeg_boundary
         self.max_fps = float(max_fps)
+        self.prewarm = prewarm
         self.authenticator = (
             DigestAuthenticator(auth[0], auth[1], f"AXIS_{serial}", allow_basic=basic) if auth else None
         )
         self.routes: dict[tuple[str, str], Handler] = dict(ROUTES)
         self.extensions: dict[str, Any] = {}
         self.params = default_params(self)
+        self.params["root.Image.I0.Appearance.Resolution"] = default_resolution
         self.virtual_inputs: dict[int, bool] = {}
         self.virtual_input_log: list[dict[str, Any]] = []
         self._vi_timers: dict[int, threading.Timer] = {}
-        self._scenes: dict[tuple[int, int], Any] = {}
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -317,9 +354,11 @@ class SimulatedCamera:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "SimulatedCamera":
-        """Bind and serve in a background thread; the simulated clock starts now."""
+        """Build the default-resolution scene, bind, serve in a background thread; the clock starts now."""
         if self._server:
             return self
+        if self.prewarm:  # building a scene takes seconds: not inside the first client's timeout
+            self.scene(*parse_resolution(self.params["root.Image.I0.Appearance.Resolution"]))
         handler = type("Handler", (_HTTPHandler,), {"camera": self})
         try:
             self._server = _Server((self.host, self._port), handler)
@@ -328,7 +367,8 @@ class SimulatedCamera:
         self._port = self._server.server_address[1]
         self._stopping.clear()
         self._wall_start = time.monotonic()
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"simcam:{self.port}", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"simcam:{self.port}", daemon=True)
         self._thread.start()
         return self
 
@@ -370,21 +410,15 @@ class SimulatedCamera:
         return (self.start_time + (time.monotonic() - self._wall_start) * self.speed) % DAY
 
     def scene(self, width: int, height: int):
-        """The scene renderer for one resolution (created once, then cached)."""
-        with self._lock:
-            scene = self._scenes.get((width, height))
-            if scene is None:
-                from camlytics.sim import Scene
-
-                scene = self._scenes[(width, height)] = Scene(
-                    preset=self.preset, seed=self.seed, width=width, height=height
-                )
-            return scene
+        """The scene renderer for one resolution (built once per process, see `shared_scene`)."""
+        return shared_scene(self.preset, self.seed, width, height)
 
     def truth(self, t: float | None = None) -> dict[str, Any]:
-        """Ground truth of the scene at simulated time `t` (default: now)."""
-        w, h = parse_resolution(self.params["root.Image.I0.Appearance.Resolution"])
-        return _jsonable(self.scene(w, h).truth(self.sim_time() if t is None else t))
+        """Ground truth of the scene at simulated time `t` (default: now); the same at every resolution."""
+        with _SCENES_LOCK:
+            built = [sc for (p, s, _, _), sc in _SCENES.items() if (p, s) == (self.preset, self.seed)]
+        scene = built[-1] if built else self.scene(*parse_resolution(self.params["root.Image.I0.Appearance.Resolution"]))
+        return _jsonable(scene.truth(self.sim_time() if t is None else t))
 
     def snapshot(self, resolution: str, quality: int, t: float | None = None) -> tuple[bytes, float]:
         """A JPEG of the scene at `t` (default now) and the time it shows."""
@@ -393,21 +427,32 @@ class SimulatedCamera:
         image = self.scene(w, h).render(t)
         return encode_jpeg(np.asarray(image), quality), t
 
-    def inject_fault(self, kind: str = "status", count: int = 1, status: int = 503) -> None:
-        """Make the next `count` image answers fail (see the module docstring for kinds)."""
-        if kind not in ("status", "drop", "html", "truncated", "corrupt"):
-            raise ValueError(f"unknown fault kind {kind!r}")
-        with self._lock:
-            self._faults.append(Fault(kind, int(count), int(status)))
+    def inject_fault(self, kind: str = "status", count: int = 1, status: int = 503, after: int = 0) -> None:
+        """Make `count` image answers (snapshots or MJPEG parts) fail after `after` good ones.
 
-    def take_fault(self) -> Fault | None:
-        """Consume one pending injected fault, if any."""
+        Kinds: "status" (HTTP `status`), "drop" (close the connection), "html" (a login page),
+        "truncated" (half a JPEG), "corrupt" (a JPEG-sized body decoders reject).
+        """
+        if kind not in ("status", "drop", "html", "truncated", "corrupt"):
+            raise ValueError(f"unknown fault kind {kind!r}; use status, drop, html, truncated or corrupt")
+        if count < 1 or after < 0:
+            raise ValueError(f"count must be >= 1 and after >= 0, got count={count}, after={after}")
+        with self._lock:
+            self._faults.append(Fault(kind, int(count), int(status), int(after)))
+
+    def take_fault(self, stream_open: bool = False) -> Fault | None:
+        """Consume one pending injected fault, if any; opening a stream only takes ones that stop it."""
         with self._lock:
             while self._faults and self._faults[0].count <= 0:
                 self._faults.pop(0)
             if not self._faults:
                 return None
             fault = self._faults[0]
+            if stream_open and (fault.after > 0 or fault.kind in ("truncated", "corrupt")):
+                return None  # meant for a part of the stream
+            if fault.after > 0:
+                fault.after -= 1
+                return None
             fault.count -= 1
             return Fault(fault.kind, 1, fault.status)
 
@@ -600,13 +645,11 @@ def video_cgi(cam: SimulatedCamera, req: Request) -> Response:
             raise ValueError
     except ValueError:
         return Response.text("<!--Invalid fps, nbrofframes or duration.-->\r\n", content_type="text/html")
-    fault = cam.take_fault()
-    if fault and fault.kind in ("status", "html", "drop"):  # the stream itself fails to open
-        if fault.kind == "drop":
-            raise _DropConnection()
+    fault = cam.take_fault(stream_open=True)
+    if fault and fault.kind == "drop":
+        raise _DropConnection()
+    if fault:  # the stream itself fails to open
         return _fault_response(fault, b"") or Response(500)
-    if fault:  # "truncated" / "corrupt": put the fault back so it hits a part of the stream
-        cam.inject_fault(fault.kind, 1)
     return Response(
         200, f"multipart/x-mixed-replace; boundary={cam.mjpeg_boundary}",
         _mjpeg_parts(cam, *options, fps=min(fps or cam.max_fps, cam.max_fps), count=nbrofframes, duration=duration),
@@ -836,13 +879,14 @@ def sim_fail(cam: SimulatedCamera, req: Request) -> Response:
     kind = args.get("kind", "status")
     count = int(_float_arg(args, "count", 1))
     status = int(_float_arg(args, "status", 503))
+    after = int(_float_arg(args, "after", 0))
     if kind == "status" and not 400 <= status <= 599:
         raise _BadRequest(f"status={status} is not an HTTP error status (400..599)")
     try:
-        cam.inject_fault(kind, count, status)
+        cam.inject_fault(kind, count, status, after)
     except ValueError as exc:
         raise _BadRequest(str(exc)) from None
-    return Response.json({"kind": kind, "count": count, "status": status})
+    return Response.json({"kind": kind, "count": count, "status": status, "after": after})
 
 
 @route("GET", path=SIM_PREFIX + "virtualinput")

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per wall-clock second (e.g. 60: one hour per minute); default 1")
     p.add_argument("--start", default="12:00", help="simulated time of day at start: HH:MM[:SS] or seconds; default 12:00")
+    p.add_argument("--resolution", default="640x360",
+                   help="default image resolution (image.cgi without resolution=); default 640x360")
     p.add_argument("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one; default 8080")
     p.add_argument("--user", default="root", help="user name for Digest authentication; default root")
@@ -43,7 +45,7 @@ def run_simcam(args: argparse.Namespace) -> int:
         cam = SimulatedCamera(
             preset=args.preset, seed=args.seed, speed=args.speed, start=args.start,
             auth=None if args.no_auth else (args.user, password), basic=args.basic,
-            host=args.host, port=args.port,
+            host=args.host, port=args.port, default_resolution=args.resolution,
         )
         cam.start()
     except (ValueError, OSError) as exc:

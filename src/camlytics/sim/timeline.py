@@ -243,18 +243,27 @@ class Timeline:
             for _ in range(rng.poisson(dur / 150)):  # people use the open door
                 tc = float(rng.uniform(t0 + 5, t0 + dur - 5))
                 self.walkers.append(self._through(rng, tc, bool(rng.random() < 0.5)))
-        # left ajar: angles near the threshold on both sides, minutes long
-        for _ in range(int(rng.integers(2, 5))):
-            dur = float(rng.uniform(90, 1200))
+        # left ajar: angles near the threshold on both sides, minutes long, a small share of open time
+        ajar = target * 0.15
+        for _ in range(int(rng.integers(2, 6))):
+            angle = float(rng.uniform(3, 22))
+            dur = float(rng.uniform(60, 700))
+            if angle > OPEN_ANGLE:
+                if ajar <= 30:
+                    angle = float(rng.uniform(3, 9.5))  # budget spent: leave it ajar but still closed
+                else:
+                    dur = min(dur, ajar)
             t0 = place(dur)
             if t0 is None:
                 continue
-            ev = DoorEvent(t0, t0 + dur, "ajar", float(rng.uniform(4, 24)), float(rng.uniform(1, 2)),
-                           float(rng.uniform(1.5, 3)))
+            ev = DoorEvent(t0, t0 + dur, "ajar", angle, float(rng.uniform(1, 2)), float(rng.uniform(1.5, 3)))
             self.events.append(ev)
+            ajar -= ev.open_seconds()
             budget -= ev.open_seconds()
         # brief pass-throughs fill the rest of the open time
-        while budget > 0:
+        for _ in range(5000):
+            if budget <= 0:
+                break
             t_front = sample_time()
             into_behind = bool(rng.random() < 0.5)
             group = 1 + int(rng.random() < 0.2) + int(rng.random() < 0.05)

@@ -20,6 +20,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", help="camera resolution WxH; the nearest supported one is used")
     p.add_argument("--compression", type=int, help="camera JPEG compression 0..100 (higher = smaller)")
     p.add_argument("--timeout", type=float, help="network timeout in seconds (default 10)")
+    p.add_argument("--retries", type=int, help="retries after a network error or HTTP 5xx (default 3)")
     p.add_argument("--timestamps", help="image folder: CSV with filename,timestamp columns")
 
 
@@ -43,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _source_options(args: argparse.Namespace) -> dict:
     """The options this command line sets, by open_source's names (unset ones are None and dropped)."""
-    names = ("user", "password", "auth", "resolution", "compression", "timeout", "timestamps", "interval")
+    names = ("user", "password", "auth", "resolution", "compression", "timeout", "retries", "timestamps", "interval")
     return {n: getattr(args, n, None) for n in names if getattr(args, n, None) is not None}
 
 

@@ -35,8 +35,8 @@ class SimSource(FrameSource):
     def __init__(self, preset: str = "office", *, seed: int = 0, interval: float = 10.0, start: float | str = 0.0,
                  duration: float | None = None, width: int = 640, height: int = 360, quality: int = 85,
                  count: int | None = None) -> None:
-        from camlytics.sim import PRESETS, Scene
-        from camlytics.sim.camera import parse_clock
+        from camlytics.sim import PRESETS
+        from camlytics.sim.camera import parse_clock, shared_scene
 
         if preset not in PRESETS:
             raise SourceError(f"sim source: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
@@ -58,7 +58,7 @@ class SimSource(FrameSource):
         super().__init__(f"sim:{preset}?seed={seed}", count=count, duration=None)
         self.end = self.start + duration
         self.quality = quality
-        self.scene = Scene(preset=preset, seed=int(seed), width=width, height=height)
+        self.scene = shared_scene(preset, int(seed), width, height)
 
     def __len__(self) -> int:
         """Frames the full run yields (before `count`)."""

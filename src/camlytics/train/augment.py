@@ -87,6 +87,24 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, cfg: AugmentConf
     return torch.round(x.clamp(0, 1) * 255) / 255
 
 
+def augmented_pool(x: np.ndarray, y: np.ndarray, size: int, rng: np.random.Generator, cfg: AugmentConfig,
+                   batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """`size` augmented copies drawn class-balanced from (x, y), as uint8 (size, H, W, C) and labels.
+
+    Every training stage draws from this one pool, so the teacher's soft targets are computed once
+    per pooled image instead of once per step (distillation then costs no more than plain training).
+    """
+    classes = np.unique(y)
+    per = -(-size // len(classes))
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=True) for c in classes])
+    idx = rng.permutation(idx)[:size]
+    out = np.empty((len(idx), *x.shape[1:]), np.uint8)
+    for i in range(0, len(idx), batch):
+        t = augment_batch(x[idx[i:i + batch]], rng, cfg)
+        out[i:i + batch] = torch.round(t * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out, y[idx]
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """Unaugmented uint8 N x H x W x C images as the student's float N x C x H x W input."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

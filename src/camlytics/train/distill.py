@@ -4,31 +4,37 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+# loss(student logits, labels, indices of the batch in the training pool) -> scalar
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def hard_loss(label_smoothing: float = 0.05) -> Loss:
-    """Cross-entropy on the labels only (the student trained alone)."""
-    def loss(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the labels only (the student trained alone, the teacher)."""
+    def loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     return loss
 
 
-def distillation_loss(teacher: nn.Module, temperature: float = 4.0, alpha: float = 0.7) -> Loss:
+def teacher_logits(teacher: nn.Module, pool_x: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    """The teacher's logits for every pooled (already augmented) training image, computed once."""
+    from camlytics.train.fit import predict_logits
+
+    return torch.from_numpy(predict_logits(teacher, pool_x, batch_size))
+
+
+def distillation_loss(cached: torch.Tensor, temperature: float = 4.0, alpha: float = 0.7) -> Loss:
     """`alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels)` (Hinton et al. 2015).
 
-    The teacher sees the same augmented batch as the student, so its soft targets describe exactly
-    the image the student is asked about.
+    `cached` holds the teacher's logits for each pool image: the teacher saw exactly the augmented
+    image the student is asked about.
     """
-    teacher.eval()
-
-    def loss(logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            soft = F.softmax(teacher(x) / temperature, dim=1)
+    def loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        soft = F.softmax(cached[idx] / temperature, dim=1)
         kd = F.kl_div(F.log_softmax(logits / temperature, dim=1), soft, reduction="batchmean")
         return alpha * temperature**2 * kd + (1 - alpha) * F.cross_entropy(logits, y)
     return loss

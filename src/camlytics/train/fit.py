@@ -1,4 +1,4 @@
-"""The one training loop every stage uses: balanced batches, augmentation, cosine LR, best-epoch pick."""
+"""The one training loop every stage uses: shuffled pool batches, one-cycle LR, best-epoch pick."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from camlytics.train.augment import AugmentConfig, augment_batch, to_tensor
+from camlytics.train.augment import to_tensor
 from camlytics.train.distill import Loss
 from camlytics.train.metrics import balanced_accuracy
 
@@ -43,14 +43,6 @@ class History:
         return dict(self.__dict__)
 
 
-def balanced_indices(y: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` indices drawn with equal probability per class (rare classes are repeated)."""
-    classes = np.unique(y)
-    per = math.ceil(count / len(classes))
-    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), per, replace=True) for c in classes])
-    return rng.permutation(idx)[:count]
-
-
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Float logits of `model` on unaugmented uint8 images (N, H, W, C)."""
     model.eval()
@@ -61,19 +53,17 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def fit(model: nn.Module, train: Arrays, val: Arrays, loss_fn: Loss, *, epochs: int, lr: float,
-        rng: np.random.Generator, augment: AugmentConfig | None, name: str, progress: Any = None,
-        batch_size: int = 64, min_epoch_size: int = 512, weight_decay: float = 1e-4) -> History:
-    """Train `model` in place and leave it at its best validation epoch; returns the history.
+def fit(model: nn.Module, pool: Arrays, val: Arrays, loss_fn: Loss, *, epochs: int, lr: float,
+        rng: np.random.Generator, name: str, progress: Any = None, batch_size: int = 64,
+        weight_decay: float = 1e-4) -> History:
+    """Train `model` in place on the (pre-augmented, class-balanced) pool; keep the best validation epoch.
 
-    An epoch draws max(len(train), min_epoch_size) class-balanced examples so that tiny datasets
-    still get enough optimiser steps. The best epoch has the highest validation balanced accuracy,
-    ties going to the lower validation loss.
+    The best epoch has the highest validation balanced accuracy, ties going to the lower validation
+    loss. `loss_fn(logits, labels, pool_indices)` lets distillation look up cached teacher outputs.
     """
     history = History(name)
-    num_classes = int(max(train.y.max(), val.y.max() if len(val) else 0)) + 1
-    epoch_size = max(len(train), min_epoch_size)
-    steps = epochs * math.ceil(epoch_size / batch_size)
+    num_classes = int(max(pool.y.max(), val.y.max() if len(val) else 0)) + 1
+    steps = epochs * math.ceil(len(pool) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
     task = progress.add_task(name, total=steps, status="") if progress is not None else None
@@ -81,18 +71,18 @@ def fit(model: nn.Module, train: Arrays, val: Arrays, loss_fn: Loss, *, epochs: 
     best_state = copy.deepcopy(model.state_dict())
     for epoch in range(epochs):
         model.train()
-        order = balanced_indices(train.y, epoch_size, rng)
+        order = torch.from_numpy(rng.permutation(len(pool)))
         losses = []
-        for i in range(0, epoch_size, batch_size):
+        for i in range(0, len(pool), batch_size):
             idx = order[i:i + batch_size]
-            x = augment_batch(train.x[idx], rng, augment) if augment else to_tensor(train.x[idx])
-            y = torch.from_numpy(train.y[idx].astype(np.int64))
-            loss = loss_fn(model(x), y, x)
+            x = to_tensor(pool.x[idx.numpy()])
+            y = torch.from_numpy(pool.y[idx.numpy()].astype(np.int64))
+            loss = loss_fn(model(x), y, idx)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if task is not None:
                 progress.advance(task)
         history.train_loss.append(float(np.mean(losses)))

@@ -174,10 +174,10 @@ def activation_params(lo: float, hi: float, dtype: str) -> tuple[float, int]:
     return float(scale), zp
 
 
-def _quantize_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric int8 weights and their scales (an all-zero channel gets scale 1)."""
+def _quantize_weights(w: np.ndarray, min_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel symmetric int8 weights and their scales (at least `min_scale`)."""
     peak = np.abs(w).reshape(w.shape[0], -1).max(axis=1)
-    scale = np.where(peak > 0, peak / WEIGHT_QMAX, 1.0)
+    scale = np.maximum(peak / WEIGHT_QMAX, min_scale)
     q = np.clip(np.rint(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -WEIGHT_QMAX, WEIGHT_QMAX)
     return q.astype(np.int8), scale
 
@@ -194,13 +194,16 @@ def _quantize_layer(layer: FloatLayer, meta: dict, x_scale: float) -> tuple[np.n
     wf = layer.weight.numpy()
     if layer.op == "conv2d":
         wf = wf.transpose(0, 2, 3, 1)  # [OC, C/g, KH, KW] -> [OC, KH, KW, C/g], channels last
-    qw, w_scale = _quantize_weights(wf)
+    bias = layer.bias.numpy()
+    # A (pruned) channel with near-zero weights but a real bias would need a bias beyond 32 bits in
+    # units of x_scale * w_scale: raise its weight scale so the bias fits in 2**22 steps instead.
+    qw, w_scale = _quantize_weights(wf, np.maximum(np.abs(bias) / (x_scale * 2**22), 1e-30))
     big_m = x_scale * w_scale / y_scale
     reach = np.abs(qw.astype(np.int64)).reshape(qw.shape[0], -1).sum(axis=1) * int8ref.input_range(meta)
     # A bias beyond reach + 256 output steps saturates the output whatever the input: clipping it
     # there changes no output and keeps the accumulator within the 32-bit bound.
     limit = reach + np.ceil(256.0 / np.maximum(big_m, 1e-30)) + 1
-    qb = np.clip(np.rint(layer.bias.numpy() / (x_scale * w_scale)), -limit, limit)
+    qb = np.clip(np.rint(bias / (x_scale * w_scale)), -limit, limit)
     qb = np.clip(qb, -(2**31 - 1) + reach, 2**31 - 1 - reach).astype(np.int64)
     try:
         m, s = int8ref.choose_requant(big_m, int8ref.accumulator_bound(meta, qw, qb))

@@ -92,7 +92,7 @@ def load_imagenet_weights(model: MobileNetV2, path: Path) -> None:
     model.load_state_dict({k: state[k] for k in own}, strict=False)
 
 
-def wide_cnn(in_channels: int, num_classes: int, width: int = 32) -> nn.Sequential:
+def wide_cnn(in_channels: int, num_classes: int, width: int = 24) -> nn.Sequential:
     """A plain VGG-like CNN much wider than the student, trained from scratch when no weights are given."""
     def block(i: int, o: int, stride: int) -> list[nn.Module]:
         return [nn.Conv2d(i, o, 3, stride, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]

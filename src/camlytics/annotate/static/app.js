@@ -23,10 +23,16 @@ const S = {
   pending: 0,           // label writes not yet acknowledged
   writes: Promise.resolve(),
   stopped: false,
+  zoom: false,          // grid thumbnails show the region of interest instead of the whole frame
 };
 const cache = new Map(); // record id -> {img: HTMLImageElement, ready: Promise}
 // Figures the browser test reads: keystroke-to-next-image times in ms.
-window.camlytics = { state: S, switchTimes: [], pending: () => S.pending };
+window.camlytics = {
+  state: S, switchTimes: [], pending: () => S.pending,
+  current: () => (S.queue[S.cursor] ? S.queue[S.cursor].id : null),
+  // Prefetched images decoded and ready (the browser test waits for this before timing keystrokes).
+  prefetched: () => [...cache.values()].filter((e) => e.img.complete).length,
+};
 
 const $ = (id) => document.getElementById(id);
 
@@ -91,7 +97,8 @@ function colorOf(label) {
 
 function current() { return S.queue[S.cursor]; }
 
-function showCurrent(t0) {
+// t0: performance.now() of the keystroke that led here; `what` names it in the timing log.
+function showCurrent(t0, what = "move") {
   const r = current();
   const frame = $("frame");
   if (!r) {
@@ -110,10 +117,11 @@ function showCurrent(t0) {
   fitFrame();
   entry.ready.then(() => { if (current() === r) fitFrame(); });
   renderBadge(); renderSide(); renderStrip(); renderRoi();
+  entry.ready.then(() => { if (current() === r) renderZoom(); });
   prefetch();
   if (t0 !== undefined) {
     entry.ready.then(() => requestAnimationFrame(() => {
-      window.camlytics.switchTimes.push(performance.now() - t0);
+      window.camlytics.switchTimes.push({ what, ms: performance.now() - t0 });
     }));
   }
 }
@@ -137,14 +145,49 @@ function renderBadge() {
   b.style.background = r.label ? colorOf(r.label) : "transparent";
   b.className = "badge" + (r.label ? "" : " empty");
   $("position").textContent = `${S.cursor + 1} / ${S.queue.length}`;
+  $("cap-time").textContent = r.time;
+  $("cap-why").textContent = `${r.sampler} · ${r.reason}`;
+  const pred = $("cap-pred");
+  pred.textContent = r.prediction ? `model: ${r.prediction} ${Math.round(100 * (r.confidence || 0))}%` : "";
+  pred.style.color = colorOf(r.prediction);
 }
 
 function renderRoi() {
   const box = $("roi-box");
   const img = $("image");
-  if (!S.roi || !img.naturalWidth) { box.hidden = true; return; }
+  if (!S.roi || !img.naturalWidth) { box.hidden = true; $("zoom-panel").hidden = true; return; }
   placeBox(box, S.roi, img.naturalWidth, img.naturalHeight);
   box.hidden = false;
+  renderZoom();
+}
+
+// The door region of the current frame, enlarged in the side panel (the door is a small part of the view).
+function renderZoom() {
+  const panel = $("zoom-panel");
+  const img = $("image");
+  if (!S.roi || !img.naturalWidth || !img.complete) { panel.hidden = true; return; }
+  panel.hidden = false;
+  const [x0, y0, x1, y1] = S.roi;
+  const canvas = $("zoom");
+  const scale = Math.min(canvas.width / (x1 - x0), canvas.height / (y1 - y0));
+  const w = (x1 - x0) * scale, h = (y1 - y0) * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#0c0d0f";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(img, x0, y0, x1 - x0, y1 - y0, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+}
+
+// Show only the ROI of a thumbnail: scale and shift the image inside its 16:9 cell (all in %).
+function zoomThumb(img, wrap) {
+  const [x0, y0, x1, y1] = S.roi;
+  const rw = x1 - x0, rh = y1 - y0;
+  const k = Math.min(1 / rw, (9 / 16) / rh); // cell widths per image pixel
+  wrap.classList.add("zoomed");
+  img.style.width = `${100 * img.naturalWidth * k}%`;
+  img.style.height = "auto";
+  img.style.left = `${100 * (0.5 - (x0 + rw / 2) * k)}%`;
+  img.style.top = `${100 * (0.5 - (y0 + rh / 2) * k * (16 / 9))}%`;
 }
 
 function placeBox(el, [x0, y0, x1, y1], w, h) {
@@ -154,10 +197,13 @@ function placeBox(el, [x0, y0, x1, y1], w, h) {
   el.style.height = `${(100 * (y1 - y0)) / h}%`;
 }
 
-function fmtAgo(iso) {
-  if (!iso) return "";
-  const when = typeof iso === "number" ? new Date(iso * 1000) : new Date(iso);
-  return isNaN(when) ? String(iso) : when.toLocaleString();
+// Unix seconds as local "YYYY-MM-DD HH:MM:SS" (the store keeps the time of annotation).
+function fmtWhen(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const d = new Date(Number(seconds) * 1000);
+  if (isNaN(d)) return String(seconds);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 function renderSide() {
@@ -173,7 +219,8 @@ function renderSide() {
   };
   if (r) {
     add("time", r.time, "big");
-    add("label", r.label ? `${r.label}  (${r.annotator || "?"}, ${fmtAgo(r.labelled_at)})` : "—");
+    add("label", r.label || "—");
+    if (r.label) add("by", `${r.annotator || "?"} · ${fmtWhen(r.labelled_at)}`);
     add("sampler", r.sampler);
     add("reason", r.reason);
     add("score", r.score === null ? null : r.score.toFixed(3));
@@ -250,8 +297,11 @@ function renderStrip() {
     ctx.fillStyle = r.label ? colorOf(r.label) : S.skipped.has(r.id) ? "#444a54" : "#30343b";
     ctx.fillRect(Math.floor(i * cw), 3, Math.max(1, Math.ceil(cw) - (cw > 3 ? 1 : 0)), canvas.height - 6);
   });
-  ctx.fillStyle = "#ffffff";
-  ctx.fillRect(Math.floor(S.cursor * cw) - 1, 0, Math.max(3, Math.ceil(cw) + 2), canvas.height);
+  // The cursor: a white outline around its cell (a bar when cells are thinner than a few pixels).
+  ctx.strokeStyle = "#ffffff";
+  ctx.lineWidth = 2;
+  const x = Math.floor(S.cursor * cw);
+  ctx.strokeRect(x, 1, Math.max(2, Math.ceil(cw) - 1), canvas.height - 2);
 }
 
 function renderKeys() {
@@ -259,7 +309,7 @@ function renderKeys() {
     ["1 … " + S.classes.length, "label the selection"],
     ["click", "select one"], ["Shift+click", "select a range"], ["Ctrl+click", "add / remove"],
     ["arrows", "move (Shift extends)"], ["Space", "select / unselect"], ["A", "select whole page"],
-    ["Esc", "clear selection"], ["PgUp PgDn  [ ]", "previous / next page"],
+    ["Esc", "clear selection"], ["PgUp PgDn  [ ]", "previous / next page"], ["Z", "zoom to the ROI"],
     ["U  ⌫", "undo last action"], ["Enter", "open in single view"], ["G", "back to single view"], ["Q", "quit"],
   ] : [
     ["↑", upClass()], ["↓", downClass()], ["1 … " + S.classes.length, S.classes.join(", ")],
@@ -299,10 +349,10 @@ async function refreshProblems() {
 }
 
 // ---------------------------------------------------------------- navigation
-function goTo(i, t0) {
+function goTo(i, t0, what) {
   if (!S.queue.length || i < 0) return;
   S.cursor = Math.max(0, Math.min(S.queue.length - 1, i));
-  if (S.mode === "grid") renderGrid(); else showCurrent(t0);
+  if (S.mode === "grid") renderGrid(); else showCurrent(t0, what);
 }
 
 function nextUnlabelled(from, skipSkipped = false) {
@@ -380,6 +430,7 @@ function rerender() {
 function gridPageStart() { return Math.floor(S.cursor / GRID_SIZE) * GRID_SIZE; }
 
 function renderGrid() {
+  $("zoom-panel").hidden = true; // the side panel's ROI view follows the single view's image
   const start = gridPageStart();
   const cells = $("grid-cells");
   cells.replaceChildren();
@@ -393,9 +444,13 @@ function renderGrid() {
     const img = document.createElement("img");
     img.src = imageUrl(r.id); img.alt = `frame ${r.id}`; img.draggable = false;
     wrap.append(img);
-    if (S.roi) {
+    if (S.roi && S.zoom) {
+      const fit = () => zoomThumb(img, wrap);
+      if (img.complete && img.naturalWidth) fit(); else img.addEventListener("load", fit);
+    } else if (S.roi) {
       const box = document.createElement("div"); box.className = "roi thin";
-      img.addEventListener("load", () => { placeBox(box, S.roi, img.naturalWidth, img.naturalHeight); wrap.append(box); });
+      const place = () => { placeBox(box, S.roi, img.naturalWidth, img.naturalHeight); wrap.append(box); };
+      if (img.complete && img.naturalWidth) place(); else img.addEventListener("load", place);
     }
     const cap = document.createElement("div"); cap.className = "caption";
     const lab = document.createElement("span"); lab.className = "lab";
@@ -415,7 +470,8 @@ function renderGrid() {
   const pages = Math.max(1, Math.ceil(S.queue.length / GRID_SIZE));
   $("grid-footer").textContent =
     `page ${Math.floor(start / GRID_SIZE) + 1} / ${pages} · ${S.selection.size} selected · ` +
-    `press 1…${S.classes.length} to label the selection (or the focused frame)`;
+    `press 1…${S.classes.length} to label the selection (or the focused frame)` +
+    (S.roi ? ` · Z: ${S.zoom ? "whole frames" : "zoom to the ROI"}` : "");
   renderSide(); renderStrip();
 }
 
@@ -481,6 +537,7 @@ function gridKey(ev) {
     S.queue.slice(start, start + GRID_SIZE).forEach((r) => S.selection.add(r.id));
     renderGrid();
   } else if (k === "Escape") { S.selection.clear(); renderGrid(); }
+  else if (k === "z" || k === "Z") { S.zoom = !S.zoom; renderGrid(); }
   else if (k === "Enter") { setMode("single"); showCurrent(); }
   else return false;
   return true;
@@ -553,7 +610,7 @@ function saveRoi(roi) {
 // ---------------------------------------------------------------- keys
 function onKey(ev) {
   if (S.stopped || ev.altKey || ((ev.ctrlKey || ev.metaKey) && ev.key !== "a")) return;
-  const t0 = performance.now();
+  const t0 = ev.timeStamp; // when the key event was created: the measured delay includes input handling
   const k = ev.key;
   let handled = true;
   const classIndex = /^[1-9]$/.test(k) ? Number(k) - 1 : -1;
@@ -578,7 +635,7 @@ function onKey(ev) {
     if (label && r) {
       labelRecords([r], label);
       S.skipped.delete(r.id);
-      goTo(S.cursor + 1 < S.queue.length ? S.cursor + 1 : S.cursor, t0);
+      goTo(S.cursor + 1 < S.queue.length ? S.cursor + 1 : S.cursor, t0, "label");
     } else if (k === "ArrowLeft") goTo(S.cursor - 1, t0);
     else if (k === "ArrowRight") goTo(S.cursor + 1, t0);
     else if (k === " ") {

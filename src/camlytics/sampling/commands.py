@@ -1,0 +1,129 @@
+"""CLI: `camlytics collect SOURCE --dataset DIR --sampler ...` with a live progress display."""
+
+from __future__ import annotations
+
+import argparse
+
+from camlytics.sources.commands import SPEC_HELP, _add_source_options, _source_options
+
+SAMPLER_HELP = (
+    "smart: door-region anomalies + activity + lighting/shape novelty on a budget (default); "
+    "time: one frame every --every seconds; hog / color: shape / colour novelty; "
+    "motion: start, middle and end of activity; flips: where --model flips briefly or is unsure"
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `collect` sub-command."""
+    p = subparsers.add_parser(
+        "collect",
+        help="pick a small, diverse set of frames from a source into a dataset",
+        description="Read frames from a source, keep the ones the sampler picks (at most --budget, spread "
+        "over the run) and store them in a dataset. Ctrl-C stops cleanly; a camera that goes away is "
+        "retried with backoff.",
+    )
+    p.add_argument("source", metavar="SOURCE", help=SPEC_HELP)
+    p.add_argument("--dataset", required=True, metavar="DIR", help="dataset directory (created if missing)")
+    p.add_argument("--sampler", default="smart", choices=["smart", "time", "hog", "color", "motion", "flips"],
+                   help=SAMPLER_HELP)
+    p.add_argument("--budget", type=int, default=300, help="at most this many frames in all (default 300)")
+    p.add_argument("--per-hour", type=int, help="at most this many frames per hour (default: 4x the average)")
+    p.add_argument("--interval", type=float, help="seconds between frames read from the source")
+    p.add_argument("--duration", type=float, help="stop after this many seconds of frames (default: whole "
+                   "source; the budget is spread over it, a day for a camera)")
+    p.add_argument("--every", type=float, help="time sampler: seconds between kept frames (default duration/budget)")
+    p.add_argument("--roi", help="region of interest x0,y0,x1,y1 in pixels, e.g. around the door "
+                   "(default: the dataset's ROI, else the whole frame)")
+    p.add_argument("--model", metavar="MODEL_DIR", help="trained model directory for the flips sampler (and smart)")
+    _add_source_options(p)
+    p.set_defaults(func=run_collect)
+
+
+def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) from "x0,y0,x1,y1"."""
+    from camlytics.errors import CamlyticsError
+    from camlytics.store import check_roi
+
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(",")
+    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
+        raise CamlyticsError(f"--roi must be four integers x0,y0,x1,y1, got {text!r}")
+    return check_roi(int(p) for p in parts)
+
+
+def _planned_duration(source, args: argparse.Namespace) -> float:
+    """Seconds of stream the budget is spread over: --duration, else the source's length, else a day."""
+    from camlytics.sampling.base import DAY
+
+    if args.duration:
+        return float(args.duration)
+    if hasattr(source, "end") and hasattr(source, "start"):  # simulator
+        return float(source.end - source.start)
+    entries = getattr(source, "entries", None)  # image folder: the span of its timestamps
+    if entries and len(entries) > 1:
+        return max(1.0, float(entries[-1][0] - entries[0][0]))
+    return DAY
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """Run the collector with a live progress display."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from camlytics.sampling import make_sampler
+    from camlytics.sampling.base import check_positive
+    from camlytics.sampling.collect import StopFlag, collect
+    from camlytics.sources import open_source, source_kind
+    from camlytics.store import Dataset
+
+    check_positive("--budget", args.budget, integer=True)
+    roi = parse_roi(args.roi)
+    options = _source_options(args)
+    if args.duration is not None:
+        check_positive("--duration", args.duration)
+    kind = source_kind(args.source)
+    predict = None
+    if args.model:
+        from camlytics.train.predictor import load_predictor
+
+        predict = load_predictor(args.model)
+    with Dataset.open(args.dataset, create=True) as ds:
+        if roi is not None:
+            ds.set_roi(roi)
+        roi = roi or ds.roi
+        first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec
+        duration = _planned_duration(first, args)
+        total = len(first) if hasattr(first, "__len__") else None
+        sampler = make_sampler(args.sampler, budget=args.budget, duration=duration, roi=roi, interval=args.every,
+                               predict=predict, per_hour=args.per_hour)
+        sources = [first]
+
+        def next_source():
+            return sources.pop() if sources else open_source(args.source, **options)
+
+        console = Console(stderr=True)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("kept {task.fields[kept]}/{task.fields[budget]}  {task.fields[by]}"),
+            TextColumn("{task.fields[rate]:.1f} frames/s"), TextColumn("[yellow]{task.fields[note]}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        task = progress.add_task(f"collect ({args.sampler})", total=total, kept=0, budget=args.budget, by="",
+                                 rate=0.0, note="")
+
+        def show(stats) -> None:
+            by = " ".join(f"{k.removeprefix('smart/')}:{v}" for k, v in sorted(stats.kept_by.items()))
+            note = f"retrying: {stats.last_error}" if stats.last_error and stats.reconnects else ""
+            progress.update(task, completed=stats.seen, kept=stats.kept, by=by, rate=stats.rate, note=note[:60])
+
+        stop = StopFlag()
+        with progress, stop.on_sigint():
+            stats = collect(next_source, ds, sampler, live=kind in ("vapix", "mjpeg"), duration=args.duration,
+                            stop=stop, on_frame=show)
+            show(stats)
+    how = "stopped by Ctrl-C" if stats.stopped else "done"
+    per = ", ".join(f"{k}: {v}" for k, v in sorted(stats.kept_by.items())) or "none"
+    print(f"{how}: {stats.seen} frames seen, {stats.kept} kept ({per}) in {args.dataset}"
+          + (f"; {stats.reconnects} reconnects" if stats.reconnects else ""))
+    return 0

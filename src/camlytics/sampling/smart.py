@@ -1,0 +1,169 @@
+"""The smart sampler: door-region anomalies first, then activity, then lighting and shape novelty, on a budget.
+
+Without ground truth, the rare frames (door open, people, night) show up as: the door region
+looking different from its long-term background (ROI HOG distance), activity anywhere (background
+subtraction), and colours/shapes unlike anything kept so far. All share one Budget (total, per
+hour, token bucket): anomalies may spend whenever a token is left, the others only when tokens
+are saved up, so quiet hours fill the dataset with lighting variety and busy hours with events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from camlytics.frames import Frame
+from camlytics.sampling.base import Budget, Decision, Sampler
+from camlytics.sampling.features import FrameView
+from camlytics.sampling.motion import MotionDetector
+from camlytics.sampling.novelty import FeatureMemory, color_vector, hog_vector
+
+
+class RoiAnomaly:
+    """How far the ROI's HOG cells are from their slowly learned background; bounded memory.
+
+    The background is an exponential average over `tau` seconds of frames that were not anomalous,
+    so a door that stays open for minutes keeps scoring high; after `adopt` seconds of anomaly the
+    new look becomes the background (the door was propped open all night, a box was moved).
+    """
+
+    def __init__(self, tau: float = 1800.0, adopt: float = 7200.0, k: float = 6.0, floor: float = 0.06):
+        self.tau, self.adopt, self.k, self.floor = tau, adopt, k, floor
+        self.background: np.ndarray | None = None
+        self.normal_scores: deque[float] = deque(maxlen=360)
+        self._last_t: float | None = None
+        self._since: float | None = None  # start of the current anomaly
+
+    def reset(self) -> None:
+        """Forget the background (after a scene change: lights, IR mode)."""
+        self.background = None
+        self.normal_scores.clear()
+        self._since = None
+
+    def threshold(self) -> float:
+        """Median + k * MAD of recent normal scores, at least `floor`."""
+        if len(self.normal_scores) < 6:
+            return max(self.floor, 0.15)
+        s = np.fromiter(self.normal_scores, np.float64)
+        med = float(np.median(s))
+        return max(self.floor, med + self.k * 1.4826 * float(np.median(np.abs(s - med))) + 0.02)
+
+    def update(self, view: FrameView) -> tuple[float, bool]:
+        """(score, anomalous) of this frame; then adapt the background."""
+        cells = view.roi_hog
+        t = view.timestamp
+        if self.background is None or self.background.shape != cells.shape:
+            self.background, self._last_t = cells.copy(), t
+            return 0.0, False
+        per_cell = np.sqrt(((cells - self.background) ** 2).sum(axis=2)).ravel()
+        if view.roi is None:  # whole frame: something changed locally, look at the worst tenth
+            k = max(1, per_cell.size // 10)
+            score = float(np.mean(np.partition(per_cell, -k)[-k:]))
+        else:
+            score = float(per_cell.mean())
+        anomalous = score > self.threshold()
+        dt = max(0.0, t - (self._last_t if self._last_t is not None else t))
+        self._last_t = t
+        if anomalous:
+            self._since = t if self._since is None else self._since
+            learn = t - self._since > self.adopt
+        else:
+            self._since = None
+            self.normal_scores.append(score)
+            learn = True
+        if learn:
+            alpha = 1.0 - np.exp(-dt / self.tau) if dt > 0 else 0.01
+            self.background += alpha * (cells - self.background)
+        return score, anomalous
+
+
+class SmartSampler(Sampler):
+    """Anomalies of the door region, activity, lighting and shape novelty, all on one Budget."""
+
+    name = "smart"
+
+    def __init__(self, budget: Budget, roi=None, predict: Callable[[Frame], dict[str, float]] | None = None):
+        super().__init__(roi)
+        self.budget = budget
+        self.anomaly = RoiAnomaly()
+        self.motion = MotionDetector()
+        self.event_memory = FeatureMemory(512, seed=1)  # ROI HOG of kept anomaly frames
+        self.color_memory = FeatureMemory(256, seed=2)
+        self.shape_memory = FeatureMemory(256, seed=3)
+        self.predict = predict
+        self._event_frames = 0  # frames into the current anomaly; 0 = none
+        self._activity_frames = 0
+        self._last_label: str | None = None
+        self.kept_by: dict[str, int] = {}
+
+    def _decide(self, view: FrameView) -> Decision | None:
+        t = view.timestamp
+        budget = self.budget
+        budget.advance(t)
+        share, scene_change = self.motion.update(view)
+        if scene_change:
+            self.anomaly.reset()
+            return self._keep(view, "light", share, "scene change (lights / IR mode)")
+        score, anomalous = self.anomaly.update(view)
+        if self.predict is not None:
+            decision = self._flips(view)
+            if decision is not None:
+                return decision
+        if anomalous:
+            self._event_frames += 1
+            n = self._event_frames
+            d = self.event_memory.distance(hog_vector(view))
+            # the start of every event; later frames while tokens last, preferring unseen looks
+            needed = 0.0 if n == 1 else 0.25 * (1.0 - budget.fill) ** 2
+            if d > needed and budget.can_spend():
+                self.event_memory.add(hog_vector(view))
+                return self._keep(view, "anomaly", score, f"door region differs from background (frame {n})")
+            return None
+        if self._event_frames:
+            self._event_frames = 0
+            if budget.fill > 0.2:
+                return self._keep(view, "anomaly", score, "door region back to background")
+        active = share >= 0.003
+        if active:
+            self._activity_frames += 1
+            n = self._activity_frames
+            if (n & (n - 1) == 0) and budget.fill > 0.25:
+                return self._keep(view, "motion", share, f"activity ({100 * share:.1f}% of pixels, frame {n})")
+        elif self._activity_frames:
+            self._activity_frames = 0
+            if budget.fill > 0.5:
+                return self._keep(view, "motion", share, "activity ends")
+        if budget.fill > 0.5:
+            d = self.color_memory.distance(color_vector(view))
+            if d > 0.25 * (1.0 - budget.fill) + 0.02:
+                why = "first frame" if not np.isfinite(d) else f"new colours/brightness (distance {d:.3f})"
+                return self._keep(view, "color", d, why)
+            d = self.shape_memory.distance(hog_vector(view))
+            if d > 0.4 * (1.0 - budget.fill) + 0.05:
+                return self._keep(view, "hog", d, f"new shapes (distance {d:.3f})")
+        return None
+
+    def _flips(self, view: FrameView) -> Decision | None:
+        probs = self.predict(view.frame)
+        if not probs:
+            return None
+        label = max(probs, key=probs.get)
+        confidence = float(probs[label])
+        flipped = self._last_label is not None and label != self._last_label
+        self._last_label = label
+        if flipped or confidence < 0.65:
+            why = f"model flips to {label}" if flipped else f"model unsure: {label} {confidence:.2f}"
+            return self._keep(view, "flips", 1.0 - confidence, why)
+        return None
+
+    def _keep(self, view: FrameView, part: str, score: float, reason: str) -> Decision | None:
+        if not self.budget.can_spend():
+            return None
+        self.budget.spend(view.timestamp)
+        # every kept frame counts as seen by the novelty parts, whichever part kept it
+        self.color_memory.add(color_vector(view))
+        self.shape_memory.add(hog_vector(view))
+        self.kept_by[part] = self.kept_by.get(part, 0) + 1
+        return Decision(f"smart/{part}", float(score) if np.isfinite(score) else 1.0, reason)

@@ -1,0 +1,633 @@
+"""The simulated camera view of a door: a procedurally rendered room with ground truth per frame.
+
+`Scene(preset, seed, width, height)` precomputes the static room once (ray-cast geometry,
+textures, one light map per light source, vignette) and renders frames as cheap weighted sums of
+those maps plus the door (cached per quantised angle), people, shadows, auto-exposure, sensor
+noise, IR night mode and camera shake. `render(t)` is a pure function of (preset, seed, size, t).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from camlytics.errors import SourceError
+from camlytics.frames import Frame, encode_jpeg
+from camlytics.sim import lighting
+from camlytics.sim.geometry import Camera, Quad, raycast
+from camlytics.sim.people import draw_person, person_box
+from camlytics.sim.presets import PRESETS, Material, Preset
+from camlytics.sim.textures import fbm, texture
+from camlytics.sim.timeline import DAY, OPEN_ANGLE, Timeline
+
+MARGIN = 3  # extra canvas pixels on each side, so camera shake never shows an edge
+KEY = 0.20  # auto-exposure target: mean linear luminance of the exposed image
+EXPOSURE_TAU = 2.0  # seconds the auto-exposure takes to follow a change in light
+GRID = 0.5
+LUT_SCALE = 2048.0  # tone curve entries per unit of sqrt(exposure): covers exposures up to 4
+SHOT_NOISE = 0.012  # photon noise: sd of exposure = sqrt(SHOT_NOISE^2 * gain * exposure)
+READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), dominant in the dark  # seconds between samples of the precomputed light/exposure curves
+ZONES = {"room": 0, "behind": 1, "door": 2}
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
+METAL = np.array([0.45, 0.45, 0.46], np.float32)
+
+
+@dataclass
+class _Layer:
+    """Pixels (flat canvas indices) with per-light-source radiance: colour (K, n, 3) and grey (K+1, n)."""
+
+    idx: np.ndarray
+    dist: np.ndarray
+    rgb: np.ndarray
+    grey: np.ndarray
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """Luminance of linear RGB along the last axis."""
+    return (rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]).astype(np.float32)
+
+
+def _weighted_sum(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """sum_k w[k] * stack[k] (numpy's matmul is slow for so few rows, so add up in place)."""
+    out = stack[0] * w[0]
+    for k in range(1, len(w)):
+        if w[k]:
+            out += stack[k] * w[k]
+    return out
+
+
+def _tone_lut(size: int = 4096) -> np.ndarray:
+    """Camera response indexed by sqrt(exposure) * LUT_SCALE -> sRGB-like uint8 with a soft shoulder."""
+    x = ((np.arange(size, dtype=np.float64) + 0.5) / LUT_SCALE) ** 2
+    white = 2.5
+    y = x * (1 + x / white**2) / (1 + x)
+    y = np.clip(y, 0, 1) ** (1 / 2.2)
+    return np.round(y * 255).astype(np.uint8)
+
+
+class Scene:
+    """A fixed camera installation (`preset`) on one simulated day (`seed`), rendered at width x height."""
+
+    def __init__(self, preset: str = "office", seed: int = 0, width: int = 640, height: int = 360) -> None:
+        if preset not in PRESETS:
+            raise SourceError(f"unknown scene preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
+        if not (isinstance(seed, (int, np.integer)) and 0 <= int(seed) < 2**32):
+            raise SourceError(f"scene seed must be an integer in [0, 2**32), got {seed!r}")
+        for name, v, lo, hi in (("width", width, 64, 4096), ("height", height, 48, 4096)):
+            if not (isinstance(v, (int, np.integer)) and lo <= int(v) <= hi):
+                raise SourceError(f"scene {name} must be an integer in [{lo}, {hi}], got {v!r}")
+        self.preset_name = preset
+        self.preset: Preset = PRESETS[preset]
+        self.seed = int(seed)
+        self.width, self.height = int(width), int(height)
+        p = self.preset
+        self._key = (self.seed, zlib.crc32(preset.encode()))
+        self.timeline = Timeline(p, self.seed)
+        # the view is framed for 16:9; other aspect ratios keep the horizontal field of view
+        self.camera = Camera(p.cam_pos, p.cam_yaw, p.cam_pitch, p.cam_hfov, self.width, self.height, MARGIN)
+        self._materials = {
+            "floor": p.floor, "walls": p.walls, "ceiling": p.ceiling, "frame": p.frame, "skirting": p.skirting,
+            "behind_floor": p.behind_floor, "behind_walls": p.behind_walls, "poster": POSTER, "door": p.door,
+        }
+        self._build_lights()
+        self._vignette = self._make_vignette()
+        self._build_static()
+        self._door_cache: OrderedDict[float, _Layer] = OrderedDict()
+        self._lut = _tone_lut()
+        self._build_curves()
+        self._noise_bank = self._make_noise_bank()
+        self.door_roi = self._door_roi()
+
+    # ---- geometry -----------------------------------------------------------------------------
+
+    def _room_quads(self) -> list[Quad]:
+        p = self.preset
+        w2, d, h, wt = p.width / 2, p.depth, p.height, p.wall_thickness
+        x0, x1, dh = p.door_x, p.door_x + p.door_w, p.door_h
+        fr, eps, sk = 0.075, 0.012, 0.09
+        X, Y, Z = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+        neg = lambda v: tuple(-c for c in v)  # noqa: E731
+        zb0, zb1, bw = d + wt, d + wt + p.behind_depth, p.width + 12
+        q = [
+            Quad((-w2, 0, -1.5), X, Z, p.width, d + 1.5, Y, "floor"),
+            Quad((-w2, h, -1.5), X, Z, p.width, d + 1.5, neg(Y), "ceiling"),
+            Quad((-w2, 0, -1.5), Z, Y, d + 1.5, h, X, "walls"),
+            Quad((w2, 0, -1.5), Z, Y, d + 1.5, h, neg(X), "walls"),
+            Quad((-w2, 0, d), X, Y, x0 + w2, h, neg(Z), "walls"),
+            Quad((x1, 0, d), X, Y, w2 - x1, h, neg(Z), "walls"),
+            Quad((x0, dh, d), X, Y, p.door_w, h - dh, neg(Z), "walls"),
+            # architrave around the doorway, standing slightly proud of the wall
+            Quad((x0 - fr, 0, d - eps), X, Y, fr, dh + fr, neg(Z), "frame"),
+            Quad((x1, 0, d - eps), X, Y, fr, dh + fr, neg(Z), "frame"),
+            Quad((x0, dh, d - eps), X, Y, p.door_w, fr, neg(Z), "frame"),
+            # the reveal: inside faces of the doorway through the wall thickness
+            Quad((x0, 0, d), Z, Y, wt, dh, X, "frame", "door"),
+            Quad((x1, 0, d), Z, Y, wt, dh, neg(X), "frame", "door"),
+            Quad((x0, dh, d), X, Z, p.door_w, wt, neg(Y), "frame", "door"),
+            # skirting boards
+            Quad((-w2 + eps / 2, 0, -1.5), Z, Y, d + 1.5, sk, X, "skirting"),
+            Quad((w2 - eps / 2, 0, -1.5), Z, Y, d + 1.5, sk, neg(X), "skirting"),
+            Quad((-w2, 0, d - eps / 2), X, Y, x0 - fr + w2, sk, neg(Z), "skirting"),
+            Quad((x1 + fr, 0, d - eps / 2), X, Y, w2 - x1 - fr, sk, neg(Z), "skirting"),
+            # the space behind the door
+            Quad((-w2 - 6, 0, zb0), X, Z, bw, p.behind_depth, Y, "behind_floor", "behind"),
+            Quad((-w2 - 6, p.behind_height, zb0), X, Z, bw, p.behind_depth, neg(Y), "ceiling", "behind"),
+            Quad((-w2 - 6, 0, zb1), X, Y, bw, p.behind_height, neg(Z), "behind_walls", "behind"),
+            Quad((-w2 - 6, 0, zb0), Z, Y, p.behind_depth, p.behind_height, X, "behind_walls", "behind"),
+            Quad((w2 + 6, 0, zb0), Z, Y, p.behind_depth, p.behind_height, neg(X), "behind_walls", "behind"),
+            Quad((-w2 - 6, 0, zb1 - eps / 2), X, Y, bw, sk, neg(Z), "skirting", "behind"),
+            Quad((x0 + 0.25 * p.door_w, 0.95, zb1 - eps), X, Y, 0.62, 0.85, neg(Z), "poster", "behind"),
+        ]
+        wz0, wz1 = p.window_z
+        wy0, wy1 = p.window_y
+        if p.window_side == "left":
+            q.append(Quad((-w2 + eps, wy0, wz0), Z, Y, wz1 - wz0, wy1 - wy0, X, "window"))
+        else:
+            q.append(Quad((w2 - eps, wy0, wz0), Z, Y, wz1 - wz0, wy1 - wy0, neg(X), "window"))
+        return q
+
+    def _door_quads(self, angle: float) -> list[Quad]:
+        """The door leaf (a thin box) swung open by `angle` degrees about its hinge."""
+        p = self.preset
+        s = 1.0 if p.hinge == "left" else -1.0  # direction from hinge to free edge when closed
+        sigma = 1.0 if p.swing == "out" else -1.0
+        rho = math.radians(angle) * s * sigma
+        xh = p.door_x if p.hinge == "left" else p.door_x + p.door_w
+        th = p.door_thickness
+        pivot_z = p.depth + p.wall_thickness if p.swing == "out" else p.depth
+        direction = np.array([s * math.cos(math.radians(angle)), 0.0, sigma * math.sin(math.radians(angle))])
+        n = np.array([math.sin(rho), 0.0, -math.cos(rho)])  # outward normal of the room-side face
+        pivot = np.array([xh, 0.0, pivot_z])
+        front = pivot + (th * n if p.swing == "out" else 0.0)
+        back = front - th * n
+        w, h = p.door_w - 0.006, p.door_h - 0.004
+        up = np.array([0.0, 1.0, 0.0])
+        t = lambda a: tuple(float(c) for c in a)  # noqa: E731
+        return [
+            Quad(t(front), t(direction), t(up), w, h, t(n), "door", "door"),
+            Quad(t(back), t(direction), t(up), w, h, t(-n), "door", "door"),
+            Quad(t(front + direction * w), t(-n), t(up), th, h, t(direction), "door_edge", "door"),
+            Quad(t(front), t(-n), t(up), th, h, t(-direction), "door_edge", "door"),
+            Quad(t(front + up * h), t(direction), t(-n), w, th, t(up), "door_edge", "door"),
+        ]
+
+    # ---- lights and shading -------------------------------------------------------------------
+
+    def _build_lights(self) -> None:
+        p = self.preset
+        w2 = p.width / 2
+        wz0, wz1 = p.window_z
+        wy0, wy1 = p.window_y
+        x = -w2 if p.window_side == "left" else w2
+        self._win_normal = np.array([1.0 if p.window_side == "left" else -1.0, 0, 0])
+        zz, yy = np.meshgrid(np.linspace(wz0, wz1, 5)[1:-1] if wz1 - wz0 < 2 else np.linspace(wz0, wz1, 7)[1:-1],
+                             np.linspace(wy0, wy1, 5)[1:-1])
+        self._win_samples = np.stack([np.full(zz.size, x), yy.ravel(), zz.ravel()], 1)
+        self._win_area = (wz1 - wz0) * (wy1 - wy0)
+        lamp_total = sum(np.array(lp.color) * lp.power for lp in p.lamps)
+        behind_total = sum(np.array(lp.color) * lp.power for lp in p.behind_lamps)
+        self._amb_day = p.ambient * p.daylight_power * self._win_area * 0.12
+        self._amb_lamp = p.ambient * lamp_total * 0.25
+        self._amb_behind = p.ambient * behind_total * 0.5
+        self._doorway = (p.door_x, p.door_x + p.door_w, 0.0, p.door_h)
+
+    def _through_doorway(self, pts: np.ndarray, light) -> np.ndarray:
+        p = self.preset
+        x0, x1, y0, y1 = self._doorway
+        return lighting.through_opening(pts, light, p.depth, x0, x1, y0, y1) & lighting.through_opening(
+            pts, light, p.depth + p.wall_thickness, x0, x1, y0, y1)
+
+    def _irradiance(self, pts: np.ndarray, normals: np.ndarray, zone: np.ndarray) -> dict[str, np.ndarray]:
+        """Per light source irradiance at points: day (N,), lamp (N,3), behind (N,3), spill (N,3), ir (N,)."""
+        p = self.preset
+        n = len(pts)
+        room, behind, door = zone == 0, zone == 1, zone == 2
+        lit_by_room = room | door
+        day = np.zeros(n)
+        if lit_by_room.any():
+            day[lit_by_room] = lighting.area_light(pts[lit_by_room], normals[lit_by_room], self._win_samples,
+                                                   self._win_normal, p.daylight_power, self._win_area)
+        day += np.where(behind, 0.3, 1.0) * self._amb_day
+        lamp = np.zeros((n, 3))
+        behind_rgb = np.zeros((n, 3))
+        spill = np.zeros((n, 3))
+        for lp in p.lamps:
+            e = lighting.point_light(pts, normals, lp.pos, lp.power)
+            vis = np.where(behind, self._through_doorway(pts, lp.pos), 1.0)
+            lamp += (e * vis)[:, None] * np.array(lp.color)
+        lamp += np.where(behind, 0.15, 1.0)[:, None] * self._amb_lamp
+        for lp in p.behind_lamps:
+            e = lighting.point_light(pts, normals, lp.pos, lp.power)
+            behind_rgb += (e * (behind | door))[:, None] * np.array(lp.color)
+            spill += (e * (room & self._through_doorway(pts, lp.pos)))[:, None] * np.array(lp.color)
+        behind_rgb += np.where(behind, 1.0, np.where(door, 0.3, 0.0))[:, None] * self._amb_behind
+        ir = lighting.ir_light(pts, normals, self.camera.pos, self.camera.fwd, p.ir_power, p.ir_reach)
+        ir += 0.01 * p.ir_power
+        return {"day": day, "lamp": lamp, "behind": behind_rgb, "spill": spill, "ir": ir}
+
+    def _shade(self, idx, dist, pts, normals, zone, albedo, ir_albedo, emission) -> tuple[_Layer, _Layer]:
+        """Radiance layers for pixels `idx`: the main layer and the doorway spill light layer."""
+        e = self._irradiance(pts, normals, zone)
+        vig = self._vignette[idx]
+        dayc = np.array(self.preset.daylight_color)
+        rgb = np.stack([
+            albedo * e["day"][:, None] * dayc + emission,
+            albedo * e["lamp"],
+            albedo * e["behind"],
+        ]).astype(np.float32) * vig[None, :, None]
+        ir = (ir_albedo * e["ir"]).astype(np.float32) * vig
+        grey = np.concatenate([ir[None], _luma(rgb)], 0)
+        main = _Layer(idx, dist.astype(np.float32), rgb, grey)
+        spill_rgb = (albedo * e["spill"]).astype(np.float32) * vig[:, None]
+        keep = spill_rgb.max(axis=1) > 1e-4
+        spill = _Layer(idx[keep], dist[keep].astype(np.float32), spill_rgb[keep][None], _luma(spill_rgb[keep])[None])
+        return main, spill
+
+    def _surface(self, quads: list[Quad], qi: np.ndarray, dist: np.ndarray, u: np.ndarray, v: np.ndarray,
+                 rays: np.ndarray):
+        """World points, normals, zones, albedo, IR albedo and emission of ray hits on `quads`."""
+        pts = self.camera.pos + rays * dist[:, None]
+        normals = np.stack([q.normal for q in quads])[qi]
+        zone = np.array([ZONES[q.zone] for q in quads], np.int8)[qi]
+        cos = np.abs(np.einsum("ij,ij->i", rays, normals))
+        fp = dist / self.camera.f / np.maximum(cos, 0.25)  # pixel footprint on the surface (m)
+        albedo = np.zeros((len(qi), 3), np.float32)
+        ir_alb = np.zeros(len(qi), np.float32)
+        emission = np.zeros((len(qi), 3), np.float32)
+        for key in sorted({q.material for q in quads}):
+            sel = np.isin(qi, [i for i, q in enumerate(quads) if q.material == key])
+            if not sel.any():
+                continue
+            P, n = pts[sel], normals[sel]
+            if key in ("window", "poster", "door", "door_edge"):
+                tu, tv = u[sel], v[sel]
+            else:  # world coordinates, so textures run on across wall pieces
+                tu = np.where(np.abs(n[:, 0]) > 0.5, P[:, 2], P[:, 0])
+                tv = np.where(np.abs(n[:, 1]) > 0.5, P[:, 2], P[:, 1])
+            if key == "window":
+                a, ir, em = self._window_texture(tu, tv, quads[int(qi[sel][0])])
+                emission[sel] = em
+            elif key in ("door", "door_edge"):
+                a, ir = self._door_texture(tu, tv, fp[sel], edge=key == "door_edge")
+            else:
+                a, ir = texture(self._materials[key], tu, tv, fp[sel], f"{self.preset_name}:{key}")
+            albedo[sel], ir_alb[sel] = a, ir
+        return pts, normals, zone, albedo, ir_alb, emission
+
+    def _window_texture(self, u, v, quad: Quad):
+        """Window: frame and glazing bars (lit surfaces) and the bright outdoors seen through the glass."""
+        bar, su, sv = 0.05, quad.su, quad.sv
+        frame = (u < bar) | (u > su - bar) | (v < bar) | (v > sv - bar) | (np.abs(u - su / 2) < bar / 2) | (
+            np.abs(v - sv * 0.62) < bar / 2)
+        key = f"{self.preset_name}:outside"
+        horizon = sv * (0.38 + 0.12 * fbm(u * 0.7, np.zeros_like(u), key, 2.0, 3))
+        trees = 0.5 + 0.5 * fbm(u, v, key + "t", 6.0, 3)
+        sky = np.stack([0.75 + 0.1 * v / sv, 0.85 + 0.08 * v / sv, 1.0 + 0 * v], 1)
+        ground = np.stack([0.10 + 0.08 * trees, 0.16 + 0.14 * trees, 0.08 + 0.05 * trees], 1)
+        outside = np.where((v < horizon)[:, None], ground, sky) * self.preset.daylight_power * 1.4
+        albedo = np.where(frame[:, None], np.float32(0.8), np.float32(0.04)) * np.ones((1, 3), np.float32)
+        emission = np.where(frame[:, None], 0.0, outside).astype(np.float32)
+        ir = np.where(frame, 0.8, 0.05).astype(np.float32)
+        return albedo, ir, emission
+
+    def _door_texture(self, u, v, fp, edge: bool):
+        """The door leaf's surface (preset material) with a handle and lock near the free edge."""
+        mat = self.preset.door
+        albedo, ir = texture(mat, u, v, fp, f"{self.preset_name}:door")
+        if edge:
+            return albedo * 0.8, ir
+        w = self.preset.door_w
+        handle = ((u > w - 0.2) & (u < w - 0.05) & (np.abs(v - 1.02) < 0.018)) | (
+            (u > w - 0.095) & (u < w - 0.055) & (v > 0.92) & (v < 1.12))
+        albedo = np.where(handle[:, None], METAL, albedo)
+        ir = np.where(handle, 0.6, ir)
+        return albedo, ir
+
+    def _make_vignette(self) -> np.ndarray:
+        cam = self.camera
+        yy, xx = np.mgrid[0:cam.ch, 0:cam.cw]
+        r2 = ((xx + 0.5 - cam.cx) ** 2 + (yy + 0.5 - cam.cy) ** 2) / (cam.width**2 / 4 + cam.height**2 / 4)
+        return (1.0 - self.preset.vignette * r2 ** 1.2).astype(np.float32).ravel()
+
+    def _build_static(self) -> None:
+        """Ray-cast and shade the room (without the door) once: one radiance map per light source."""
+        cam = self.camera
+        quads = self._room_quads()
+        rays = cam.rays().reshape(-1, 3)
+        qi, dist, u, v = raycast(cam.pos, rays, quads)
+        if (qi < 0).any():  # should not happen: the room is closed around the camera
+            dist = np.where(qi < 0, 1e3, dist)
+            qi = np.maximum(qi, 0)
+        idx = np.arange(len(qi))
+        pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
+        main, self._spill = self._shade(idx, dist, pts, normals, zone, albedo, ir_alb, emission)
+        n = cam.ch * cam.cw
+        self._rgb = np.ascontiguousarray(main.rgb.reshape(3, n * 3))
+        self._grey = np.ascontiguousarray(main.grey)
+        self._depth = dist.astype(np.float32).reshape(cam.ch, cam.cw)
+        self._floor_xz = (pts[:, 0].astype(np.float32), pts[:, 2].astype(np.float32))
+        floor_keys = {i for i, q in enumerate(quads) if q.material in ("floor", "behind_floor")}
+        self._is_floor = np.isin(qi, list(floor_keys)).reshape(cam.ch, cam.cw)
+        self._is_behind = (zone == 1).reshape(cam.ch, cam.cw)
+        # image means of each light source's map (inner image only), for auto-exposure
+        inner = np.zeros((cam.ch, cam.cw), bool)
+        inner[MARGIN:-MARGIN, MARGIN:-MARGIN] = True
+        inner &= ~self._is_behind  # behind the door is hidden most of the time
+        g = self._grey.reshape(4, cam.ch, cam.cw)
+        self._means = np.array([g[k][inner].mean() for k in range(4)])
+
+    def _door_layer(self, angle: float) -> _Layer:
+        """The door leaf at `angle` (quantised to 0.5 degrees), ray-cast over its bounding box; cached."""
+        a = round(angle * 2) / 2
+        hit = self._door_cache.get(a)
+        if hit is not None:
+            self._door_cache.move_to_end(a)
+            return hit
+        cam = self.camera
+        quads = self._door_quads(a)
+        corners = np.concatenate([q.corners() for q in quads])
+        px, py, depth = cam.project(corners)
+        x0, x1 = max(int(px.min()) - 1, 0), min(int(px.max()) + 2, cam.cw)
+        y0, y1 = max(int(py.min()) - 1, 0), min(int(py.max()) + 2, cam.ch)
+        if x0 >= x1 or y0 >= y1 or (depth <= 0).all():
+            layer = _Layer(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((3, 0, 3), np.float32),
+                           np.zeros((4, 0), np.float32))
+        else:
+            rays = cam.rays(y0, y1, x0, x1).reshape(-1, 3)
+            qi, dist, u, v = raycast(cam.pos, rays, quads)
+            yy, xx = np.mgrid[y0:y1, x0:x1]
+            flat = (yy * cam.cw + xx).ravel()
+            vis = (qi >= 0) & (dist < self._depth.ravel()[flat])
+            qi, dist, u, v, rays, flat = qi[vis], dist[vis], u[vis], v[vis], rays[vis], flat[vis]
+            pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
+            layer, _ = self._shade(flat, dist, pts, normals, zone, albedo, ir_alb, emission)
+        self._door_cache[a] = layer
+        if len(self._door_cache) > 48:
+            self._door_cache.popitem(last=False)
+        return layer
+
+    # ---- light, exposure and IR curves over the day --------------------------------------------
+
+    def _build_curves(self) -> None:
+        tl = self.timeline
+        ts = np.arange(0.0, DAY + GRID, GRID)
+        day = tl.daylight(ts)
+        lamp = tl.lights_on(ts).astype(float)
+        behind = tl.behind_light_on(ts).astype(float)
+        opening = 1.0 - np.cos(np.radians(tl.angles(ts)))
+        m_ir, m_d, m_l, m_b = self._means
+        spill_mean = float(self._spill.grey.sum()) / (self.camera.cw * self.camera.ch)
+        vis = day * m_d + lamp * m_l + behind * (opening * spill_mean)
+        self._m_day = m_d
+        gain_max = KEY / (0.025 * m_d)
+        # IR mode with hysteresis: on below the darkest usable light, off again at twice that
+        on, off = vis < KEY / gain_max, vis > 2 * KEY / gain_max
+        events = np.where(on, 1, np.where(off, 0, -1))
+        last = np.maximum.accumulate(np.where(events >= 0, np.arange(len(ts)), -1))
+        ir = np.where(last >= 0, events[np.maximum(last, 0)] == 1, vis[0] < 1.5 * KEY / gain_max)
+        seen = np.where(ir, m_ir + 0.3 * vis, vis)
+        target = np.log(KEY / np.maximum(seen, KEY / gain_max))
+        # first-order lag of the exposure (in stops) behind the light: the camera adapts over seconds;
+        # an exponential kernel truncated where it has decayed below 1e-4, the start padded
+        decay = math.exp(-GRID / EXPOSURE_TAU)
+        k = int(math.ceil(math.log(1e-4) / math.log(decay)))
+        kernel = (1 - decay) * decay ** np.arange(k)
+        kernel /= kernel.sum()
+        lagged = np.convolve(np.concatenate([np.full(k - 1, target[0]), target]), kernel, mode="valid")
+        self._curve_t = ts
+        self._ir = ir
+        self._log_gain = lagged
+        self._visible = vis
+
+    # ---- per-frame state and truth -------------------------------------------------------------
+
+    def _check_t(self, t: float) -> float:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise SourceError(f"scene time must be a number of seconds, got {t!r}") from None
+        if not (0.0 <= t < DAY):
+            raise SourceError(f"scene time must be in [0, 86400) seconds since midnight, got {t!r}")
+        return t
+
+    def _is_night(self, t: float) -> bool:
+        return bool(self._ir[int(round(t / GRID))])
+
+    def _people_in_view(self, t: float, angle: float) -> tuple[int, bool]:
+        """(number of people visible, whether one stands in front of the door)."""
+        cam, p = self.camera, self.preset
+        dx0, dy0, dx1, dy1 = self._door_box
+        count, occluded = 0, False
+        for wk in self.timeline.walkers_at(t):
+            x, z, _, _ = wk.position(t)
+            box = person_box(cam, x, z, wk.look.height)
+            if box is None:
+                continue
+            x0, y0, x1, y1, _ = box
+            if z < p.depth:
+                ix0, iy0, ix1, iy1 = max(x0, MARGIN), max(y0, MARGIN), min(x1, cam.cw - MARGIN), min(y1, cam.ch - MARGIN)
+                if ix0 < ix1 and iy0 < iy1:
+                    count += 1
+                    ox = max(0, min(x1, dx1) - max(x0, dx0))
+                    oy = max(0, min(y1, dy1) - max(y0, dy0))
+                    occluded |= ox * oy > 0.15 * (dx1 - dx0) * (dy1 - dy0)
+            elif angle > OPEN_ANGLE and min(x1, dx1) > max(x0, dx0) and min(y1, dy1) > max(y0, dy0):
+                count += 1
+        return count, occluded
+
+    def exposure(self, t: float) -> float:
+        """The auto-exposure gain at t (higher = darker scene, more noise), lagging the light."""
+        t = self._check_t(t)
+        return math.exp(float(np.interp(t, self._curve_t, self._log_gain)))
+
+    def truth(self, t: float) -> dict:
+        """Ground truth at time t: door state and angle, people, light level, IR mode."""
+        t = self._check_t(t)
+        tl = self.timeline
+        angle = tl.angle(t)
+        state = "open" if angle > OPEN_ANGLE else "closed"
+        people, occluded = self._people_in_view(t, angle)
+        i = int(round(t / GRID))
+        light = float(np.clip(self._visible[i] / self._m_day, 0, 1))
+        sky = float(tl.clear_sky(t))
+        level = "day" if sky > 0.03 else "twilight" if sky > 0.0005 else "night"
+        return {
+            "t": t, "state": state, "angle": round(angle, 2), "people": people, "occluded": occluded,
+            "light": round(light, 4), "light_level": level, "night": self._is_night(t),
+            "lights_on": bool(tl.lights_on(t)),
+            "condition": f"{state}/{level}/{'people' if people else 'empty'}",
+        }
+
+    # ---- rendering -----------------------------------------------------------------------------
+
+    def _make_noise_bank(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat Gaussian noise banks (colour, grey), sliced at a random offset per frame.
+
+        Luma noise plus weaker independent chroma noise, slightly blurred like a demosaiced sensor's.
+        Flat banks make each frame's slice one contiguous block: as cheap as noise can be.
+        """
+        rng = np.random.default_rng([*self._key, 0xB4])
+        h, w = self.height + 8, self.width
+        bank = rng.standard_normal((h, w, 4)).astype(np.float32)
+        bank = (bank + 0.5 * np.roll(bank, 1, 1) + 0.3 * np.roll(bank, 1, 0)) / np.float32(1.16)
+        rgb = bank[:, :, :1] + np.float32(0.35) * bank[:, :, 1:]
+        return np.ascontiguousarray(rgb).ravel(), np.ascontiguousarray(bank[:, :, 0]).ravel()
+
+    def render(self, t: float) -> np.ndarray:
+        """The camera image (RGB uint8, height x width x 3) at t seconds after simulated midnight."""
+        t = self._check_t(t)
+        tl, cam, p = self.timeline, self.camera, self.preset
+        rng = np.random.default_rng([*self._key, int(round(t * 1000))])
+        night = self._is_night(t)
+        wd = float(tl.daylight(t))
+        wl = float(tl.lights_on(t))
+        wb = float(tl.behind_light_on(t))
+        angle = tl.angle(t)
+        if night:
+            w = np.array([1.0, 0.3 * wd, 0.3 * wl, 0.3 * wb], np.float32)
+            flat = _weighted_sum(self._grey, w)[:, None]
+            spill_w = 0.3 * wb
+        else:
+            w = np.array([wd, wl, wb], np.float32)
+            flat = _weighted_sum(self._rgb, w).reshape(-1, 3)
+            spill_w = wb
+        c = flat.shape[1]
+        open_f = 1.0 - math.cos(math.radians(angle))
+        if open_f > 0 and spill_w > 0 and len(self._spill.idx):
+            sp = self._spill.grey[0][:, None] if night else self._spill.rgb[0]
+            flat[self._spill.idx] += (spill_w * open_f) * sp
+        canvas = flat.reshape(cam.ch, cam.cw, c)
+        walkers = [(wk, *wk.position(t)) for wk in tl.walkers_at(t)]
+        weights = w
+        for wk, x, z, _, _ in walkers:
+            self._draw_shadow(canvas, x, z, wk.look.height, night, weights)
+        door = self._door_layer(angle)
+        if len(door.idx):
+            flat[door.idx] = _weighted_sum(door.grey, w)[:, None] if night else _weighted_sum(door.rgb, w)
+        if walkers:
+            depth = self._depth.copy()
+            depth.ravel()[door.idx] = door.dist
+            for wk, x, z, walked, moving in sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2])):
+                colors = self._person_colors(wk.look, x, z, night, w, open_f * spill_w)
+                draw_person(canvas, depth, cam, x, z, walked, moving, wk.look, colors)
+        # camera shake: the sensor window moves by a pixel or two
+        dx, dy = np.clip(np.round(rng.normal(0, p.shake_px * 0.6, 2)), -MARGIN + 1, MARGIN - 1).astype(int)
+        img = canvas[MARGIN + dy: MARGIN + dy + self.height, MARGIN + dx: MARGIN + dx + self.width]
+        gain = self.exposure(t)
+        # Sensor noise, added in the square-root domain where photon (shot) noise has the same size
+        # at every brightness; read noise grows with the gain. The tone curve is indexed by sqrt(x).
+        gn = min(gain * self._m_day / KEY, 60.0)
+        sigma = math.sqrt(SHOT_NOISE**2 * gn / 4 + (READ_NOISE * gn) ** 2)
+        n = self.height * self.width * c
+        bank = self._noise_bank[0] if c == 3 else self._noise_bank[1]
+        off = int(rng.integers(0, len(bank) - n))
+        noise = bank[off: off + n].reshape(self.height, self.width, c)
+        root_gain = math.sqrt(gain)
+        s = np.sqrt(img)
+        s += noise * np.float32(sigma / root_gain)
+        s *= np.float32(root_gain * LUT_SCALE)
+        idx = np.clip(s, 0, len(self._lut) - 1, out=s).astype(np.uint16)
+        out = np.take(self._lut, idx)
+        if c == 1:
+            out = np.repeat(out, 3, axis=2)
+        return out
+
+    def _point_light_mix(self, pos: np.ndarray, normal: np.ndarray, night: bool, w: np.ndarray, spill_w: float):
+        """Lit colour multiplier (3,) for a small object at `pos` facing `normal` (people)."""
+        zone = np.array([1 if pos[2] > self.preset.depth else 0], np.int8)
+        e = self._irradiance(pos[None], normal[None], zone)
+        dayc = np.array(self.preset.daylight_color)
+        if night:
+            return e["ir"][0], w[1] * e["day"][0] + w[2] * e["lamp"][0].mean() + w[3] * e["behind"][0].mean()
+        rgb = w[0] * e["day"][0] * dayc + w[1] * e["lamp"][0] + w[2] * e["behind"][0] + spill_w * e["spill"][0]
+        return rgb, 0.0
+
+    def _person_colors(self, look, x: float, z: float, night: bool, w: np.ndarray, spill_w: float) -> dict:
+        cam = self.camera
+        pos = np.array([x, look.height * 0.6, z])
+        to_cam = cam.pos - pos
+        to_cam[1] = 0
+        normal = to_cam / max(np.linalg.norm(to_cam), 1e-6)
+        light, extra = self._point_light_mix(pos, normal, night, w, spill_w)
+        px, py, _ = cam.project(pos[None])
+        iy = int(np.clip(py[0], 0, cam.ch - 1))
+        ix = int(np.clip(px[0], 0, cam.cw - 1))
+        vig = self._vignette[iy * cam.cw + ix]
+        colors = {}
+        irs = {"top": look.ir_top, "bottom": look.ir_bottom, "skin": 0.55, "hair": 0.25, "shoes": 0.1}
+        base = {"top": look.top, "bottom": look.bottom, "skin": look.skin, "hair": look.hair, "shoes": (0.03, 0.03, 0.03)}
+        for part, col in base.items():
+            if night:
+                v = irs[part] * light + float(np.dot(col, LUMA)) * extra
+                colors[part] = np.array([v], np.float32) * vig
+            else:
+                colors[part] = (np.array(col) * light * vig).astype(np.float32)
+        return colors
+
+    def _draw_shadow(self, canvas: np.ndarray, x: float, z: float, height: float, night: bool, w: np.ndarray) -> None:
+        """Darken the floor around a person's feet, and away from the strongest lamp."""
+        cam, p = self.camera, self.preset
+        reach = 1.6
+        pts = np.array([[x - reach, 0, z - reach], [x + reach, 0, z - reach], [x - reach, 0, z + reach],
+                        [x + reach, 0, z + reach]])
+        px, py, depth = cam.project(pts)
+        if (depth <= 0.2).any():
+            return
+        x0, x1 = max(int(px.min()), 0), min(int(px.max()) + 1, cam.cw)
+        y0, y1 = max(int(py.min()), 0), min(int(py.max()) + 1, cam.ch)
+        if x0 >= x1 or y0 >= y1:
+            return
+        fx = self._floor_xz[0].reshape(cam.ch, cam.cw)[y0:y1, x0:x1]
+        fz = self._floor_xz[1].reshape(cam.ch, cam.cw)[y0:y1, x0:x1]
+        floor = self._is_floor[y0:y1, x0:x1]
+        ddx, ddz = fx - x, fz - z
+        contact = np.exp(-(ddx**2 + ddz**2) / (2 * 0.22**2)) * 0.55
+        # a longer, fainter shadow cast by the nearest lamp (or the camera's IR light at night)
+        lamps = [lp.pos for lp in p.lamps] if (w[1] > 0 and not night) else [tuple(cam.pos)]
+        lx, ly, lz = min(lamps, key=lambda q: (q[0] - x) ** 2 + (q[2] - z) ** 2)
+        away = np.array([x - lx, z - lz])
+        dist = float(np.linalg.norm(away))
+        if dist > 0.05:
+            away /= dist
+            length = min(3.0, height * dist / max(ly - height, 0.3))
+            along = np.clip(ddx * away[0] + ddz * away[1], 0, length)
+            perp = np.abs(ddx * away[1] - ddz * away[0])
+            cast = np.exp(-(perp**2) / (2 * 0.14**2)) * (along > 0) * (1 - along / length) * 0.35
+            contact = np.maximum(contact, cast)
+        region = canvas[y0:y1, x0:x1]
+        region *= (1.0 - contact * floor)[..., None].astype(np.float32)
+
+    def frame(self, t: float, quality: int = 85) -> Frame:
+        """A Frame with the rendered image, its JPEG encoding and the ground truth in meta."""
+        if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
+            raise SourceError(f"JPEG quality must be an integer in [1, 100], got {quality!r}")
+        image = self.render(t)
+        jpeg = encode_jpeg(image, int(quality))
+        return Frame(image=image, timestamp=float(t), source=f"sim:{self.preset_name}?seed={self.seed}", jpeg=jpeg,
+                     meta={"truth": self.truth(t)})
+
+    # ---- region of interest --------------------------------------------------------------------
+
+    def _door_roi(self) -> tuple[int, int, int, int]:
+        """Image box around the door frame and every position of the swinging leaf, padded a little."""
+        cam, p = self.camera, self.preset
+        pts = [np.array([[p.door_x - 0.08, 0, p.depth], [p.door_x + p.door_w + 0.08, 0, p.depth],
+                         [p.door_x - 0.08, p.door_h + 0.08, p.depth], [p.door_x + p.door_w + 0.08, p.door_h + 0.08, p.depth]])]
+        for a in range(0, 91, 10):
+            pts.extend(q.corners() for q in self._door_quads(a))
+        px, py, depth = cam.project(np.concatenate(pts))
+        px, py = px[depth > 0] - MARGIN, py[depth > 0] - MARGIN
+        closed = np.concatenate([q.corners() for q in self._door_quads(0)[:1]])
+        cx, cy, _ = cam.project(closed)
+        self._door_box = (cx.min(), cy.min(), cx.max(), cy.max())
+        pad_x, pad_y = 0.04 * (px.max() - px.min()), 0.04 * (py.max() - py.min())
+        x0 = int(np.clip(math.floor(px.min() - pad_x), 0, self.width - 1))
+        y0 = int(np.clip(math.floor(py.min() - pad_y), 0, self.height - 1))
+        x1 = int(np.clip(math.ceil(px.max() + pad_x), x0 + 1, self.width))
+        y1 = int(np.clip(math.ceil(py.max() + pad_y), y0 + 1, self.height))
+        return x0, y0, x1, y1

@@ -1,0 +1,149 @@
+"""`camlytics train` and `camlytics evaluate` (heavy imports stay inside the command functions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from camlytics.errors import TrainingError
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """'x0,y0,x1,y1' -> four ints with x0 < x1, y0 < y1."""
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected x0,y0,x1,y1 (four integers), got {text!r}") from None
+    if min(x0, y0) < 0 or x0 >= x1 or y0 >= y1:
+        raise argparse.ArgumentTypeError(f"expected 0 <= x0 < x1 and 0 <= y0 < y1, got {text!r}")
+    return x0, y0, x1, y1
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' -> (W, H)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 32x32, got {text!r}") from None
+    if not (4 <= w <= 256 and 4 <= h <= 256):
+        raise argparse.ArgumentTypeError(f"input size must be between 4x4 and 256x256, got {text!r}")
+    return w, h
+
+
+def parse_classes(text: str) -> list[str]:
+    """'closed,open' -> ['closed', 'open'] (at least two distinct names)."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected at least two distinct class names, got {text!r}")
+    return names
+
+
+def parse_epochs(text: str) -> dict[str, int]:
+    """'N' (scales every stage) or 'teacher=N,student=N,finetune=N,qat=N'."""
+    stages = ("teacher", "student", "finetune", "qat")
+    try:
+        if "=" not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            # One number sets the student stages; the teacher and fine-tuning get proportionate shares.
+            return {"teacher": max(1, n // 2), "student": n, "finetune": max(1, (2 * n) // 5),
+                    "qat": max(1, n // 4)}
+        out = {}
+        for part in text.split(","):
+            key, value = part.split("=")
+            if key.strip() not in stages or int(value) < 1:
+                raise ValueError
+            out[key.strip()] = int(value)
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1 or e.g. teacher=20,student=30,finetune=12,qat=8; "
+                                         f"got {text!r}") from None
+
+
+def register(subparsers: Any) -> None:
+    """Add `train` and `evaluate`."""
+    p = subparsers.add_parser(
+        "train", help="train the int8 student on a labelled dataset",
+        description="Train on the labelled images of DATASET: a teacher, a tiny student alone and distilled from "
+                    "the teacher, pruned to the MAC budget, quantized to int8. Writes MODEL_DIR with student.pt, "
+                    "model.cml (edge model), model.onnx, metrics.json, config.json and report.html.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset directory (camlytics collect / annotate)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (replaced if it is one)")
+    p.add_argument("--classes", type=parse_classes, help="class names in output order, e.g. closed,open "
+                   "(default: the dataset's)")
+    p.add_argument("--roi", type=parse_roi, help="x0,y0,x1,y1 in full-resolution pixels (default: the dataset's ROI, "
+                   "else the whole frame)")
+    p.add_argument("--input", type=parse_size, default=(32, 32), metavar="WxH", help="network input size (default 32x32)")
+    colour = p.add_mutually_exclusive_group()
+    colour.add_argument("--gray", dest="color", action="store_const", const="gray", help="grey input (default)")
+    colour.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="colour input")
+    p.add_argument("--budget-macs", type=int, default=500_000, metavar="N", help="MAC budget of the int8 model "
+                   "(default 500000)")
+    p.add_argument("--budget-bytes", type=int, default=32 * 1024, metavar="N", help="int8 weight + bias bytes budget "
+                   "(default 32768)")
+    p.add_argument("--teacher-weights", metavar="PATH", help="torchvision MobileNetV2 state dict "
+                   "(mobilenet_v2-b0353104.pth) to start the teacher from ImageNet; default: a wide CNN from scratch")
+    p.add_argument("--epochs", type=parse_epochs, metavar="N|stage=N,...", help="epochs: one number for the student "
+                   "(other stages scaled), or teacher=N,student=N,finetune=N,qat=N")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: min(2, CPUs))")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=train_command, color="gray")
+
+    e = subparsers.add_parser(
+        "evaluate", help="score a model directory on frames with ground-truth labels",
+        description="Run MODEL_DIR over every frame of SOURCE (a folder of images, a video, a camera...) and compare "
+                    "with the labels CSV (filename,label): balanced accuracy, per-class precision/recall, confusion.")
+    e.add_argument("model_dir", metavar="MODEL_DIR")
+    e.add_argument("source", metavar="SOURCE", help="frame source, e.g. a folder of JPEGs")
+    e.add_argument("--labels", required=True, metavar="CSV", help="CSV with rows filename,label")
+    e.add_argument("--json", metavar="OUT", help="also write the metrics as JSON to OUT")
+    e.add_argument("--runtime", default="int8", help="float | int8 (default int8, the host reference of the edge)")
+    e.set_defaults(func=evaluate_command)
+
+
+def _console(quiet: bool) -> Any:
+    if quiet:
+        return None
+    from rich.console import Console
+    return Console(stderr=True)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Run the training pipeline and print a summary."""
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    epochs = args.epochs or {}
+    cfg = TrainConfig(classes=args.classes, roi=args.roi, input_wh=args.input, color=args.color,
+                      budget_macs=args.budget_macs, budget_bytes=args.budget_bytes,
+                      teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads)
+    for stage, n in epochs.items():
+        setattr(cfg, f"epochs_{stage}", n)
+    if args.threads < 0:
+        raise TrainingError(f"--threads must be >= 0, got {args.threads}")
+    metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
+    stages = metrics["stages"]
+    print("stage       val balanced accuracy")
+    for name in ("teacher", "student", "distilled", "pruned", "int8"):
+        print(f"{name:<11} {100 * stages[name]['val_balanced_accuracy']:6.2f}%")
+    print(f"int8 model: {metrics['macs']} MACs, {metrics['weight_bytes']} weight bytes, "
+          f"{metrics['model_file_bytes']} file bytes; {metrics['train_seconds']:.0f} s")
+    print(f"wrote {Path(args.out)}/ (report.html, model.cml, model.onnx, student.pt, metrics.json, config.json)")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Evaluate and print (and optionally save) the metrics."""
+    from camlytics.train.evaluate import evaluate_source
+    from camlytics.train.metrics import format_report
+
+    report = evaluate_source(args.model_dir, args.source, args.labels, args.runtime, progress=None)
+    print(format_report(report))
+    if report.get("unlabelled_frames"):
+        print(f"({report['unlabelled_frames']} frames had no label and were ignored)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,64 @@
+"""The surprising-frame spool (quota, atomic files) and the edge app's config validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from camlytics.edge import config
+from camlytics.edge.spool import Spool
+
+
+def test_spool_keeps_newest_frames_within_quota(tmp_path):
+    spool = Spool(str(tmp_path / "spool"), max_bytes=10_000, max_files=5)
+    for i in range(12):
+        spool.add(bytes([i]) * 1000, "flip", t=1000 + i)
+    files = spool.files()
+    assert len(files) == 5
+    names = [name for name, _ in files]
+    assert names == sorted(names) and names[-1].startswith("0000001011000-flip")
+    assert not list((tmp_path / "spool").glob("*.tmp"))
+
+
+def test_spool_enforces_byte_quota(tmp_path):
+    spool = Spool(str(tmp_path / "s"), max_bytes=2500, max_files=100)
+    for i in range(6):
+        spool.add(b"x" * 1000, "low_confidence", t=i)
+    assert sum(size for _, size in spool.files()) <= 2500
+
+
+def test_spool_works_under_micropython(tmp_path, micropython):
+    out = micropython(f"""
+from camlytics.edge.spool import Spool
+s = Spool("{tmp_path}/mp", max_bytes=100000, max_files=3)
+for i in range(5):
+    s.add(b"\\xff\\xd8" + bytes(100), "flip", i)
+print(len(s.files()))
+""")
+    assert out.strip() == "3"
+
+
+def test_config_defaults_and_validation():
+    cfg = config.validate({"camera": {"url": "http://127.0.0.1:8080"}, "mqtt": {"host": "broker"}})
+    assert cfg["mqtt"]["port"] == 1883 and cfg["tracker"]["stable_frames"] == 3
+    with pytest.raises(config.ConfigError, match="fps"):
+        config.validate({"fps": 0})
+    with pytest.raises(config.ConfigError, match="unknown setting 'colour'"):
+        config.validate({"colour": 1})
+    with pytest.raises(config.ConfigError, match="virtual_input.port"):
+        config.validate({"virtual_input": {"port": 99}})
+    with pytest.raises(config.ConfigError, match="camera.resolution"):
+        config.validate({"camera": {"resolution": "big"}})
+
+
+def test_config_file_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "c.json"
+    bad.write_text("{not json")
+    with pytest.raises(config.ConfigError, match="not valid JSON"):
+        config.load(str(bad))
+    with pytest.raises(config.ConfigError, match="cannot read"):
+        config.load(str(tmp_path / "missing.json"))
+    bad.write_text(json.dumps({"mqtt": {"port": "x"}}))
+    with pytest.raises(config.ConfigError, match="mqtt.port"):
+        config.load(str(bad))

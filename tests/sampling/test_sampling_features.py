@@ -1,0 +1,52 @@
+"""Features the samplers compare: HOG ignores brightness but sees shapes; colour histograms see lighting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from camlytics.frames import Frame
+from camlytics.sampling.features import FrameView, color_histogram, hog_cells
+from camlytics.sampling.novelty import color_vector, hog_vector
+
+
+def stripes(vertical: bool, level: float = 1.0, size=(96, 160)) -> np.ndarray:
+    """A grey image of stripes 8 px wide, scaled by `level`."""
+    h, w = size
+    axis = np.arange(w if vertical else h) // 8 % 2 * 150 + 50
+    img = np.broadcast_to(axis[None, :] if vertical else axis[:, None], (h, w)).astype(np.float32)
+    return img * level
+
+
+def test_hog_is_brightness_invariant_but_sees_orientation():
+    bright, dim = hog_cells(stripes(True)), hog_cells(stripes(True, 0.5))
+    turned = hog_cells(stripes(False))
+    assert bright.shape == (12, 20, 9)
+    assert np.abs(bright - dim).max() < 0.08
+    assert np.abs(bright - turned).mean() > 10 * np.abs(bright - dim).mean()
+
+
+def test_hog_of_a_flat_image_is_near_zero():
+    noise = np.random.default_rng(0).normal(100, 1.0, (64, 64)).astype(np.float32)
+    assert np.linalg.norm(hog_cells(noise), axis=2).max() < 0.2  # sensor noise is not amplified to an edge
+
+
+def test_colour_histograms_sum_to_one_each_and_move_with_lighting():
+    rgb = np.random.default_rng(1).integers(0, 200, (90, 160, 3)).astype(np.float32)
+    h = color_histogram(rgb)
+    assert h.shape == (64 + 16,) and np.isclose(h[:64].sum(), 1) and np.isclose(h[64:].sum(), 1)
+    day = Frame(rgb.astype(np.uint8), 0.0, "t")
+    night = Frame((rgb * 0.3).astype(np.uint8), 0.0, "t")
+    d_same = np.linalg.norm(color_vector(FrameView(day)) - color_vector(FrameView(day)))
+    d_dark = np.linalg.norm(color_vector(FrameView(day)) - color_vector(FrameView(night)))
+    assert d_same == 0 and 0.3 < d_dark <= 1.0
+
+
+def test_frame_view_crops_the_roi_and_shrinks_the_frame():
+    img = np.zeros((360, 640, 3), np.uint8)
+    img[100:200, 300:400] = 255
+    view = FrameView(Frame(img, 0.0, "t"), roi=(300, 100, 400, 200))
+    assert view.small_rgb.shape == (90, 160, 3) and view.grey.shape == (90, 160)
+    assert view.roi_grey.shape == (64, 64) and view.roi_grey.min() > 250
+    assert hog_vector(view).shape == (8 * 8 * 9,)
+    outside = FrameView(Frame(img, 0.0, "t"), roi=(700, 400, 800, 500))  # clipped away: whole frame
+    assert outside.roi is None and outside.roi_grey.shape == (90, 160)

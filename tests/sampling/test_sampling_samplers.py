@@ -1,0 +1,113 @@
+"""Each sampler's rule, on synthetic streams and on a short stretch of the simulated scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from camlytics.errors import CamlyticsError
+from camlytics.frames import Frame
+from camlytics.sampling import (
+    Budget,
+    ColorNovelty,
+    FlipSampler,
+    HogNovelty,
+    MotionSampler,
+    TimeSampler,
+    make_sampler,
+)
+
+
+def still(level: int = 90, t: float = 0.0, square_at: int | None = None) -> Frame:
+    """A grey 160x96 frame with a texture, optionally a bright 24 px square at x=square_at."""
+    rng = np.random.default_rng(0)
+    img = np.clip(level + rng.normal(0, 10, (96, 160, 1)), 0, 255).repeat(3, axis=2).astype(np.uint8)
+    if square_at is not None:
+        img[30:54, square_at:square_at + 24] = 250
+    return Frame(img, t, "synthetic")
+
+
+def kept(sampler, frames):
+    return [(f.timestamp, d) for f in frames if (d := sampler.offer(f)) is not None]
+
+
+def test_time_sampler_keeps_one_frame_per_interval():
+    frames = [still(t=10.0 * i) for i in range(100)]
+    assert [t for t, _ in kept(TimeSampler(60), frames)] == [60.0 * i for i in range(17)]
+
+
+def test_budget_caps_total_and_per_hour_whatever_the_sampler_wants():
+    budget = Budget(10, duration=7200, per_hour=4)
+    frames = [still(t=10.0 * i) for i in range(720)]
+    times = [t for t, _ in kept(TimeSampler(1, budget), frames)]
+    assert len(times) <= 10 and budget.spent == len(times)
+    for t in times:
+        assert sum(t <= u < t + 3600 for u in times) <= 4
+
+
+def test_novelty_keeps_a_repeated_frame_once_and_a_new_look_again():
+    budget = Budget(50, duration=3600)
+    frames = [still(t=float(i)) for i in range(30)] + [still(200, t=30.0 + i) for i in range(5)]
+    for cls in (ColorNovelty, HogNovelty):
+        sampler = cls(Budget(50, duration=3600))
+        times = [t for t, _ in kept(sampler, frames[:30])]
+        assert times == [0.0]
+    colour = kept(ColorNovelty(budget), frames)
+    assert [t for t, _ in colour] == [0.0, 30.0]  # brightness change: new colours, same shapes
+    assert "novel color" in colour[1][1].reason
+
+
+def test_motion_keeps_start_middle_and_end_of_activity():
+    frames = [still(t=float(i)) for i in range(20)]
+    frames += [still(t=20.0 + i, square_at=5 + 6 * i) for i in range(10)]  # something moves for 10 frames
+    frames += [still(t=30.0 + i) for i in range(10)]
+    decisions = kept(MotionSampler(Budget(100, duration=60)), frames)
+    times = [t for t, _ in decisions]
+    assert times == [20.0, 21.0, 23.0, 27.0, 30.0]  # start, frames 2, 4, 8, first quiet frame
+    assert "starts" in decisions[0][1].reason and "ends" in decisions[-1][1].reason
+
+
+def test_motion_treats_lights_switching_as_a_scene_change_not_activity():
+    frames = [still(40, t=float(i)) for i in range(5)] + [still(220, t=5.0 + i) for i in range(10)]
+    decisions = kept(MotionSampler(Budget(100, duration=60)), frames)
+    assert [(t, "scene change" in d.reason) for t, d in decisions] == [(5.0, True)]
+
+
+def test_flips_keep_brief_flips_and_unsure_frames_not_stable_ones():
+    script = ["closed"] * 5 + ["open"] + ["closed"] * 5 + ["open"] * 8 + ["unsure"] + ["open"] * 3
+    probs = iter(
+        {"closed": 0.45, "open": 0.55} if s == "unsure" else {s: 0.95, ("open" if s == "closed" else "closed"): 0.05}
+        for s in script
+    )
+    sampler = FlipSampler(lambda frame: next(probs), Budget(100, duration=100))
+    decisions = kept(sampler, [still(t=float(i)) for i in range(len(script))])
+    reasons = {int(t): d.reason for t, d in decisions}
+    assert sorted(reasons) == [5, 6, 11, 19]
+    assert reasons[5].startswith("flip closed -> open") and reasons[6].startswith("brief flip back")
+    assert reasons[11].startswith("flip closed -> open")  # a real change: kept once, no flip-back
+    assert reasons[19].startswith("low confidence")
+
+
+def test_make_sampler_validates_its_arguments():
+    with pytest.raises(CamlyticsError, match="'random'"):
+        make_sampler("random")
+    with pytest.raises(CamlyticsError, match="budget"):
+        make_sampler("smart", budget=0)
+    with pytest.raises(CamlyticsError, match="--model"):
+        make_sampler("flips")
+
+
+def test_smart_keeps_the_open_door_far_more_often_than_time_sampling():
+    """An hour of the simulated office around a propped-open door, 1 frame / 10 s, budget 25."""
+    from camlytics.sim import Scene
+
+    scene = Scene(preset="office", seed=1, width=640, height=360)
+    frames = [scene.frame(t) for t in np.arange(23400.0, 27000.0, 10.0)]
+    open_share = np.mean([f.meta["truth"]["state"] == "open" for f in frames])
+    results = {}
+    for name in ("smart", "time"):
+        sampler = make_sampler(name, budget=25, duration=3600, roi=scene.door_roi)
+        picked = [f for f in frames if sampler.offer(f) is not None]
+        assert 0 < len(picked) <= 25
+        results[name] = np.mean([f.meta["truth"]["state"] == "open" for f in picked])
+    assert results["smart"] >= 2 * max(results["time"], open_share)
