@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 from camlytics.annotate.app import create_app
-from camlytics.sim.scene import Scene
+from camlytics.sim import Scene
 from camlytics.store import Dataset
 
 
@@ -41,10 +41,9 @@ def make_dataset(root: pathlib.Path, frames: int) -> None:
 
 
 def serve(root: pathlib.Path) -> tuple[uvicorn.Server, str]:
-    import socket
+    from camlytics.annotate.commands import bind_socket
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = bind_socket("127.0.0.1", 0)  # the CLI's own listening socket (TCP_NODELAY matters)
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(root, annotator="bench"), log_level="warning"))
     threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -107,3 +108,58 @@ def mosquitto(tmp_path_factory) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+def build_sim_dataset(path: Path, preset: str = "office", seed: int = 0, n_per_class: int = 60) -> Path:
+    """A labelled dataset of simulated frames: open frames from the day's door events, closed ones
+    spread over the day (day and night), labelled from the simulator's ground truth."""
+    import numpy as np
+
+    from camlytics.sim.camera import shared_scene
+    from camlytics.store import Dataset
+
+    scene = shared_scene(preset, seed, 640, 360)
+    rng = np.random.default_rng(seed)
+    open_times = []
+    for event in scene.timeline.events:
+        open_times.extend(np.arange(event.start, event.end, 4.0).tolist())
+    rng.shuffle(open_times)
+    closed_times = rng.uniform(0, 86400, size=4 * n_per_class).tolist()
+    with Dataset.open(path, create=True) as ds:
+        ds.set_roi(scene.door_roi)
+        counts = {"open": 0, "closed": 0}
+        for t in open_times + closed_times:
+            truth = scene.truth(t)
+            state = truth["state"]
+            if counts[state] >= n_per_class:
+                continue
+            frame = scene.frame(t)
+            rid = ds.add_image(frame.jpeg, timestamp=t, source=frame.source, sampler="test", reason="truth",
+                               score=0.0, meta={"truth": truth})
+            ds.set_label(rid, state, "simulator")
+            counts[state] += 1
+            if min(counts.values()) >= n_per_class:
+                break
+    return path
+
+
+@pytest.fixture(scope="session")
+def door_model(tmp_path_factory) -> Path:
+    """A small model trained on the simulated office door (shared by all xdist workers: the first
+    worker trains it, the others wait on a file lock and reuse it)."""
+    import fcntl
+
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    if os.environ.get("CAMLYTICS_TEST_MODEL"):  # developers: reuse a model trained earlier
+        return Path(os.environ["CAMLYTICS_TEST_MODEL"])
+    shared = tmp_path_factory.getbasetemp().parent
+    model_dir = shared / "door-model"
+    with open(shared / "door-model.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (model_dir / "model.cml").exists():
+            dataset = build_sim_dataset(shared / "door-dataset")
+            cfg = TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2, epochs_qat=1,
+                              pool_per_image=3, seed=0)
+            run_training(dataset, model_dir, cfg)
+    return model_dir

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from camlytics.sim.scene import Scene
+from camlytics.sim import Scene
 from camlytics.store import Dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -77,14 +77,21 @@ class ServerProcess:
                     started.set()  # the socket is listening from here on
             started.set()  # exited before starting
 
-        threading.Thread(target=read, args=(self.proc.stdout, self.stdout, True), daemon=True).start()
-        threading.Thread(target=read, args=(self.proc.stderr, self.stderr, False), daemon=True).start()
+        self.readers = [
+            threading.Thread(target=read, args=(self.proc.stdout, self.stdout, True), daemon=True),
+            threading.Thread(target=read, args=(self.proc.stderr, self.stderr, False), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
         if not started.wait(30) or not self.url:
             self.stop()
             raise RuntimeError(f"annotate did not start: {self.output()}")
 
     def output(self) -> str:
-        """Everything printed so far, stdout then stderr."""
+        """Everything printed so far, stdout then stderr (all of it once the process has ended)."""
+        if self.proc.poll() is not None:
+            for reader in self.readers:
+                reader.join(5)
         return "".join(self.stdout) + "".join(self.stderr)
 
     def stop(self) -> None:

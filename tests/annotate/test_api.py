@@ -85,6 +85,16 @@ def test_state_order_can_be_chosen_and_is_validated(client):
     assert resp.status_code == 400 and "order='random'" in resp.json()["error"]
 
 
+def test_state_answers_304_while_nothing_changed(client):
+    first = client.get("/api/state")
+    etag = first.headers["etag"]
+    assert client.get("/api/state", headers={"if-none-match": etag}).status_code == 304
+    client.post("/api/label", json={"id": 1, "label": "open"})
+    changed = client.get("/api/state", headers={"if-none-match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert changed.json()["progress"]["labelled"] == 1
+
+
 def test_record_endpoint_returns_one_record_or_404(client):
     rid = state(client)["records"][3]["id"]
     assert client.get(f"/api/records/{rid}").json()["id"] == rid
@@ -122,6 +132,21 @@ def test_missing_and_corrupt_images_get_a_placeholder_are_reported_and_work_goes
     assert client.get(f"/api/image/{fine}").status_code == 200
     assert client.post("/api/label", json={"id": missing, "label": "closed"}).status_code == 200
     assert stored(dataset_dir, missing).label == "closed"
+
+
+def test_an_image_symlinked_to_a_file_outside_the_dataset_is_not_served(client, dataset_dir, tmp_path):
+    secret = tmp_path / "secret.jpg"
+    rid = state(client)["records"][0]["id"]
+    with Dataset.open(dataset_dir) as ds:
+        path = ds.image_path(ds.get(rid))
+    secret.write_bytes(path.read_bytes())  # a valid JPEG, so only the path check can refuse it
+    path.unlink()
+    path.symlink_to(secret)
+    resp = client.get(f"/api/image/{rid}")
+    assert resp.status_code == 404 and resp.headers["content-type"] == "image/svg+xml"
+    assert secret.read_bytes() not in resp.content
+    problems = client.get("/api/problems").json()["problems"]
+    assert problems == [{"id": rid, "path": problems[0]["path"], "error": "image path leads outside the dataset"}]
 
 
 # ---- labelling ---------------------------------------------------------------------------------------

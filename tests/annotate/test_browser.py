@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from camlytics.store import Dataset
-from tests.annotate.helpers import ANNOTATOR, REPO, scene, serve
+from tests.annotate.helpers import ANNOTATOR, REPO, add_frames, scene, serve
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOT = REPO / "docs" / "images" / "annotate.png"
@@ -31,6 +31,10 @@ def open_page(browser, url: str, width: int = 1440, height: int = 860) -> Page:
     page = browser.new_page(viewport={"width": width, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Console errors too (a Content-Security-Policy violation shows up only there); a placeholder's
+    # 404 is expected and reported by the page itself.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
     page.errors = errors
     page.goto(url)
     page.wait_for_selector("body.ready")
@@ -187,6 +191,13 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         img = page.locator("#image").bounding_box()
         assert abs(overlay["x"] - (img["x"] + roi[0] / w * img["width"])) <= 3
         assert abs(overlay["width"] - (roi[2] - roi[0]) / w * img["width"]) <= 4
+        assert page.locator("#zoom-panel").is_visible()  # the door region, enlarged beside the image
+        # The grid can show just the region of every frame (Z), for many near-identical frames.
+        page.keyboard.press("g")
+        assert page.locator(".cell .thumb.zoomed").count() == 0
+        page.keyboard.press("z")
+        page.wait_for_function("() => document.querySelectorAll('.cell .thumb.zoomed').length === 24")
+        page.keyboard.press("g")
         # In the ROI tool, Delete clears the region.
         page.keyboard.press("r")
         page.keyboard.press("Delete")
@@ -213,16 +224,22 @@ def test_a_broken_image_shows_a_placeholder_is_listed_and_labelling_goes_on(brow
         got = labels(dataset_dir)
         assert got[2] == "closed" and got[3] == "open"
         assert page.inner_text("#badge") == "unlabelled" and current(page) == 4
+        # A collector adding frames meanwhile: they show up without a reload.
+        with Dataset.open(dataset_dir) as ds:
+            add_frames(ds, 30, 2, sampler="motion")
+        page.wait_for_function("() => window.camlytics.state.queue.length === 32", timeout=10_000)
+        assert page.inner_text("#progress-text") == "2 / 32 labelled"
+        assert not page.errors
 
 
-def prediction_of(image) -> tuple[str, float]:
+def door_probs(image) -> dict[str, float]:
     """A crude stand-in model for the screenshot: a bright door region means open (not a trained model)."""
     import numpy as np
 
     x0, y0, x1, y1 = scene(640, 360).door_roi
     brightness = float(np.asarray(image)[y0:y1, x0:x1].mean()) / 255
     p_open = float(1 / (1 + np.exp(-(brightness - 0.45) * 14)))
-    return ("open", p_open) if p_open >= 0.5 else ("closed", 1 - p_open)
+    return {"open": p_open, "closed": 1 - p_open}
 
 
 def test_screenshot_for_the_readme(browser, tmp_path):
@@ -234,22 +251,22 @@ def test_screenshot_for_the_readme(browser, tmp_path):
     for t in openings:
         by_condition.setdefault(sc.truth(t)["condition"], []).append(t)
     extra = [t for ts in by_condition.values() for t in ts[:2] if sc.truth(t)["state"] == "open"]
-    times = sorted({*(5 * 3600 + 3600.0 * k for k in range(18)), *extra})
+    hourly = [5 * 3600 + 5400.0 * k for k in range(12)]
+    why = [("motion", "motion started: 12% of pixels changed", 0.12), ("hog", "HOG novelty 0.41", 0.41),
+           ("color", "colour histogram distance 0.23", 0.23)]
     with Dataset.open(tmp_path / "office-day", create=True) as ds:
-        samplers = ["time", "hog", "color", "motion"]
-        for k, t in enumerate(times):
+        for k, t in enumerate(sorted({*hourly, *extra})):
             frame = sc.frame(t)
-            sampler = samplers[k % 4]
-            reason = {"time": "every 60 min", "hog": "HOG novelty 0.41", "color": "colour histogram distance 0.23",
-                      "motion": "motion started (12% of pixels changed)"}[sampler]
+            sampler, reason, score = ("time", "every 90 min", 1.0) if t in hourly else why[k % 3]
             rid = ds.add_image(frame.jpeg, timestamp=t, source="sim:office?seed=0", sampler=sampler,
-                               reason=reason, score=0.4)
-            label, confidence = prediction_of(frame.image)
-            ds.set_prediction(rid, label, confidence, {label: confidence})
+                               reason=reason, score=score)
+            probs = door_probs(frame.image)
+            label = max(probs, key=probs.get)
+            ds.set_prediction(rid, label, probs[label], probs)
         ds.set_roi(sc.door_roi)
         dataset = ds.root
     with serve(dataset) as server:
-        page = open_page(browser, server.url)
+        page = open_page(browser, server.url, 1440, 900)
         ids = page.evaluate("() => window.camlytics.state.queue.map((r) => [r.id, r.timestamp])")
         for _, t in ids[:12]:  # label the first dozen correctly, from the simulator's ground truth
             page.keyboard.press("ArrowUp" if sc.truth(t)["state"] == "open" else "ArrowDown")

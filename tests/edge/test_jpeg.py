@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from camlytics.edge.jpeg import JpegError, decode_luma, decode_rgb, info
+from camlytics.edge.jpeg import JpegError, decode_luma, decode_luma_region, decode_rgb, info
 
 SCALES = (8, 4, 2, 1)
 
@@ -116,6 +116,54 @@ def test_rgb_equals_pillow_at_every_scale(case):
         ref = pillow_rgb(data, d)
         assert ours.shape == ref.shape
         assert int(np.abs(ours.astype(int) - ref).max()) == 0, f"1/{d}"
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuvj420p", "yuvj422p", "yuvj444p"])
+def test_another_encoder_ffmpeg_mjpeg_decodes_like_pillow(pix_fmt):
+    """A second, independent encoder (FFmpeg's MJPEG, as in many cameras' streams) via PyAV."""
+    from fractions import Fraction
+
+    import av
+
+    codec = av.CodecContext.create("mjpeg", "w")
+    codec.width, codec.height, codec.pix_fmt, codec.time_base = 83, 45, pix_fmt, Fraction(1, 25)
+    frame = av.VideoFrame.from_ndarray(scene(83, 45, seed=7), format="rgb24").reformat(format=pix_fmt)
+    data = b"".join(bytes(p) for p in codec.encode(frame) + codec.encode(None))
+    for d in SCALES:
+        assert np.array_equal(decoded(data, d), pillow_luma(data, d)), f"1/{d}"
+        w, h, rgb = decode_rgb(data, d)
+        assert bytes(rgb) == pillow_rgb(data, d).tobytes(), f"RGB 1/{d}"
+
+
+def test_plain_python_kernels_give_the_numpy_batch_bytes(monkeypatch):
+    """CPython runs the viper kernels as plain Python; with numpy the IDCTs run as one batch."""
+    import camlytics.edge.jpeg as jpeg_module
+
+    data = case_bytes(dict(size=(45, 37), quality=90, subsampling=2, restart_marker_blocks=4))
+    with_numpy = [decode_luma(data, d) for d in SCALES] + [decode_rgb(data, 1)]
+    monkeypatch.setattr(jpeg_module, "USE_NUMPY", False)
+    plain = [decode_luma(data, d) for d in SCALES] + [decode_rgb(data, 1)]
+    assert plain == with_numpy
+
+
+def test_a_region_has_the_pixels_of_the_whole_plane():
+    """decode_luma_region transforms only the blocks under the box; the pixels do not change."""
+    data = case_bytes(dict(size=(150, 97), quality=80, subsampling=2, restart_marker_blocks=5))
+    rng = random.Random(3)
+    for d in SCALES:
+        full = decoded(data, d)
+        ph, pw = full.shape
+        for _ in range(6):
+            x0, y0 = rng.randrange(pw), rng.randrange(ph)
+            box = (x0, y0, rng.randint(x0 + 1, pw + 3), rng.randint(y0 + 1, ph + 3))
+            x, y, w, h, out = decode_luma_region(data, d, box)
+            block = 8 // d
+            assert x == box[0] // block * block and y == box[1] // block * block
+            assert (x + w, y + h) == (min(box[2], pw), min(box[3], ph))
+            region = np.frombuffer(bytes(out), np.uint8).reshape(h, w)
+            assert np.array_equal(region, full[y:y + h, x:x + w])
+    with pytest.raises(JpegError, match="outside"):
+        decode_luma_region(data, 8, (20, 0, 30, 5))  # the plane is 19 pixels wide at 1/8
 
 
 def test_one_eighth_is_the_dc_formula_of_docs_int8():

@@ -160,3 +160,29 @@ for meta in json.load(open('{tmp_path}/metas.json')):
     assert len(lines) == len(METAS)
     for meta, line in zip(METAS, lines):
         assert bytes.fromhex(line) == pp.prepare_host(data, meta).tobytes()
+
+
+def test_micropython_heap_is_stable_over_many_frames(micropython, tmp_path):
+    """400 snapshots through prepare() in a 512 KB MicroPython heap: nothing accumulates (a leak
+    would cost at least one 16-byte heap block per frame; the conservative GC may keep a stray
+    block alive, hence the small tolerance)."""
+    (tmp_path / "f.jpg").write_bytes(camera_jpeg(640, 360, quality=85, seed=5))
+    metas = [model_meta(32, 32), model_meta(32, 32, roi=(318, 58, 424, 231))]  # 1/8 and 1/2
+    out = micropython(f"""
+import gc
+from camlytics.edge.preprocess import prepare
+data = open('{tmp_path}/f.jpg', 'rb').read()
+x = i = None  # globals created before measuring
+for meta in {metas!r}:
+    for i in range(20):
+        prepare(data, meta)
+    gc.collect()
+    before = gc.mem_alloc()
+    for i in range(200):
+        x = prepare(data, meta)
+    x = None
+    gc.collect()
+    print(gc.mem_alloc() - before)
+""", heapsize="512k")
+    growth = [int(v) for v in out.split()]
+    assert len(growth) == 2 and max(growth) < 256, growth

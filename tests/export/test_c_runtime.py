@@ -163,3 +163,43 @@ def test_compiler_errors_are_model_errors(tmp_path):
     c_codegen.generate(testmodels.random_model(0), tmp_path)
     with pytest.raises(ModelError, match="not found"):
         c_codegen.build_shared(tmp_path, cc="no-such-cc")
+
+
+def test_bit_exact_on_preprocessed_simulated_camera_frames(tmp_path):
+    from camlytics.edge.preprocess import prepare_host
+    from camlytics.sim import Scene
+
+    scene = Scene(preset="office", seed=0, width=320, height=180)
+    model = testmodels.random_model(9, "door")
+    model.meta["preprocess"] = {"color": "gray", "roi": list(scene.door_roi), "source_size": [320, 180],
+                                "resize": "area"}
+    opened = [(e.start + e.end) / 2 for e in scene.timeline.events][:3]
+    times = [2 * 3600.0, 12 * 3600.0, 19.5 * 3600.0] + opened  # night (IR), day, twilight, open door
+    x = np.stack([prepare_host(scene.frame(t).jpeg, model.meta) for t in times])
+    assert x.shape == (len(times), 32, 32, 1) and x.std() > 5
+    runtime = c_codegen.CRuntime(model, build_dir=tmp_path, cflags=FAST)
+    np.testing.assert_array_equal(runtime.forward(x), int8ref.forward(model, x))
+
+
+def test_c_predictor_gives_the_int8_probabilities(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the cached build goes here
+    model = testmodels.random_model(3, "tiny")
+    write_model(model, tmp_path / "model.cml")
+    predictor = c_codegen.c_predictor(tmp_path)
+    x = testmodels.random_inputs(model, 6, seed=2)
+    np.testing.assert_allclose(predictor.probs(x), int8ref.scores(model, int8ref.forward(model, x)))
+    assert predictor.runtime == "c" and predictor.classes == model.classes
+    assert len(list((tmp_path / "cache" / "camlytics" / "c-runtime").iterdir())) == 1
+    again = c_codegen.CRuntime(tmp_path)  # reuses the cached library
+    assert again.lib_path == c_codegen.CRuntime(tmp_path / "model.cml").lib_path
+
+
+def test_any_class_and_model_names_are_safe_c(tmp_path):
+    model = testmodels.random_model(0, "tiny")
+    model.meta["name"] = 'evil */ #include "x" \\ name'
+    model.meta["classes"] = ['dOOr "open"\\*/', "fermée\n?"]
+    exe = c_codegen.build_executable(c_codegen.generate(model, tmp_path)[0].parent, tmp_path / "p", cflags=FAST)
+    pgm = tmp_path / "f.pgm"
+    pgm.write_bytes(b"P5\n16 16\n255\n" + bytes(range(256)))
+    out = subprocess.run([str(exe), str(pgm)], capture_output=True, check=True).stdout.decode("utf-8")
+    assert 'dOOr "open"\\*/' in out and "fermée\n?" in out

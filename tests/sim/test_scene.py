@@ -138,7 +138,8 @@ def test_people_are_counted_and_sometimes_hide_the_door(scenes):
             if tr["occluded"]:
                 found.append(t)
         assert found, name
-        t = found[0]
+        colour = [t for t in found if not scene.truth(t)["night"]]  # in IR a person can match the door's grey
+        t = (colour or found)[0]
         empty = quiet_time(scene, t, night=scene.truth(t)["night"])
         inside, outside = roi_diff(scene.render(t), scene.render(empty), scene.door_roi)
         assert inside > 3, (name, inside, outside)

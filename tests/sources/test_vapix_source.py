@@ -45,12 +45,17 @@ def test_digest_auth_from_the_url_and_wrong_password():
             next(iter(open_source(cam.url, count=1)))
 
 
-def test_basic_auth_when_the_camera_offers_only_basic():
+def test_basic_auth_forced_or_negotiated_when_the_camera_offers_only_basic():
     with SimulatedCamera(auth=("root", "pass"), basic=True) as cam:
-        with open_source(with_credentials(cam.url, "root", "pass"), auth="basic", count=1,
-                         resolution="320x180") as src:
+        with open_source(with_credentials(cam.url, "root", "pass"), auth="basic", count=1) as src:
             assert len(list(src)) == 1
             assert src.http.auth_mode == "basic"
+    with SimulatedCamera(auth=("root", "pass"), basic="only") as cam:
+        with open_source(with_credentials(cam.url, "root", "pass"), count=1) as src:
+            assert len(list(src)) == 1
+            assert src.http.auth_mode == "basic"  # "auto" answered the Basic-only challenge
+        with pytest.raises(AuthError, match="HTTP 401"):
+            next(iter(open_source(with_credentials(cam.url, "root", "nope"), count=1)))
 
 
 def test_errors_name_the_camera_but_never_the_password():

@@ -45,19 +45,27 @@ def as_float(x: np.ndarray) -> torch.Tensor:
 
 
 def trained_student(seed: int = 0, rgb: bool = False, steps: int = 60) -> nn.Sequential:
-    torch.set_num_threads(1)  # tiny convolutions: threads only add overhead on the 2-core CI machine
     torch.manual_seed(seed)
     model = student(3 if rgb else 1)
     x, y = door_images(256, seed=seed + 100, rgb=rgb)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     xt, yt = as_float(x), torch.from_numpy(y)
-    for step in range(steps):
+    for _ in range(steps):
         idx = torch.randint(0, len(xt), (32,))
         loss = nn.functional.cross_entropy(model(xt[idx]), yt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
     return model.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny convolutions: threads only add overhead on the 2-core CI machine (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

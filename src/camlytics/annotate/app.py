@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime
+import hashlib
 import html
 import json
 import pathlib
@@ -106,7 +107,7 @@ def record_json(record: Any) -> dict[str, Any]:
         "labelled_at": record.labelled_at,
         "prediction": record.prediction,
         "confidence": None if record.confidence is None else float(record.confidence),
-        "probs": getattr(record, "probs", None),
+        "probs": record.probs,
     }
 
 
@@ -212,15 +213,19 @@ class AnnotationService:
         except (DatasetError, KeyError, LookupError):
             raise BadRequest(f"no record with id {record_id}", 404) from None
 
-    def image_file(self, record_id: int) -> tuple[pathlib.Path, str]:
-        """The absolute image path of a record (checked to lie inside the dataset) and its store path."""
+    def image_file(self, record_id: int) -> tuple[pathlib.Path | None, str]:
+        """A record's absolute image path (None, reported as a problem, if it leads outside the dataset)."""
         ds = self.dataset()
         record = self._get(record_id)
-        path = pathlib.Path(ds.image_path(record)).resolve()
-        root = self.dataset_dir.resolve()
-        # The store guarantees this; checked again because this is the one place a path meets HTTP.
-        if not path.is_relative_to(root):
-            raise BadRequest(f"image of record {record_id} lies outside the dataset", 404)
+        try:
+            path: pathlib.Path | None = pathlib.Path(ds.image_path(record)).resolve()
+        except DatasetError:
+            path = None
+        # The store checks this too; checked again here because this is where a path meets HTTP
+        # (resolve() follows symlinks, so a link inside the dataset to a file outside is caught).
+        if path is None or not path.is_relative_to(self.dataset_dir.resolve()):
+            self._problem(record_id, str(record.path), "image path leads outside the dataset")
+            return None, str(record.path)
         return path, str(record.path)
 
     def read_image(self, record_id: int, path: pathlib.Path, rel: str) -> tuple[bytes | None, str | None]:
@@ -257,7 +262,7 @@ class AnnotationService:
         return label
 
     def set_labels(self, record_ids: list[int], label: str | None) -> list[dict[str, Any]]:
-        """Label records (each its own transaction, written before the reply) and return them."""
+        """Label records, written before the reply (one transaction; clearing takes one per record)."""
         ds = self.dataset()
         records = [self._get(i) for i in record_ids]  # all must exist before anything is written
         self._before_write()
@@ -364,7 +369,13 @@ def create_app(
         order = request.query_params.get("order", "auto")
         if order not in ("auto", "time", "unlabelled_first", "uncertain"):
             raise BadRequest(f"order={order!r}: expected auto, time, unlabelled_first or uncertain")
-        return json_response(await service.call(lambda: service.snapshot(order)))
+        body = json.dumps(await service.call(lambda: service.snapshot(order)), separators=(",", ":")).encode()
+        # The page polls this every few seconds: an unchanged dataset costs a 304, not the whole list again.
+        etag = '"' + hashlib.sha1(body).hexdigest()[:20] + '"'
+        headers = {"ETag": etag, "Cache-Control": "no-cache", **SECURITY_HEADERS}
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     async def record(request: Request) -> Response:
         record_id = request.path_params["record_id"]
@@ -373,13 +384,15 @@ def create_app(
     async def image(request: Request) -> Response:
         record_id = request.path_params["record_id"]
         path, rel = await service.call(lambda: service.image_file(record_id))
-        # Reading and decoding run off the dataset thread so that label writes never wait for them.
-        data, problem = await asyncio.to_thread(service.read_image, record_id, path, rel)
+        if path is None:
+            data, problem = None, "image path leads outside the dataset"
+        else:
+            # Reading and decoding run off the dataset thread so that label writes never wait for them.
+            data, problem = await asyncio.to_thread(service.read_image, record_id, path, rel)
         if data is None:
             # The placeholder comes with an error status; browsers still draw it, scripts see the error.
             return Response(placeholder_svg(record_id, problem or "unavailable"), status_code=404,
-                            media_type="image/svg+xml",
-                            headers={"Cache-Control": "no-store", "X-Camlytics-Problem": problem or "", **SECURITY_HEADERS})
+                            media_type="image/svg+xml", headers={"Cache-Control": "no-store", **SECURITY_HEADERS})
         # A record's image never changes (content-addressed), so the browser may keep it.
         return Response(data, media_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=86400, immutable", **SECURITY_HEADERS})

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import os
 import socket
 import sys
 
-from camlytics.errors import CamlyticsError
+from camlytics.errors import CamlyticsError, DatasetError
 
 DEFAULT_PORT = 8765
 
@@ -49,9 +50,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise CamlyticsError(f"--host {host!r}: cannot resolve ({exc.strerror})") from None
-    family, _, _, _, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, socktype, proto, _, addr = infos[0]
+    sock = socket.socket(family, socktype, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it, Nagle's algorithm and delayed ACKs add ~40 ms to
+    # every response (asyncio only sets it itself on sockets it creates).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind(addr)
     except OSError as exc:
@@ -70,6 +74,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def has_display() -> bool:
+    """Whether a graphical browser can open here (else Python may start a text browser in this terminal)."""
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,13 +118,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"camlytics annotate: warning: listening on {args.host}: anyone who can reach it can change labels",
               file=sys.stderr, flush=True)
     print("camlytics annotate: press Q in the page or Ctrl-C here to stop", flush=True)
-    if not args.no_browser:
+    if not args.no_browser and has_display():
+        import threading
         import webbrowser
 
-        webbrowser.open(url)
+        threading.Timer(0.5, webbrowser.open, [url]).start()  # once the server is accepting
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
+        pass
     finally:
         sock.close()
+    if not server.started:
+        raise DatasetError(f"the annotation server for {args.dataset} did not start (see the log above)")
     print("camlytics annotate: stopped, every label is saved", flush=True)
     return 0

@@ -43,12 +43,13 @@ def heap_used():
 class App:
     """One camera, one model, the configured outputs."""
 
-    def __init__(self, cfg, model_bytes=None):
+    def __init__(self, cfg, model_bytes=None, network=None):
         self.cfg = cfg
         self.model = load_model(model_bytes if model_bytes is not None else cfg["model"])
         self.meta = self.model.meta
         self.classes = self.meta["classes"]
-        self.net = Network(self.model, backend=cfg["backend"])
+        # `network(model, cfg)` swaps the inference engine (the host's C runtime for `camlytics run --runtime c`)
+        self.net = network(self.model, cfg) if network else Network(self.model, backend=cfg["backend"])
         self.model_name = self.meta.get("name", "camlytics")
         cam = cfg["camera"]
         self.camera = http.Client(cam["user"], cam["password"], timeout=cam["timeout"])
@@ -212,15 +213,15 @@ class App:
             self.mqtt.client.disconnect()
 
 
-def main(argv=None):
-    """Entry point: `app.py CONFIG.json`."""
+def main(argv=None, network=None):
+    """Entry point: `app.py CONFIG.json` (`network`: see App)."""
     argv = sys.argv if argv is None else argv
     if len(argv) < 2:
         print("usage: camlytics.edge.app CONFIG.json")
         return 2
     try:
         cfg = config_mod.load(argv[1])
-        app = App(cfg)
+        app = App(cfg, network=network)
     except Exception as exc:  # noqa: BLE001 - print one line, no traceback, for bad config/model
         print("camlytics-edge: error: %s" % exc)
         return 2

@@ -2,12 +2,15 @@
 
 Runs unchanged on MicroPython (hot loops compiled with `@micropython.viper`) and CPython (the same
 loops as plain Python). The integer IDCTs are those of libjpeg(-turbo) (`jpeg_idct_islow` and the
-reduced-size `jpeg_idct_4x4/2x2/1x1`), so the luma plane is the same, bit for bit, as Pillow's
-`Image.draft("L", ...)` decode at every scale: the host trains on exactly what the camera sees.
+reduced-size `jpeg_idct_4x4/2x2/1x1`), and colour follows libjpeg's upsampling and YCbCr->RGB,
+so the output is the same, bit for bit, as Pillow's `Image.draft("L" | "RGB", ...)` decode at
+every scale: the host trains on exactly what the camera sees.
 
 Supported: SOF0 baseline and SOF1 extended-sequential 8-bit Huffman JPEG, 1 (grey) or 3
 (YCbCr) components, any sampling factors 1..4 (4:4:4, 4:2:2, 4:2:0, ...), interleaved or
-non-interleaved scans, restart markers. Everything else raises `JpegError` with a message.
+non-interleaved scans, restart markers. Everything else (progressive, arithmetic, lossless,
+12-bit, hierarchical, CMYK) and every corrupt or truncated file raises `JpegError` with a message;
+lengths and sizes are checked before use, so a hostile file cannot make it hang or over-allocate.
 """
 
 import array
@@ -52,11 +55,12 @@ _VALP = _MINC + 17
 _VALS = _VALP + 17
 _TSZ = 832  # >= _VALS + 256, per table slot; slots 0-3 DC, 4-7 AC
 
-# Plan layout (array('H')): header, then 16 entries per block of an MCU, then the zig-zag table.
+# Plan layout (array('H')): header, then 20 entries per block of an MCU, then the zig-zag table.
 _PB = 16
-_PZZ = _PB + 16 * 10
+_PBLOCK = 20
+_PZZ = _PB + _PBLOCK * 10
 _PLAN_SIZE = _PZZ + 64
-assert _PZZ == 176  # hard-coded in _scan (viper cannot read module globals as ints)
+assert _PZZ == 216  # hard-coded in _scan (viper cannot read module globals as ints)
 
 # Kernel status codes -> messages.
 _ERRORS = {
@@ -66,7 +70,9 @@ _ERRORS = {
     4: "missing or out-of-order restart marker",
 }
 
-_BIAS = 1 << 29  # DC predictors are stored biased so a 32-bit slot never holds a negative value
+# DC predictors are stored biased (literal 0x20000000 in _scan) so that a 32-bit slot never holds
+# a negative value: viper's ptr32 loads zero-extend on 64-bit machines.
+_BIAS = 1 << 29
 
 
 class JpegError(ValueError):
@@ -430,8 +436,9 @@ if _np is not None:
 def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16, out: ptr8, a: ptr32) -> int:
     """Decode one scan: Huffman-decode every MCU; write the emitted components' pixels to `out`.
 
-    Each block of the MCU has a plan entry (tables, component, output plane, output block size
-    bs: 1 = DC only, 2/4/8 = reduced or full IDCT). st: [pos, end, ..., DC predictors at 6..9].
+    Each block of the MCU has a plan entry (tables, component, output plane and its origin in
+    blocks, output block size bs: 1 = DC only, 2/4/8 = reduced or full IDCT). Blocks outside their
+    plane are Huffman-decoded and skipped, so a region costs little more than the 1/8 decode. st: [pos, end, ..., DC predictors at 6..9].
     Returns 0 or an error code (see _ERRORS).
     """
     nb = int(plan[0])
@@ -469,7 +476,7 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                 left -= 1
             b = 0
             while b < nb:
-                pb = 16 + b * 16
+                pb = 16 + b * 20
                 # --- DC coefficient ---
                 if nbits < 16:
                     while nbits <= 24:
@@ -531,9 +538,20 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                 ci = 6 + int(plan[pb + 2])
                 dc = int(st[ci]) - 0x20000000 + v
                 st[ci] = dc + 0x20000000
-                emit = int(plan[pb + 3])
+                # Where this block's pixels go: block (bx, by) of its component's output plane,
+                # whose origin is block (plan[pb + 15], plan[pb + 16]); wl x hl pixels of it.
                 bs = int(plan[pb + 14])  # output block size of this component: 1, 2, 4 or 8
-                keep = emit != 0 and bs > 1
+                wl = 0
+                hl = 0
+                bx = 0
+                by = 0
+                if int(plan[pb + 3]) != 0:
+                    bx = mcux * int(plan[pb + 7]) + int(plan[pb + 4]) - int(plan[pb + 15])
+                    by = mcuy * int(plan[pb + 8]) + int(plan[pb + 5]) - int(plan[pb + 16])
+                    if bx >= 0 and by >= 0:
+                        wl = int(plan[pb + 11]) - bx * bs
+                        hl = int(plan[pb + 12]) - by * bs
+                keep = wl > 0 and hl > 0 and bs > 1
                 if keep:
                     i = 1
                     while i < 64:
@@ -606,56 +624,51 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                         v = (acc >> (nbits - s)) & ((1 << s) - 1)
                         if v < (1 << (s - 1)):
                             v -= (1 << s) - 1
-                        coef[int(plan[176 + k])] = v & 0xFFFF
+                        coef[int(plan[216 + k])] = v & 0xFFFF
                         anyac = 1
                     nbits -= s
                     k += 1
                 if k > 64:
                     return 2
                 # --- output ---
-                if emit != 0:
-                    bx = mcux * int(plan[pb + 7]) + int(plan[pb + 4])
-                    by = mcuy * int(plan[pb + 8]) + int(plan[pb + 5])
-                    wl = int(plan[pb + 11]) - bx * bs
-                    hl = int(plan[pb + 12]) - by * bs
-                    if wl > 0 and hl > 0:
-                        if wl > bs:
-                            wl = bs
-                        if hl > bs:
-                            hl = bs
-                        o = (int(plan[pb + 9]) << 16) + int(plan[pb + 10]) + by * bs * int(plan[pb + 13]) + bx * bs
-                        qo = int(plan[pb + 6])
-                        if anyac == 0:
-                            # DC only: every IDCT size gives the block mean, as jpeg_idct_1x1 does.
-                            v = ((dc * int(qt[qo]) + 4) >> 3) & 1023
-                            if v < 128:
-                                v += 128
-                            elif v < 512:
-                                v = 255
-                            elif v < 896:
-                                v = 0
-                            else:
-                                v -= 896
-                            y = 0
-                            while y < hl:
-                                x = 0
-                                while x < wl:
-                                    out[o + x] = v
-                                    x += 1
-                                o += int(plan[pb + 13])
-                                y += 1
+                if wl > 0 and hl > 0:
+                    if wl > bs:
+                        wl = bs
+                    if hl > bs:
+                        hl = bs
+                    o = (int(plan[pb + 9]) << 16) + int(plan[pb + 10]) + by * bs * int(plan[pb + 13]) + bx * bs
+                    qo = int(plan[pb + 6])
+                    if anyac == 0:
+                        # DC only: every IDCT size gives the block mean, as jpeg_idct_1x1 does.
+                        v = ((dc * int(qt[qo]) + 4) >> 3) & 1023
+                        if v < 128:
+                            v += 128
+                        elif v < 512:
+                            v = 255
+                        elif v < 896:
+                            v = 0
                         else:
-                            a[0] = qo
-                            a[1] = o
-                            a[2] = int(plan[pb + 13])
-                            a[3] = wl
-                            a[4] = hl
-                            if bs == 8:
-                                _idct8(coef, qt, out, a)
-                            elif bs == 4:
-                                _idct4(coef, qt, out, a)
-                            else:
-                                _idct2(coef, qt, out, a)
+                            v -= 896
+                        y = 0
+                        while y < hl:
+                            x = 0
+                            while x < wl:
+                                out[o + x] = v
+                                x += 1
+                            o += int(plan[pb + 13])
+                            y += 1
+                    else:
+                        a[0] = qo
+                        a[1] = o
+                        a[2] = int(plan[pb + 13])
+                        a[3] = wl
+                        a[4] = hl
+                        if bs == 8:
+                            _idct8(coef, qt, out, a)
+                        elif bs == 4:
+                            _idct4(coef, qt, out, a)
+                        else:
+                            _idct2(coef, qt, out, a)
                 b += 1
             mcux += 1
         mcuy += 1
@@ -952,10 +965,11 @@ def _plane_size(f, comp, block):
 
 
 def _decode(data, scale_denom, targets, max_pixels):
-    """Parse `data`; decode the components in `targets` ({comp index: (offset, stride, w, h, block)}).
+    """Parse and decode `data` -> (frame, out).
 
-    `targets` is a function (frame) -> (dict, output bytearray) called once the frame header is known.
-    Returns (frame, out).
+    `targets(frame)` is called once the frame header is known and returns ({component index:
+    (offset, stride, width, height, block)}, out): where each wanted component's plane goes in
+    the `out` bytearray and with which IDCT output size; other components are only skipped.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise JpegError("expected JPEG bytes, got %s" % type(data).__name__)
@@ -1091,7 +1105,7 @@ def _start_scan(f, data, pos, end, plan, plan_targets, scale_denom, scanned):
     plan[2] = my
     plan[3] = f.restart
     for b, (ci, td, ta, bx, by, h, v) in enumerate(layout):
-        p = _PB + 16 * b
+        p = _PB + _PBLOCK * b
         target = plan_targets.get(ci)
         plan[p] = td * _TSZ
         plan[p + 1] = (4 + ta) * _TSZ
@@ -1103,8 +1117,10 @@ def _start_scan(f, data, pos, end, plan, plan_targets, scale_denom, scanned):
         plan[p + 7] = h
         plan[p + 8] = v
         if target is not None:
-            off, stride, w, hgt, blk = target
+            off, stride, w, hgt, blk, ox, oy = target
             plan[p + 14] = blk
+            plan[p + 15] = ox
+            plan[p + 16] = oy
             plan[p + 9] = off >> 16
             plan[p + 10] = off & 0xFFFF
             plan[p + 11] = w
@@ -1159,10 +1175,36 @@ def decode_luma(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
         block = 8 // scale_denom
         w, h = _plane_size(f, f.comps[0], block)
         size[0], size[1] = w, h
-        return {0: (0, w, w, h, block)}, bytearray(w * h)
+        return {0: (0, w, w, h, block, 0, 0)}, bytearray(w * h)
 
     f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
     return size[0], size[1], out
+
+
+def decode_luma_region(jpeg_bytes, scale_denom, box, max_pixels=MAX_PIXELS):
+    """Decode only the part of the luma plane at 1/scale_denom that covers `box` (x0, y0, x1, y1
+    in pixels at that scale) -> (x, y, width, height, bytearray): the pixels of the block-aligned
+    region [x, x + width) x [y, y + height) of the plane (clipped to it), equal to decode_luma's.
+
+    Blocks outside the region are Huffman-decoded but get no IDCT and no memory: a door ROI at
+    1/2 costs little more than the whole picture at 1/8.
+    """
+    region = [0, 0, 0, 0]
+
+    def targets(f):
+        block = 8 // scale_denom
+        fw, fh = _plane_size(f, f.comps[0], block)
+        x0, y0, x1, y1 = (int(v) for v in box)
+        x1, y1 = min(x1, fw), min(y1, fh)
+        if not (0 <= x0 < x1 and 0 <= y0 < y1):
+            raise JpegError("region %r is outside the %dx%d plane at 1/%d" % (tuple(box), fw, fh, scale_denom))
+        ox, oy = x0 // block, y0 // block
+        w, h = x1 - ox * block, y1 - oy * block
+        region[:] = [ox * block, oy * block, w, h]
+        return {0: (0, w, w, h, block, ox, oy)}, bytearray(w * h)
+
+    f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
+    return region[0], region[1], region[2], region[3], out
 
 
 def _idct_sizes(f, block):
@@ -1192,7 +1234,7 @@ def decode_rgb(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
         off = 0
         for ci, comp in enumerate(f.comps):
             w, h = _plane_size(f, comp, sizes[ci])
-            planes[ci] = (off, w, w, h, sizes[ci])
+            planes[ci] = (off, w, w, h, sizes[ci], 0, 0)
             off += w * h
         layout["planes"] = planes
         layout["block"] = block
@@ -1200,7 +1242,7 @@ def decode_rgb(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
 
     f, out = _decode(jpeg_bytes, scale_denom, targets, max_pixels)
     planes = layout["planes"]
-    yoff, w, _, h, _ = planes[0]
+    yoff, w, _, h = planes[0][:4]
     if len(f.comps) == 1:
         rgb = bytearray(w * h * 3)
         for i in range(w * h):  # grey -> RGB: small and rare, plain Python is enough
@@ -1215,12 +1257,12 @@ def decode_rgb(jpeg_bytes, scale_denom=1, max_pixels=MAX_PIXELS):
 
 def _to_rgb(f, out, planes, block):
     """Upsample the chroma planes of `out` and convert to interleaved RGB -> (w, h, bytearray)."""
-    yoff, w, _, h, _ = planes[0]
+    yoff, w, _, h = planes[0][:4]
     luma = memoryview(out)[yoff:yoff + w * h]
     chroma = []
     strides = [w]
     for ci in (1, 2):
-        off, cw, _, ch, ssize = planes[ci]
+        off, cw, _, ch, ssize = planes[ci][:5]
         comp = f.comps[ci]
         hx = f.hmax * block // (comp[1] * ssize)
         vx = f.vmax * block // (comp[2] * ssize)

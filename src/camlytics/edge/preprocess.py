@@ -215,16 +215,19 @@ def prepare(jpeg_bytes, meta, plan=None):
         plan = make_plan(meta, width, height)
     d = plan.scale
     if plan.channels == 1:
-        w, h, pixels = jpeg.decode_luma(jpeg_bytes, d)
+        # Only the blocks under the ROI are transformed and kept (the rest is just skipped).
+        x, y, w, h, pixels = jpeg.decode_luma_region(jpeg_bytes, d, plan.box)
     else:
+        x, y = 0, 0
         w, h, pixels = jpeg.decode_rgb(jpeg_bytes, d)
-    if (w, h) != (_ceil_div(plan.width, d), _ceil_div(plan.height, d)):
-        raise PreprocessError("image is %dx%d at 1/%d, the plan expected %dx%d" % (w, h, d, plan.width, plan.height))
+    if x + w < plan.box[2] or y + h < plan.box[3]:
+        raise PreprocessError("image is smaller at 1/%d than its %dx%d header says" % (d, plan.width, plan.height))
+    box = (plan.box[0] - x, plan.box[1] - y, plan.box[2] - x, plan.box[3] - y)
     np = _numpy()
     if np is not None:
         image = np.frombuffer(pixels, np.uint8).reshape(h, w, plan.channels)
-        return bytearray(area_resize_numpy(image, plan.box, plan.in_w, plan.in_h).tobytes())
-    return area_resize(pixels, w, h, plan.channels, plan.box, plan.in_w, plan.in_h)
+        return bytearray(area_resize_numpy(image, box, plan.in_w, plan.in_h).tobytes())
+    return area_resize(pixels, w, h, plan.channels, box, plan.in_w, plan.in_h)
 
 
 def decode_pillow(jpeg_bytes, scale, channels=1):

@@ -17,8 +17,6 @@ from camlytics.errors import ModelError
 MAGIC = b"CMLM"
 FORMAT_VERSION = 1
 HEADER_SIZE = 16
-MAX_META_LEN = 1 << 20
-MAX_BLOB_LEN = 4 << 20
 _HEADER = struct.Struct("<4sHHII")
 
 

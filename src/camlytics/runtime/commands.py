@@ -29,8 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--node-id", default="door", help="MQTT node id (topic camlytics/<node-id>/state)")
     p.add_argument("--virtual-input", type=int, metavar="N", help="activate VAPIX virtual input N while open")
     p.add_argument("--webhook", metavar="URL", help="POST a JSON event to URL on each state change")
-    p.add_argument("--runtime", choices=["micropython", "python"], default=None,
-                   help="interpreter for the edge app (default: micropython if installed)")
+    p.add_argument("--runtime", choices=["micropython", "python", "c"], default=None,
+                   help="interpreter for the edge app (default: micropython if installed); c: CPython with "
+                   "the model compiled to C (ctypes) for inference")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second (default 1)")
     p.add_argument("--resolution", default="640x360", help="snapshot resolution (default 640x360)")
     p.add_argument("--stable-frames", type=int, default=3, help="frames that must agree before a change")
@@ -108,6 +109,9 @@ def edge_command(runtime: str | None, config_path: Path) -> tuple[list[str], dic
 
     src = str(Path(camlytics.__file__).resolve().parent.parent)
     env = dict(os.environ)
+    if runtime == "c":  # CPython app, inference in the generated C runtime (camlytics.runtime.c_app)
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+        return [sys.executable, "-m", "camlytics.runtime.c_app", str(config_path)], env
     mpy = micropython_command()
     if runtime == "micropython" or (runtime is None and mpy):
         if not mpy:

@@ -97,7 +97,7 @@ def collect(
     seconds of frame time have passed, or `stop` is set. A live source (camera) that fails is reopened
     with exponential backoff; a file or simulator failing is an error (SourceError)."""
     stats = CollectStats()
-    stop = stop or StopFlag()
+    stop = StopFlag() if stop is None else stop
     first_ts: float | None = None
     backoff = backoff_start
     while not stop:

@@ -27,20 +27,35 @@ class RoiAnomaly:
     The background is an exponential average over `tau` seconds of frames that were not anomalous,
     so a door that stays open for minutes keeps scoring high; after `adopt` seconds of anomaly the
     new look becomes the background (the door was propped open all night, a box was moved).
+    After a scene change (lights, IR mode) the background of that lighting is restored if it was
+    seen before, else learned afresh from the median of the first `warmup` frames, so that one
+    frame with the door open does not become "normal".
     """
 
-    def __init__(self, tau: float = 1800.0, adopt: float = 7200.0, k: float = 6.0, floor: float = 0.06):
-        self.tau, self.adopt, self.k, self.floor = tau, adopt, k, floor
+    def __init__(self, tau: float = 1800.0, adopt: float = 7200.0, k: float = 6.0, floor: float = 0.06,
+                 warmup: int = 7, regimes: int = 8):
+        self.tau, self.adopt, self.k, self.floor, self.warmup = tau, adopt, k, floor, warmup
         self.background: np.ndarray | None = None
         self.normal_scores: deque[float] = deque(maxlen=360)
+        self._pending: list[np.ndarray] = []  # warm-up frames
+        self._regimes: deque[tuple[np.ndarray, np.ndarray, deque]] = deque(maxlen=regimes)
         self._last_t: float | None = None
         self._since: float | None = None  # start of the current anomaly
 
-    def reset(self) -> None:
-        """Forget the background (after a scene change: lights, IR mode)."""
-        self.background = None
-        self.normal_scores.clear()
-        self._since = None
+    def reset(self, look: np.ndarray | None = None) -> None:
+        """Scene change: remember the current background under its lighting `look`, then switch."""
+        if self.background is not None and self._look is not None:
+            self._regimes.append((self._look, self.background, self.normal_scores))
+        self.background, self.normal_scores, self._pending, self._since = None, deque(maxlen=360), [], None
+        self._look = look
+        if look is not None and self._regimes:
+            dists = [float(np.linalg.norm(look - r[0])) for r in self._regimes]
+            best = int(np.argmin(dists))
+            if dists[best] < 0.1:  # this lighting was seen before: its background is still valid
+                _, self.background, self.normal_scores = self._regimes[best]
+                del self._regimes[best]
+
+    _look: np.ndarray | None = None
 
     def threshold(self) -> float:
         """Median + k * MAD of recent normal scores, at least `floor`."""
@@ -54,8 +69,14 @@ class RoiAnomaly:
         """(score, anomalous) of this frame; then adapt the background."""
         cells = view.roi_hog
         t = view.timestamp
+        if self._look is None:
+            self._look = view.color
         if self.background is None or self.background.shape != cells.shape:
-            self.background, self._last_t = cells.copy(), t
+            self._pending.append(cells)
+            if len(self._pending) >= self.warmup:
+                self.background = np.median(np.stack(self._pending), axis=0)
+                self._pending = []
+            self._last_t = t
             return 0.0, False
         per_cell = np.sqrt(((cells - self.background) ** 2).sum(axis=2)).ravel()
         if view.roi is None:  # whole frame: something changed locally, look at the worst tenth
@@ -76,6 +97,7 @@ class RoiAnomaly:
         if learn:
             alpha = 1.0 - np.exp(-dt / self.tau) if dt > 0 else 0.01
             self.background += alpha * (cells - self.background)
+            self._look += alpha * (view.color - self._look)
         return score, anomalous
 
 
@@ -86,6 +108,8 @@ class SmartSampler(Sampler):
 
     def __init__(self, budget: Budget, roi=None, predict: Callable[[Frame], dict[str, float]] | None = None):
         super().__init__(roi)
+        # Save up for busy hours: a quarter of the budget may wait in the bucket.
+        budget.burst = max(budget.burst, budget.total / 4)
         self.budget = budget
         self.anomaly = RoiAnomaly()
         self.motion = MotionDetector()
@@ -97,6 +121,7 @@ class SmartSampler(Sampler):
         self._activity_frames = 0
         self._last_label: str | None = None
         self.kept_by: dict[str, int] = {}
+        self.color_step = 0.08  # Hellinger distance that counts as a new lighting condition
 
     def _decide(self, view: FrameView) -> Decision | None:
         t = view.timestamp
@@ -104,7 +129,7 @@ class SmartSampler(Sampler):
         budget.advance(t)
         share, scene_change = self.motion.update(view)
         if scene_change:
-            self.anomaly.reset()
+            self.anomaly.reset(color_vector(view).copy())
             return self._keep(view, "light", share, "scene change (lights / IR mode)")
         score, anomalous = self.anomaly.update(view)
         if self.predict is not None:
@@ -123,25 +148,27 @@ class SmartSampler(Sampler):
             return None
         if self._event_frames:
             self._event_frames = 0
-            if budget.fill > 0.2:
+            if budget.fill > 0.6:
                 return self._keep(view, "anomaly", score, "door region back to background")
         active = share >= 0.003
         if active:
             self._activity_frames += 1
             n = self._activity_frames
-            if (n & (n - 1) == 0) and budget.fill > 0.25:
+            if (n == 1 and budget.fill > 0.35) or ((n & (n - 1)) == 0 and budget.fill > 0.7):
                 return self._keep(view, "motion", share, f"activity ({100 * share:.1f}% of pixels, frame {n})")
         elif self._activity_frames:
             self._activity_frames = 0
-            if budget.fill > 0.5:
+            if budget.fill > 0.6:
                 return self._keep(view, "motion", share, "activity ends")
-        if budget.fill > 0.5:
+        if budget.fill > 0.15:
+            # lighting coverage: dawn, dusk, lamps; cheap to keep because it is rare by construction
             d = self.color_memory.distance(color_vector(view))
-            if d > 0.25 * (1.0 - budget.fill) + 0.02:
+            if d > self.color_step + 0.2 * (1.0 - budget.fill):
                 why = "first frame" if not np.isfinite(d) else f"new colours/brightness (distance {d:.3f})"
                 return self._keep(view, "color", d, why)
+        if budget.fill > 0.6:
             d = self.shape_memory.distance(hog_vector(view))
-            if d > 0.4 * (1.0 - budget.fill) + 0.05:
+            if d > 0.5 * (1.0 - budget.fill) + 0.05:
                 return self._keep(view, "hog", d, f"new shapes (distance {d:.3f})")
         return None
 

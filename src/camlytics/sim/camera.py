@@ -21,7 +21,9 @@ Adding endpoints from another module (e.g. the ACAP application API): write a ha
 `handler(cam: SimulatedCamera, request: Request) -> Response` and register it either for every camera
 created afterwards with `register_route("POST", "/axis-cgi/applications/upload.cgi", handler)`, or on one
 camera with `cam.add_route(method, path, handler)`. Routes under `/axis-cgi/` get the camera's
-authentication first. Keep per-camera state in `cam.extensions[<your key>]` (a dict).
+authentication first. Keep per-camera state in `cam.extensions[<your key>]` (a dict), clean it up in a
+callable appended to `cam.stop_hooks`.
+The ACAP application API (`camlytics.sim.apps`) is such a module, loaded at the end of this one.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ DEFAULT_RESOLUTION = "640x360"
 DEFAULT_COMPRESSION = 30  # Axis factory default for Image.I0.Appearance.Compression
 MJPEG_BOUNDARY = "myboundary"  # what Axis firmware sends; clients must read it from the header
 NONCE_LIFETIME = 300.0  # seconds before a nonce is answered with stale=TRUE
-MAX_BODY = 1 << 20  # request bodies above this are refused (413)
+MAX_BODY = 64 << 20  # request bodies above this are refused (413); ACAP uploads are a few MiB
 VIRTUAL_INPUT_PORTS = 64
 SIM_PREFIX = "/camlytics-sim/"
 
@@ -203,10 +205,16 @@ def parse_auth_params(value: str) -> dict[str, str]:
 
 
 class DigestAuthenticator:
-    """Checks Digest (and optionally Basic) credentials; nonces are HMAC-signed timestamps, replays refused."""
+    """Checks Digest (and optionally Basic) credentials; nonces are HMAC-signed timestamps, replays refused.
 
-    def __init__(self, username: str, password: str, realm: str, allow_basic: bool = False) -> None:
-        self.username, self.realm, self.allow_basic = username, realm, allow_basic
+    `allow_basic=True` also accepts Basic; `"only"` accepts Basic alone (an Axis "basic" policy).
+    """
+
+    def __init__(self, username: str, password: str, realm: str, allow_basic: bool | str = False) -> None:
+        if allow_basic not in (False, True, "only"):
+            raise ValueError(f"basic must be False, True or 'only', got {allow_basic!r}")
+        self.username, self.realm, self.allow_basic = username, realm, bool(allow_basic)
+        self.allow_digest = allow_basic != "only"
         self._ha1 = _md5(f"{username}:{realm}:{password}")
         self._basic = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._secret = os.urandom(16)
@@ -235,7 +243,7 @@ class DigestAuthenticator:
             f'Digest realm="{self.realm}", nonce="{self.new_nonce()}", algorithm=MD5, qop="auth"'
             + (", stale=TRUE" if stale else "")
         )
-        return [digest] + ([f'Basic realm="{self.realm}"'] if self.allow_basic else [])
+        return ([digest] if self.allow_digest else []) + ([f'Basic realm="{self.realm}"'] if self.allow_basic else [])
 
     def check(self, method: str, target: str, header: str | None) -> str:
         """"ok", "stale" (valid credentials, expired nonce) or "denied"."""
@@ -244,7 +252,7 @@ class DigestAuthenticator:
         scheme, _, rest = header.partition(" ")
         if scheme.lower() == "basic":
             return "ok" if self.allow_basic and hmac.compare_digest(rest.strip(), self._basic) else "denied"
-        if scheme.lower() != "digest":
+        if scheme.lower() != "digest" or not self.allow_digest:
             return "denied"
         p = parse_auth_params(rest)
         needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
@@ -292,7 +300,8 @@ class SimulatedCamera:
 
     `start` is the simulated time of day (seconds or "HH:MM") when the server starts and `speed` how
     many simulated seconds pass per wall-clock second. `auth=("root", "pass")` enables Digest
-    authentication (`basic=True` also accepts Basic); `auth=None` serves everyone.
+    authentication (`basic=True` also accepts Basic, `basic="only"` accepts only Basic); `auth=None`
+    serves everyone.
     """
 
     def __init__(
@@ -303,7 +312,7 @@ class SimulatedCamera:
         speed: float = 1.0,
         start: float | str = 12 * 3600.0,
         auth: tuple[str, str] | None = ("root", "pass"),
-        basic: bool = False,
+        basic: bool | str = False,
         host: str = "127.0.0.1",
         port: int = 0,
         serial: str = "ACCC8E5D7A01",
@@ -340,6 +349,7 @@ class SimulatedCamera:
         )
         self.routes: dict[tuple[str, str], Handler] = dict(ROUTES)
         self.extensions: dict[str, Any] = {}
+        self.stop_hooks: list[Callable[[], Any]] = []  # run by stop(), e.g. to end processes an extension started
         self.params = default_params(self)
         self.params["root.Image.I0.Appearance.Resolution"] = default_resolution
         self.virtual_inputs: dict[int, bool] = {}
@@ -375,6 +385,8 @@ class SimulatedCamera:
     def stop(self) -> None:
         """Stop serving (open MJPEG streams end) and release the port."""
         self._stopping.set()
+        while self.stop_hooks:
+            self.stop_hooks.pop()()
         for timer in list(self._vi_timers.values()):
             timer.cancel()
         if self._server:
@@ -563,7 +575,9 @@ def default_params(cam: SimulatedCamera) -> dict[str, str]:
         "root.StreamProfile.S0.Parameters": "resolution=640x360&compression=30&fps=1",
     }
     if cam.authenticator:
-        params["root.Network.HTTP.AuthenticationPolicy"] = "digest" if not cam.authenticator.allow_basic else "basic_digest"
+        a = cam.authenticator
+        params["root.Network.HTTP.AuthenticationPolicy"] = (
+            "basic_digest" if a.allow_basic and a.allow_digest else "basic" if a.allow_basic else "digest")
     return params
 
 
@@ -916,6 +930,7 @@ class _Server(ThreadingHTTPServer):
 class _HTTPHandler(BaseHTTPRequestHandler):
     camera: SimulatedCamera
     protocol_version = "HTTP/1.1"  # keep-alive, as Digest clients reuse connections
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms ACK stalls
     server_version = "camlytics-simcam"
     sys_version = ""
     timeout = 30  # seconds a connection may idle before the server drops it
@@ -938,6 +953,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         cam = self.camera
         parts = urlsplit(self.path)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._send(Response.text("Length Required: send a Content-Length\n", 411), close=True)
+            return
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_BODY:
             self._send(Response.text("Request body too large or bad Content-Length\n", 413), close=True)
@@ -996,3 +1014,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream: normal for MJPEG
             self.close_connection = True
+
+
+# Extensions that register more endpoints on every camera (imported last: they import this module).
+import camlytics.sim.apps  # noqa: E402,F401  ACAP application API: upload/control/list.cgi

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--password", default=None,
                    help="password (default: $CAMLYTICS_SIM_PASSWORD, else 'pass')")
     p.add_argument("--no-auth", action="store_true", help="serve without authentication")
-    p.add_argument("--basic", action="store_true", help="also accept HTTP Basic authentication")
+    p.add_argument("--basic", choices=["also", "only"], help="accept HTTP Basic authentication too (also) or alone (only)")
     p.set_defaults(func=run_simcam)
 
 
@@ -44,13 +44,15 @@ def run_simcam(args: argparse.Namespace) -> int:
     try:
         cam = SimulatedCamera(
             preset=args.preset, seed=args.seed, speed=args.speed, start=args.start,
-            auth=None if args.no_auth else (args.user, password), basic=args.basic,
+            auth=None if args.no_auth else (args.user, password),
+            basic={None: False, "also": True, "only": "only"}[args.basic],
             host=args.host, port=args.port, default_resolution=args.resolution,
         )
         cam.start()
     except (ValueError, OSError) as exc:
         raise CamlyticsError(str(exc)) from None
-    auth = "no authentication" if args.no_auth else f"Digest auth as user {args.user!r}" + (" (+Basic)" if args.basic else "")
+    schemes = {None: "Digest", "also": "Digest or Basic", "only": "Basic"}[args.basic]
+    auth = "no authentication" if args.no_auth else f"{schemes} auth as user {args.user!r}"
     print(f"simulated Axis camera on {cam.url}  preset={cam.preset} seed={cam.seed} speed={cam.speed:g}x, {auth}")
     print(f"  snapshot: {cam.url}/axis-cgi/jpg/image.cgi?resolution=640x360   truth: {cam.url}/camlytics-sim/truth")
     print("  Ctrl-C to stop", flush=True)

@@ -28,8 +28,11 @@ ROWS: list[tuple[str, Callable[[dict], bool]]] = [
 ]
 
 
+PREFERRED = {"day": 13 * 3600.0, "night": 1 * 3600.0}  # show the middle of the day / night when possible
+
+
 def find_times(scene: Scene, step: float = 10.0) -> dict[tuple[str, str], float]:
-    """The first time of the day matching each (row, column) case, scanning every `step` seconds."""
+    """For each (row, column) case, the matching time of the day nearest to the row's preferred hour."""
     found: dict[tuple[str, str], float] = {}
     for t in np.arange(1.0, 86400.0, step):
         tr = scene.truth(float(t))
@@ -37,7 +40,9 @@ def find_times(scene: Scene, step: float = 10.0) -> dict[tuple[str, str], float]
             if not rtest(tr):
                 continue
             for c, ctest in COLUMNS:
-                if (r, c) not in found and ctest(tr):
+                best = found.get((r, c))
+                far = lambda x: min(abs(x - PREFERRED[r]), 86400 - abs(x - PREFERRED[r]))  # noqa: E731
+                if ctest(tr) and (best is None or far(float(t)) < far(best)):
                     found[(r, c)] = float(t)
     return found
 

@@ -10,8 +10,8 @@ from camlytics.sim.geometry import dot3
 def point_light(p: np.ndarray, n: np.ndarray, pos, power: float) -> np.ndarray:
     """Irradiance (N,) at points p (N, 3) with normals n from an isotropic point light."""
     l = np.asarray(pos, float) - p
-    d2 = np.maximum((l * l).sum(1), 0.05)
-    cos = np.maximum((l * n).sum(1), 0.0) / np.sqrt(d2)
+    d2 = np.maximum(np.einsum("ij,ij->i", l, l), 0.05)
+    cos = np.maximum(np.einsum("ij,ij->i", l, n), 0.0) / np.sqrt(d2)
     return power * cos / d2
 
 
@@ -21,9 +21,9 @@ def area_light(p: np.ndarray, n: np.ndarray, samples: np.ndarray, normal, radian
     nw = np.asarray(normal, float)
     for s in samples:
         l = s - p
-        d2 = np.maximum((l * l).sum(1), 0.05)
+        d2 = np.maximum(np.einsum("ij,ij->i", l, l), 0.05)
         d = np.sqrt(d2)
-        cos_s = np.maximum((l * n).sum(1), 0.0) / d
+        cos_s = np.maximum(np.einsum("ij,ij->i", l, n), 0.0) / d
         cos_w = np.maximum(-dot3(l, nw), 0.0) / d
         e += cos_s * cos_w / d2
     return radiance * area / len(samples) * e
@@ -43,6 +43,6 @@ def ir_light(p: np.ndarray, n: np.ndarray, cam_pos, cam_fwd, power: float, reach
     """Irradiance (N,) from the camera's IR illuminator: a beam around the optical axis that fades with distance."""
     l = np.asarray(cam_pos, float) - p
     d = np.maximum(np.linalg.norm(l, axis=1), 0.1)
-    cos = np.maximum((l * n).sum(1), 0.0) / d
-    beam = np.clip(-dot3(l, np.asarray(cam_fwd, float)) / d, 0, 1) ** 6
+    cos = np.maximum(np.einsum("ij,ij->i", l, n), 0.0) / d
+    beam = np.clip(-dot3(l, np.asarray(cam_fwd, float)) / d, 0, 1) ** 10
     return power * cos * beam / (1.0 + (d / reach) ** 2)

@@ -9,6 +9,7 @@ noise, IR night mode and camera shake. `render(t)` is a pure function of (preset
 from __future__ import annotations
 
 import math
+import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,13 +20,14 @@ from camlytics.errors import SourceError
 from camlytics.frames import Frame, encode_jpeg
 from camlytics.sim import lighting
 from camlytics.sim.geometry import Camera, Quad, raycast
-from camlytics.sim.people import draw_person, person_box
+from camlytics.sim.people import draw_person
 from camlytics.sim.presets import PRESETS, Material, Preset
 from camlytics.sim.textures import fbm, texture
 from camlytics.sim.timeline import DAY, OPEN_ANGLE, Timeline
 
 MARGIN = 3  # extra canvas pixels on each side, so camera shake never shows an edge
 KEY = 0.20  # auto-exposure target: mean linear luminance of the exposed image
+KEY_IR = 0.11  # in IR mode: exposed for the bright centre of the IR beam, the rest falls off
 EXPOSURE_TAU = 2.0  # seconds the auto-exposure takes to follow a change in light
 GRID = 0.5
 LUT_SCALE = 2048.0  # tone curve entries per unit of sqrt(exposure): covers exposures up to 4
@@ -34,6 +36,8 @@ READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), domi
 ZONES = {"room": 0, "behind": 1, "door": 2}
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
+SUN_POWER = 2.5  # direct sun on the floor, relative to the window's sky radiance
+PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
 METAL = np.array([0.45, 0.45, 0.46], np.float32)
 
 
@@ -98,6 +102,7 @@ class Scene:
         self._vignette = self._make_vignette()
         self._build_static()
         self._door_cache: OrderedDict[float, _Layer] = OrderedDict()
+        self._lock = threading.Lock()  # the simulated camera renders from several server threads
         self._lut = _tone_lut()
         self._build_curves()
         self._noise_bank = self._make_noise_bank()
@@ -185,8 +190,8 @@ class Scene:
         wy0, wy1 = p.window_y
         x = -w2 if p.window_side == "left" else w2
         self._win_normal = np.array([1.0 if p.window_side == "left" else -1.0, 0, 0])
-        zz, yy = np.meshgrid(np.linspace(wz0, wz1, 5)[1:-1] if wz1 - wz0 < 2 else np.linspace(wz0, wz1, 7)[1:-1],
-                             np.linspace(wy0, wy1, 5)[1:-1])
+        zz, yy = np.meshgrid(np.linspace(wz0, wz1, 5)[1:-1] if wz1 - wz0 < 2 else np.linspace(wz0, wz1, 6)[1:-1],
+                             np.linspace(wy0, wy1, 4)[1:-1])
         self._win_samples = np.stack([np.full(zz.size, x), yy.ravel(), zz.ravel()], 1)
         self._win_area = (wz1 - wz0) * (wy1 - wy0)
         lamp_total = sum(np.array(lp.color) * lp.power for lp in p.lamps)
@@ -196,9 +201,11 @@ class Scene:
         self._amb_behind = p.ambient * behind_total * 0.5
         self._doorway = (p.door_x, p.door_x + p.door_w, 0.0, p.door_h)
 
-    def _through_doorway(self, pts: np.ndarray, light) -> np.ndarray:
+    def _through_doorway(self, pts: np.ndarray, light, grow: float = 0.0) -> np.ndarray:
+        """Whether the segments from `pts` to `light` pass through the doorway (grown by `grow` m)."""
         p = self.preset
         x0, x1, y0, y1 = self._doorway
+        x0, x1, y1 = x0 - grow, x1 + grow, y1 + grow
         return lighting.through_opening(pts, light, p.depth, x0, x1, y0, y1) & lighting.through_opening(
             pts, light, p.depth + p.wall_thickness, x0, x1, y0, y1)
 
@@ -212,19 +219,24 @@ class Scene:
         if lit_by_room.any():
             day[lit_by_room] = lighting.area_light(pts[lit_by_room], normals[lit_by_room], self._win_samples,
                                                    self._win_normal, p.daylight_power, self._win_area)
-        day += np.where(behind, 0.3, 1.0) * self._amb_day
+        day += np.where(behind, 0.7, 1.0) * self._amb_day  # the space behind has windows of its own
         lamp = np.zeros((n, 3))
         behind_rgb = np.zeros((n, 3))
         spill = np.zeros((n, 3))
         for lp in p.lamps:
             e = lighting.point_light(pts, normals, lp.pos, lp.power)
-            vis = np.where(behind, self._through_doorway(pts, lp.pos), 1.0)
-            lamp += (e * vis)[:, None] * np.array(lp.color)
+            if behind.any():  # room lamps reach the space behind only through the doorway
+                e[behind] *= self._through_doorway(pts[behind], lp.pos)
+            lamp += e[:, None] * np.array(lp.color)
         lamp += np.where(behind, 0.15, 1.0)[:, None] * self._amb_lamp
         for lp in p.behind_lamps:
             e = lighting.point_light(pts, normals, lp.pos, lp.power)
             behind_rgb += (e * (behind | door))[:, None] * np.array(lp.color)
-            spill += (e * (room & self._through_doorway(pts, lp.pos)))[:, None] * np.array(lp.color)
+            # the lamp is a fitting, not a point: sampling it gives the doorway's light a soft edge
+            # (candidates first: points that see the lamp's centre through a slightly larger doorway)
+            cand = np.flatnonzero(room & self._through_doorway(pts, lp.pos, grow=0.6))
+            through = np.mean([self._through_doorway(pts[cand], np.add(lp.pos, off)) for off in PENUMBRA], axis=0)
+            spill[cand] += (e[cand] * through)[:, None] * np.array(lp.color)
         behind_rgb += np.where(behind, 1.0, np.where(door, 0.3, 0.0))[:, None] * self._amb_behind
         ir = lighting.ir_light(pts, normals, self.camera.pos, self.camera.fwd, p.ir_power, p.ir_reach)
         ir += 0.01 * p.ir_power
@@ -279,11 +291,17 @@ class Scene:
             albedo[sel], ir_alb[sel] = a, ir
         return pts, normals, zone, albedo, ir_alb, emission
 
+    @staticmethod
+    def _window_bars(u, v, su: float, sv: float) -> np.ndarray:
+        """Where the window's frame and glazing bars are, at window coordinates (u along, v up)."""
+        bar = 0.05
+        return (u < bar) | (u > su - bar) | (v < bar) | (v > sv - bar) | (np.abs(u - su / 2) < bar / 2) | (
+            np.abs(v - sv * 0.62) < bar / 2)
+
     def _window_texture(self, u, v, quad: Quad):
         """Window: frame and glazing bars (lit surfaces) and the bright outdoors seen through the glass."""
-        bar, su, sv = 0.05, quad.su, quad.sv
-        frame = (u < bar) | (u > su - bar) | (v < bar) | (v > sv - bar) | (np.abs(u - su / 2) < bar / 2) | (
-            np.abs(v - sv * 0.62) < bar / 2)
+        su, sv = quad.su, quad.sv
+        frame = self._window_bars(u, v, su, sv)
         key = f"{self.preset_name}:outside"
         horizon = sv * (0.38 + 0.12 * fbm(u * 0.7, np.zeros_like(u), key, 2.0, 3))
         trees = 0.5 + 0.5 * fbm(u, v, key + "t", 6.0, 3)
@@ -326,6 +344,9 @@ class Scene:
         idx = np.arange(len(qi))
         pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
         main, self._spill = self._shade(idx, dist, pts, normals, zone, albedo, ir_alb, emission)
+        floor = np.array([q.material == "floor" for q in quads])[qi]
+        self._sun_albedo = np.where(floor[:, None], albedo * self._vignette[:, None], 0).astype(np.float32)
+        self._sun_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         n = cam.ch * cam.cw
         self._rgb = np.ascontiguousarray(main.rgb.reshape(3, n * 3))
         self._grey = np.ascontiguousarray(main.grey)
@@ -341,13 +362,52 @@ class Scene:
         g = self._grey.reshape(4, cam.ch, cam.cw)
         self._means = np.array([g[k][inner].mean() for k in range(4)])
 
+    def _sun_patch(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Floor pixels lit by direct sun through the window (flat indices, radiance per unit sun).
+
+        Recomputed once per simulated minute (the patch creeps a centimetre or two in that time).
+        """
+        minute = int(t // 60)
+        cached = self._sun_cache  # one tuple, replaced whole: safe to read from several threads
+        if cached is not None and cached[0] == minute:
+            return cached[1], cached[2]
+        p, cam = self.preset, self.camera
+        el, az, _ = self.timeline.sun(minute * 60.0 + 30.0)
+        out = -1.0 if p.window_side == "left" else 1.0  # the outside is beyond this side wall
+        s = np.array([out * math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)])
+        idx, rgb = np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+        if el > 0.02 and abs(s[0]) > 0.05:
+            wz0, wz1 = p.window_z
+            wy0, wy1 = p.window_y
+            wx = out * p.width / 2
+            corners = np.array([[wx, y, z] for y in (wy0, wy1) for z in (wz0, wz1)])
+            on_floor = corners - s[None, :] * (corners[:, 1:2] / s[1])
+            px, py, depth = cam.project(on_floor)
+            if (depth > 0).all():
+                x0, x1 = max(int(px.min()), 0), min(int(px.max()) + 2, cam.cw)
+                y0, y1 = max(int(py.min()), 0), min(int(py.max()) + 2, cam.ch)
+                if x0 < x1 and y0 < y1:
+                    yy, xx = np.mgrid[y0:y1, x0:x1]
+                    flat = (yy * cam.cw + xx).ravel()
+                    flat = flat[self._is_floor.ravel()[flat]]
+                    fx, fz = self._floor_xz[0][flat], self._floor_xz[1][flat]
+                    k = (wx - fx) / s[0]  # along the sun ray from the floor point to the window plane
+                    qy, qz = k * s[1], fz + k * s[2]
+                    lit = (qy > wy0) & (qy < wy1) & (qz > wz0) & (qz < wz1)
+                    lit &= ~self._window_bars(qz - wz0, qy - wy0, wz1 - wz0, wy1 - wy0)
+                    idx = flat[lit]
+                    rgb = self._sun_albedo[idx] * np.float32(s[1] * SUN_POWER * p.daylight_power)
+        self._sun_cache = (minute, idx, rgb)
+        return idx, rgb
+
     def _door_layer(self, angle: float) -> _Layer:
         """The door leaf at `angle` (quantised to 0.5 degrees), ray-cast over its bounding box; cached."""
         a = round(angle * 2) / 2
-        hit = self._door_cache.get(a)
-        if hit is not None:
-            self._door_cache.move_to_end(a)
-            return hit
+        with self._lock:
+            hit = self._door_cache.get(a)
+            if hit is not None:
+                self._door_cache.move_to_end(a)
+                return hit
         cam = self.camera
         quads = self._door_quads(a)
         corners = np.concatenate([q.corners() for q in quads])
@@ -366,9 +426,10 @@ class Scene:
             qi, dist, u, v, rays, flat = qi[vis], dist[vis], u[vis], v[vis], rays[vis], flat[vis]
             pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
             layer, _ = self._shade(flat, dist, pts, normals, zone, albedo, ir_alb, emission)
-        self._door_cache[a] = layer
-        if len(self._door_cache) > 48:
-            self._door_cache.popitem(last=False)
+        with self._lock:
+            self._door_cache[a] = layer
+            if len(self._door_cache) > 48:
+                self._door_cache.popitem(last=False)
         return layer
 
     # ---- light, exposure and IR curves over the day --------------------------------------------
@@ -391,7 +452,7 @@ class Scene:
         last = np.maximum.accumulate(np.where(events >= 0, np.arange(len(ts)), -1))
         ir = np.where(last >= 0, events[np.maximum(last, 0)] == 1, vis[0] < 1.5 * KEY / gain_max)
         seen = np.where(ir, m_ir + 0.3 * vis, vis)
-        target = np.log(KEY / np.maximum(seen, KEY / gain_max))
+        target = np.log(np.where(ir, KEY_IR, KEY) / np.maximum(seen, KEY / gain_max))
         # first-order lag of the exposure (in stops) behind the light: the camera adapts over seconds;
         # an exponential kernel truncated where it has decayed below 1e-4, the start padded
         decay = math.exp(-GRID / EXPOSURE_TAU)
@@ -419,25 +480,38 @@ class Scene:
         return bool(self._ir[int(round(t / GRID))])
 
     def _people_in_view(self, t: float, angle: float) -> tuple[int, bool]:
-        """(number of people visible, whether one stands in front of the door)."""
+        """(number of people visible, whether one stands in front of the door hiding part of it).
+
+        A person counts when any of a few points on their body projects into the image in front of
+        the room and the door leaf (the same depth test the renderer uses).
+        """
         cam, p = self.camera, self.preset
         dx0, dy0, dx1, dy1 = self._door_box
+        door = self._door_layer(angle)
         count, occluded = 0, False
         for wk in self.timeline.walkers_at(t):
             x, z, _, _ = wk.position(t)
-            box = person_box(cam, x, z, wk.look.height)
-            if box is None:
+            h = wk.look.height
+            pts = np.array([[x + ox, y, z] for ox in (-0.15, 0.0, 0.15) for y in (0.25, 0.8, 1.3, h - 0.12)])
+            px, py, fwd = cam.project(pts)
+            inside = (fwd > 0.2) & (px >= MARGIN) & (px < cam.cw - MARGIN) & (py >= MARGIN) & (py < cam.ch - MARGIN)
+            if not inside.any():
                 continue
-            x0, y0, x1, y1, _ = box
-            if z < p.depth:
-                ix0, iy0, ix1, iy1 = max(x0, MARGIN), max(y0, MARGIN), min(x1, cam.cw - MARGIN), min(y1, cam.ch - MARGIN)
-                if ix0 < ix1 and iy0 < iy1:
-                    count += 1
-                    ox = max(0, min(x1, dx1) - max(x0, dx0))
-                    oy = max(0, min(y1, dy1) - max(y0, dy0))
-                    occluded |= ox * oy > 0.15 * (dx1 - dx0) * (dy1 - dy0)
-            elif angle > OPEN_ANGLE and min(x1, dx1) > max(x0, dx0) and min(y1, dy1) > max(y0, dy0):
-                count += 1
+            flat = py[inside].astype(int) * cam.cw + px[inside].astype(int)
+            depth = self._depth.ravel()[flat]
+            if len(door.idx):
+                j = np.clip(np.searchsorted(door.idx, flat), 0, len(door.idx) - 1)
+                depth = np.where(door.idx[j] == flat, np.minimum(depth, door.dist[j]), depth)
+            dist = np.linalg.norm(pts[inside] - cam.pos, axis=1)
+            if not (dist < depth).any():
+                continue
+            count += 1
+            if z < p.depth:  # in the room: does the body (not its arm-swing box) hide much of the door?
+                half = wk.look.width / 2
+                bx, by, _ = cam.project(np.array([[x - half, 0, z], [x + half, 0, z], [x - half, h, z], [x + half, h, z]]))
+                ox = max(0.0, min(bx.max(), dx1) - max(bx.min(), dx0))
+                oy = max(0.0, min(by.max(), dy1) - max(by.min(), dy0))
+                occluded |= bool(ox * oy > 0.15 * (dx1 - dx0) * (dy1 - dy0))
         return count, occluded
 
     def exposure(self, t: float) -> float:
@@ -501,6 +575,12 @@ class Scene:
         if open_f > 0 and spill_w > 0 and len(self._spill.idx):
             sp = self._spill.grey[0][:, None] if night else self._spill.rgb[0]
             flat[self._spill.idx] += (spill_w * open_f) * sp
+        if not night:
+            el, _, direct = tl.sun(t)
+            if direct > 0:
+                sun_idx, sun_rgb = self._sun_patch(t)
+                if len(sun_idx):
+                    flat[sun_idx] += np.float32(direct) * sun_rgb * np.array(p.daylight_color, np.float32)
         canvas = flat.reshape(cam.ch, cam.cw, c)
         walkers = [(wk, *wk.position(t)) for wk in tl.walkers_at(t)]
         weights = w
@@ -512,9 +592,9 @@ class Scene:
         if walkers:
             depth = self._depth.copy()
             depth.ravel()[door.idx] = door.dist
-            for wk, x, z, walked, moving in sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2])):
+            for wk, x, z, walked, heading in sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2])):
                 colors = self._person_colors(wk.look, x, z, night, w, open_f * spill_w)
-                draw_person(canvas, depth, cam, x, z, walked, moving, wk.look, colors)
+                draw_person(canvas, depth, cam, x, z, walked, heading, wk.look, colors)
         # camera shake: the sensor window moves by a pixel or two
         dx, dy = np.clip(np.round(rng.normal(0, p.shake_px * 0.6, 2)), -MARGIN + 1, MARGIN - 1).astype(int)
         img = canvas[MARGIN + dy: MARGIN + dy + self.height, MARGIN + dx: MARGIN + dx + self.width]
@@ -534,7 +614,7 @@ class Scene:
         idx = np.clip(s, 0, len(self._lut) - 1, out=s).astype(np.uint16)
         out = np.take(self._lut, idx)
         if c == 1:
-            out = np.repeat(out, 3, axis=2)
+            out = np.repeat(out, 3, axis=2)  # IR mode: the same grey in every channel
         return out
 
     def _point_light_mix(self, pos: np.ndarray, normal: np.ndarray, night: bool, w: np.ndarray, spill_w: float):

@@ -163,10 +163,20 @@ def texture(mat: Material, u: np.ndarray, v: np.ndarray, fp: np.ndarray, key: st
                 bev = np.where(edge, np.where(lit, -1.0, 0.6), bev)
         alb = np.where((bev < 0)[:, None], c2 * shade[:, None], alb * (1 + 0.12 * np.clip(bev, 0, 1))[:, None])
     elif k == "poster":
-        i, j = np.floor(u / 0.12), np.floor(v / 0.09)
+        # a notice board: sheets of paper with coloured headers and lines of "text" on a cork board
+        i, j = np.floor((u - 0.03) / 0.3), np.floor((v - 0.03) / 0.27)
+        fu, fv = np.mod(u - 0.03, 0.3), np.mod(v - 0.03, 0.27)
+        sheet = (fu < 0.26) & (fv < 0.23) & (i >= 0) & (j >= 0) & (i < 2) & (j < 3)
         hue = np.stack([_hash01(i, j, 6), _hash01(i, j, 7), _hash01(i, j, 8)], -1)
-        alb = (0.15 + 0.65 * hue) * shade[:, None]
+        header = sheet & (fv > 0.18)
+        text = sheet & (fv < 0.16) & (np.mod(fv, 0.025) < 0.008) & (fu > 0.02) & (fu < 0.22 - 0.1 * _hash01(i, j + fv // 0.025, 9))
+        cork = np.array([0.42, 0.28, 0.15], np.float32)
+        alb = np.where(sheet[:, None], np.float32(0.8), cork[None, :])
+        alb = np.where(header[:, None], 0.1 + 0.6 * hue, alb)
+        alb = np.where(text[:, None], np.float32(0.15), alb) * shade[:, None]
     else:
         raise ValueError(f"unknown material kind {k!r}")
-    ir = np.full(u.shape, mat.ir, np.float32) * shade
+    # the IR reflectance follows the visible pattern (grain, grout, stains) around the material's level
+    lum = lambda c: c[..., 0] * 0.2126 + c[..., 1] * 0.7152 + c[..., 2] * 0.0722  # noqa: E731
+    ir = mat.ir * np.clip(lum(alb) / max(float(lum(c1)), 1e-3), 0.2, 2.0) ** 0.8
     return np.clip(alb, 0, 1).astype(np.float32), ir.astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,15 +85,17 @@ class Walker:
     def end(self) -> float:
         return self.times[-1]
 
-    def position(self, t: float) -> tuple[float, float, float, bool]:
-        """(x, z, distance walked so far, moving) at time t."""
+    def position(self, t: float) -> tuple[float, float, float, tuple[float, float] | None]:
+        """(x, z, distance walked so far, unit walking direction or None when standing) at time t."""
         x = float(np.interp(t, self.times, self.xs))
         z = float(np.interp(t, self.times, self.zs))
-        seg = np.hypot(np.diff(self.xs), np.diff(self.zs))
+        dx, dz = np.diff(self.xs), np.diff(self.zs)
+        seg = np.hypot(dx, dz)
         cum = np.concatenate([[0.0], np.cumsum(seg)])
         dist = float(np.interp(t, self.times, cum))
         i = min(max(bisect.bisect_right(self.times, t) - 1, 0), len(seg) - 1)
-        return x, z, dist, bool(seg[i] > 1e-6)
+        heading = (float(dx[i] / seg[i]), float(dz[i] / seg[i])) if seg[i] > 1e-6 else None
+        return x, z, dist, heading
 
 
 PALETTE_TOPS = [
@@ -125,7 +128,8 @@ class Timeline:
     def __init__(self, preset: Preset, seed: int) -> None:
         self.preset = preset
         self.seed = int(seed)
-        rng = np.random.default_rng([self.seed, 0x7133])
+        # the preset's name joins the seed: two installations with the same seed live different days
+        rng = np.random.default_rng([self.seed, zlib.crc32(preset.name.encode()), 0x7133])
         self._weather(rng)
         self._lights(rng)
         self.walkers: list[Walker] = []
@@ -148,6 +152,8 @@ class Timeline:
         self._cloud_periods = np.exp(rng.uniform(math.log(120), math.log(4 * 3600), n))
         self._cloud_phases = rng.uniform(0, 2 * math.pi, n)
         self._cloud_amps = 1.0 / np.sqrt(np.arange(1, n + 1))
+        # a separate stream, so the sun's height does not shift the rest of the generated day
+        self.sun_max = math.radians(float(np.random.default_rng([self.seed, 0x50]).uniform(18, 62)))
 
     def clear_sky(self, t: np.ndarray | float) -> np.ndarray:
         """Daylight without clouds (0 at night, 1 at a clear noon), smooth through twilight."""
@@ -165,6 +171,19 @@ class Timeline:
             s = s + a * np.sin(2 * math.pi * t / p + ph)
         s = s / self._cloud_amps.sum() * 1.8
         return 1.0 - 0.8 * self.cloud_cover * np.clip(0.5 + s, 0, 1)
+
+    def sun(self, t: float) -> tuple[float, float, float]:
+        """(elevation, azimuth) in radians and the strength of direct sunlight (0..1) at time t.
+
+        Azimuth runs from -pi/2 at sunrise through 0 at noon (straight out of the window) to pi/2.
+        """
+        frac = (t - self.sunrise) / (self.sunset - self.sunrise)
+        if not 0.0 < frac < 1.0:
+            return 0.0, 0.0, 0.0
+        elevation = self.sun_max * math.sin(math.pi * frac)
+        azimuth = math.pi * (frac - 0.5)
+        direct = float(self.clear_sky(t)) * float(np.clip((self.clouds(t) - 0.55) / 0.45, 0, 1))
+        return elevation, azimuth, direct
 
     def daylight(self, t: np.ndarray | float) -> np.ndarray:
         """Outdoor light, 0..1."""
@@ -218,9 +237,9 @@ class Timeline:
                 return False
             return not (i < len(busy) and busy[i][0] < b + gap)
 
-        def place(duration: float) -> float | None:
+        def place(duration: float, when=sample_time) -> float | None:
             for _ in range(60):
-                t0 = sample_time()
+                t0 = when()
                 if 120 < t0 and t0 + duration < DAY - 120 and free(t0, t0 + duration):
                     bisect.insort(busy, (t0, t0 + duration))
                     return t0
@@ -253,7 +272,7 @@ class Timeline:
                     angle = float(rng.uniform(3, 9.5))  # budget spent: leave it ajar but still closed
                 else:
                     dur = min(dur, ajar)
-            t0 = place(dur)
+            t0 = place(dur, lambda: float(rng.uniform(0, DAY)))  # left ajar at any hour, also at night
             if t0 is None:
                 continue
             ev = DoorEvent(t0, t0 + dur, "ajar", angle, float(rng.uniform(1, 2)), float(rng.uniform(1.5, 3)))

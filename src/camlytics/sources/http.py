@@ -125,10 +125,11 @@ class CameraHTTP:
                 request = self._client.build_request(method, self._url(path), **kwargs)
                 response = self._client.send(request, auth=self._auth, stream=True)
             except httpx.TransportError as exc:
-                if attempt > self.retries:
-                    raise SourceError(f"camera {self.origin}: {describe_transport_error(exc)} "
-                                      f"(after {attempt} attempts)") from None
-                log.info("camera %s%s: %s, retrying", self.origin, path, describe_transport_error(exc))
+                reason = describe_transport_error(exc)
+                if attempt > self.retries or reason == "unknown host name":  # a typo does not heal
+                    tries = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                    raise SourceError(f"camera {self.origin}: {reason} (after {tries})") from None
+                log.info("camera %s%s: %s, retrying", self.origin, path, reason)
                 time.sleep(self.backoff * 2 ** (attempt - 1))
                 continue
             if response.status_code >= 500 and attempt <= self.retries:

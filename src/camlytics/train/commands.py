@@ -88,8 +88,10 @@ def register(subparsers: Any) -> None:
                    "(mobilenet_v2-b0353104.pth) to start the teacher from ImageNet; default: a wide CNN from scratch")
     p.add_argument("--epochs", type=parse_epochs, metavar="N|stage=N,...", help="epochs: one number for the student "
                    "(other stages scaled), or teacher=N,student=N,finetune=N,qat=N")
+    p.add_argument("--pool", type=int, default=0, metavar="N", help="augmented training images shared by all "
+                   "stages (default: 8 per labelled image, 1024..4096)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: min(2, CPUs))")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command, color="gray")
 
@@ -119,7 +121,7 @@ def train_command(args: argparse.Namespace) -> int:
     epochs = args.epochs or {}
     cfg = TrainConfig(classes=args.classes, roi=args.roi, input_wh=args.input, color=args.color,
                       budget_macs=args.budget_macs, budget_bytes=args.budget_bytes,
-                      teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads)
+                      teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads, pool=args.pool)
     for stage, n in epochs.items():
         setattr(cfg, f"epochs_{stage}", n)
     if args.threads < 0:

@@ -1,14 +1,13 @@
 """Training data: labelled records -> ROI crops at the model's input size, time-block split.
 
-Images are decoded the way docs/int8.md section 4 says: Pillow's JPEG draft mode at the reduced
-scale 1/d (the same DCT scaling the edge decoder uses), then the shared crop + area-resize from
-`camlytics.edge.preprocess`, so the host trains on the tensors the camera will compute.
+Images are decoded the way docs/int8.md section 4 says, by `camlytics.edge.preprocess.prepare_host`:
+Pillow's JPEG draft mode at the reduced scale 1/d, then the crop + area-resize shared with the
+edge, so the host trains on the tensors the camera will compute.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,6 +40,12 @@ class InputSpec:
         return {"width": self.width, "height": self.height, "color": self.color, "roi": list(self.roi),
                 "source_size": list(self.source_size)}
 
+    def model_meta(self) -> dict[str, Any]:
+        """The `input`/`preprocess` part of the edge model file metadata (docs/int8.md section 5)."""
+        return {"input": {"width": self.width, "height": self.height, "channels": self.channels},
+                "preprocess": {"color": self.color, "roi": list(self.roi), "source_size": list(self.source_size),
+                               "resize": "area"}}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
         """Inverse of `to_dict`."""
@@ -65,20 +70,6 @@ class LabelledData:
         return Arrays(self.x[idx], self.y[idx])
 
 
-def _preprocess_module() -> Any:
-    from camlytics.edge import preprocess  # the one definition shared with the edge runtime
-    return preprocess
-
-
-def decode_scale(spec: InputSpec) -> int:
-    """The JPEG reduced-decode denominator d for this ROI and input size (docs/int8.md section 4)."""
-    x0, y0, x1, y1 = spec.roi
-    for d in (8, 4, 2, 1):
-        if (x1 - x0) / d >= spec.width and (y1 - y0) / d >= spec.height:
-            return d
-    return 1
-
-
 def jpeg_size(jpeg: bytes, what: str) -> tuple[int, int]:
     """(width, height) of a JPEG; TrainingError naming `what` when it is not a readable JPEG."""
     from PIL import Image, UnidentifiedImageError
@@ -94,45 +85,15 @@ def jpeg_size(jpeg: bytes, what: str) -> tuple[int, int]:
 
 def load_input(jpeg: bytes, spec: InputSpec, what: str = "image") -> np.ndarray:
     """The network input (H, W, C uint8) for one JPEG: reduced-scale decode, ROI crop, area resize."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    d = decode_scale(spec)
+    from camlytics.edge.jpeg import JpegError
+    from camlytics.edge.preprocess import PreprocessError, prepare_host
+
     try:
-        with Image.open(io.BytesIO(jpeg)) as im:
-            if im.format != "JPEG":
-                raise TrainingError(f"{what}: not a JPEG image ({im.format})")
-            w, h = im.size
-            mode = "L" if spec.color == "gray" else "RGB"
-            im.draft(mode, (math.ceil(w / d), math.ceil(h / d)))
-            if im.size != (math.ceil(w / d), math.ceil(h / d)):  # draft picks the scale; make sure it is d
-                raise TrainingError(f"{what}: JPEG decoder gave {im.size} at scale 1/{d}")
-            pixels = np.asarray(im.convert(mode))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return prepare_host(jpeg, spec.model_meta())
+    except (JpegError, PreprocessError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise TrainingError(f"{what}: unreadable image ({exc})") from None
-    if (w, h) != tuple(spec.source_size):
-        raise TrainingError(f"{what}: image is {w}x{h}, the model expects {spec.source_size[0]}x{spec.source_size[1]}")
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    return crop_resize(pixels, spec.roi, d, (spec.width, spec.height))
-
-
-def crop_resize(pixels: np.ndarray, roi: Sequence[int], d: int, out_wh: tuple[int, int]) -> np.ndarray:
-    """Crop the full-resolution `roi` from an image decoded at scale 1/d and area-resize it."""
-    # TEMPORARY until camlytics.edge.preprocess lands (then this calls the shared function).
-    x0, y0, x1, y1 = roi
-    h, w = pixels.shape[:2]
-    crop = pixels[min(y0 // d, h - 1):min(-(-y1 // d), h), min(x0 // d, w - 1):min(-(-x1 // d), w)]
-    ow, oh = out_wh
-    ch, cw = crop.shape[:2]
-    xs0 = np.arange(ow) * cw // ow
-    xs1 = np.maximum(xs0 + 1, np.arange(1, ow + 1) * cw // ow)
-    ys0 = np.arange(oh) * ch // oh
-    ys1 = np.maximum(ys0 + 1, np.arange(1, oh + 1) * ch // oh)
-    ii = np.zeros((ch + 1, cw + 1, crop.shape[2]), np.int64)
-    ii[1:, 1:] = crop.astype(np.int64).cumsum(0).cumsum(1)
-    sums = ii[ys1][:, xs1] - ii[ys0][:, xs1] - ii[ys1][:, xs0] + ii[ys0][:, xs0]
-    n = ((ys1 - ys0)[:, None] * (xs1 - xs0)[None, :])[:, :, None]
-    return ((sums + n // 2) // n).astype(np.uint8)
 
 
 def resolve_spec(ds: Any, records: list[Any], roi: Sequence[int] | None, input_wh: tuple[int, int],

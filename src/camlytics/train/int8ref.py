@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 
-from camlytics.errors import ModelError
 from camlytics.export.modelfile import Int8Model, read_model, to_bytes
 
 DTYPE_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}

@@ -57,6 +57,8 @@ def build_student(spec: StudentSpec) -> nn.Sequential:
 
 def count_macs(model: nn.Module, input_chw: tuple[int, int, int]) -> int:
     """Multiply-accumulates of one forward pass (convolutions and dense layers)."""
+    if isinstance(model, nn.Sequential) and all(isinstance(m, _SHAPE_LAYERS) for m in model):
+        return _sequential_macs(model, input_chw)
     total = 0
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -77,6 +79,25 @@ def count_macs(model: nn.Module, input_chw: tuple[int, int, int]) -> int:
         model.train(was_training)
         for h in handles:
             h.remove()
+    return int(total)
+
+
+_SHAPE_LAYERS = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear)
+
+
+def _sequential_macs(model: nn.Sequential, input_chw: tuple[int, int, int]) -> int:
+    """`count_macs` by shape arithmetic for a student (no forward pass: pruning searches call it often)."""
+    _, h, w = input_chw
+    total = 0
+    for m in model:
+        if isinstance(m, nn.Conv2d):
+            (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+            h, w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+            total += h * w * m.out_channels * kh * kw * (m.in_channels // m.groups)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            h = w = 1
+        elif isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
     return int(total)
 
 

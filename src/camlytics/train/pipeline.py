@@ -40,11 +40,10 @@ class TrainConfig:
     epochs_student: int = 15
     epochs_finetune: int = 6
     epochs_qat: int = 4
-    pool_per_image: int = 8  # augmented copies per training image (see augment.augmented_pool)
-    max_pool: int = 4096
+    pool: int = 0  # augmented training pool size; 0: 8 per training image, within 1024..4096
     prune_headroom: float = 1.6  # the student starts this much over budget; pruning brings it back
     seed: int = 0
-    threads: int = 0  # 0: min(2, CPUs)
+    threads: int = 1  # small convs gain little from more; OpenMP spinning wastes a loaded CI box
     name: str = "door"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -57,6 +56,8 @@ class TrainConfig:
             raise TrainingError(f"budget-macs must be >= 1000, got {self.budget_macs!r}")
         if self.color not in ("gray", "rgb"):
             raise TrainingError(f"color must be 'gray' or 'rgb', got {self.color!r}")
+        if self.pool < 0 or (self.pool and self.pool < 16):
+            raise TrainingError(f"pool must be 0 (automatic) or >= 16, got {self.pool!r}")
         if self.prune_headroom < 1.0:
             raise TrainingError(f"prune-headroom must be >= 1, got {self.prune_headroom!r}")
 
@@ -92,7 +93,7 @@ def commit_output(tmp: Path, out: Path) -> None:
 def _set_threads(cfg: TrainConfig) -> None:
     import torch
 
-    torch.set_num_threads(cfg.threads or max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(cfg.threads or max(1, min(2, os.cpu_count() or 1)))  # 0: use up to 2 cores
 
 
 def _stage_seed(seed: int, stage: str) -> np.random.Generator:
@@ -103,13 +104,18 @@ def _stage_seed(seed: int, stage: str) -> np.random.Generator:
     return np.random.default_rng([seed, offset])
 
 
-def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, console: Any = None) -> dict[str, Any]:
-    """Train, quantize and export; returns metrics.json's content. Nothing is left in `out` on failure."""
+def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, console: Any = None,
+                 models: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, quantize and export; returns metrics.json's content. Nothing is left in `out` on failure.
+
+    When a `models` dict is given it receives every stage's model (teacher, student, distilled,
+    pruned: torch modules; int8: the QuantizedModel) and the InputSpec, for benchmarks.
+    """
     cfg.validate()
     out = Path(out)
     tmp = prepare_output(out)
     try:
-        metrics = _train_into(Path(dataset), tmp, cfg, console)
+        metrics = _train_into(Path(dataset), tmp, cfg, console, models if models is not None else {})
         commit_output(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -125,7 +131,7 @@ def _progress(console: Any) -> Any:
                     disable=console is None)
 
 
-def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any) -> dict[str, Any]:
+def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from camlytics.train import int8ref
@@ -170,7 +176,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any) -> dic
 
         # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
         t0 = time.monotonic()
-        pool_size = max(1024, min(cfg.max_pool, cfg.pool_per_image * len(train)))
+        pool_size = cfg.pool or max(1024, min(4096, 8 * len(train)))
         pool = Arrays(*augmented_pool(train.x, train.y, pool_size, _stage_seed(cfg.seed, "pool"), AugmentConfig()))
         timings["augment"] = time.monotonic() - t0
 
@@ -213,12 +219,12 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any) -> dic
 
         # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
         t0 = time.monotonic()
-        preprocess = {"color": data.spec.color, "roi": list(data.spec.roi),
-                      "source_size": list(data.spec.source_size), "resize": "area"}
+        preprocess = data.spec.model_meta()["preprocess"]
         qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
         int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
         float_acc = stages["pruned"]["val_balanced_accuracy"]
         ptq_acc, qat_used = int8_acc, False
+        final = pruned  # the float model that was quantized: the pruned one, or its QAT fine-tune
         if float_acc - int8_acc > PTQ_TOLERANCE:
             from camlytics.train.quantize import prepare_qat
             rng = _stage_seed(cfg.seed, "qat")
@@ -229,20 +235,22 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any) -> dic
             q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
             acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
             if acc2 > int8_acc:
-                pruned, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
+                final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
         timings["int8"] = time.monotonic() - t0
 
+    models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
+                  spec=data.spec)
     # 6. Artefacts.
     model_bytes = qmodel.to_bytes()
     (tmp / "model.cml").write_bytes(model_bytes)
     int8_logits = int8ref.forward(qmodel, val.x)
-    float_logits = predict_logits(pruned, val.x)
+    float_logits = predict_logits(final, val.x)
     stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,
-                      "macs": count_macs(pruned, chw), "weight_bytes": int8_weight_bytes(pruned),
+                      "macs": count_macs(final, chw), "weight_bytes": int8_weight_bytes(final),
                       "file_bytes": len(model_bytes), "seconds": timings["int8"]}
     meta = {"classes": data.classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": cfg.name}
-    save_student(tmp / "student.pt", pruned, meta)
-    onnx_diff = _export_onnx(pruned, tmp / "model.onnx", val.x, data.classes)
+    save_student(tmp / "student.pt", final, meta)
+    onnx_diff = _export_onnx(final, tmp / "model.onnx", val.x, data.classes)
     metrics = {
         "classes": data.classes, "input": data.spec.to_dict(),
         "counts": {"train": {c: int((train.y == i).sum()) for i, c in enumerate(data.classes)},
@@ -277,10 +285,7 @@ def _quantize(model: Any, calib: np.ndarray, classes: list[str], preprocess: dic
 
 def _export_onnx(model: Any, path: Path, x: np.ndarray, classes: list[str]) -> float:
     """Write the ONNX file and return the largest |onnxruntime - torch| logit difference on `x`."""
-    try:  # TEMPORARY while export/onnx.py is being written by the quant helper
-        from camlytics.export.onnx import export_onnx, onnx_parity
-    except ModuleNotFoundError:
-        return float("nan")
+    from camlytics.export.onnx_export import export_onnx, onnx_parity
 
     export_onnx(model, path, input_chw=(x.shape[3], x.shape[1], x.shape[2]), classes=classes)
     return float(onnx_parity(model, path, x))

@@ -51,6 +51,7 @@ def register_runtime(name: str, factory: RuntimeFactory) -> None:
 def load_predictor(model_dir: str | Path, runtime: str = "int8") -> Predictor:
     """A predictor for a model directory written by `camlytics train`."""
     model_dir = Path(model_dir)
+    import camlytics.runtime.predictors  # noqa: F401 - registers the "edge", "micropython" and "c" runtimes
     if runtime not in RUNTIMES:
         raise ModelError(f"unknown runtime {runtime!r}: choose one of {sorted(RUNTIMES)}")
     if not model_dir.is_dir():

@@ -134,9 +134,18 @@ def prune_uniform(model: nn.Sequential, ratio: float) -> nn.Sequential:
 def prune_to_budget(model: nn.Sequential, input_chw: tuple[int, int, int], budget_macs: int,
                     budget_bytes: int) -> tuple[nn.Sequential, float]:
     """The least pruned copy (uniform keep ratio, steps of 1/64) that fits both budgets."""
-    for step in range(64, 0, -1):
-        ratio = step / 64
-        pruned = prune_uniform(model, ratio)
-        if count_macs(pruned, input_chw) <= budget_macs and int8_weight_bytes(pruned) <= budget_bytes:
-            return pruned, ratio
-    raise ModelError(f"cannot prune the student below {budget_macs} MACs and {budget_bytes} weight bytes")
+    def fits(step: int) -> nn.Sequential | None:
+        pruned = prune_uniform(model, step / 64)
+        ok = count_macs(pruned, input_chw) <= budget_macs and int8_weight_bytes(pruned) <= budget_bytes
+        return pruned if ok else None
+
+    if fits(1) is None:
+        raise ModelError(f"cannot prune the student below {budget_macs} MACs and {budget_bytes} weight bytes")
+    lo, hi = 1, 64  # cost grows with the ratio: binary search for the largest step that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid) is not None:
+            lo = mid
+        else:
+            hi = mid - 1
+    return fits(lo), lo / 64  # type: ignore[return-value]

@@ -244,6 +244,18 @@ function renderSide() {
     fill.style.width = `${pct}%`; fill.style.background = colorOf(r.prediction);
     bar.append(fill);
     pred.append(name, bar);
+    // Every class's probability when the model stored them (more than the top one).
+    const probs = Object.entries(r.probs || {}).sort((a, b) => b[1] - a[1]);
+    if (probs.length > 1) {
+      const t = document.createElement("div"); t.className = "probs";
+      for (const [c, v] of probs) {
+        const row = document.createElement("div");
+        row.textContent = `${c} ${(100 * v).toFixed(1)}%`;
+        row.style.color = colorOf(c);
+        t.append(row);
+      }
+      pred.append(t);
+    }
     if (r.label && r.label !== r.prediction) {
       const d = document.createElement("div"); d.className = "bad small";
       d.textContent = `disagrees with the label (${r.label})`; pred.append(d);

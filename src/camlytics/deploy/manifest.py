@@ -1,0 +1,280 @@
+"""The ACAP `manifest.json`: the app's parameters, building a manifest, checking one against the
+documented schema fields (acap-documentation "manifest schema field descriptions" v1.7 and v2.0).
+
+The checks are the ones a camera or `acap-build` applies that we can apply offline: required
+fields, allowed values, no unknown keys, parameter types and defaults that agree, and (given the
+package's file list) that the executable, settings page and scripts it names are in the package.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from camlytics.errors import DeployError
+
+SCHEMA_V1 = "1.7.3"  # AXIS OS 11.10+; 2.x is required from AXIS OS 13 and needs an Axis vendorId
+SCHEMA_V2 = "2.0.0"
+ARCHITECTURES = ("armv7hf", "aarch64", "all")
+RUN_MODES = ("respawn", "once", "never")
+ACCESS = ("admin", "operator", "viewer")
+
+APP_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,25}")  # the executable's name; maxLength 26 since 1.3.1
+VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
+VENDOR_RE = re.compile(r"[A-Za-z0-9 _.,()!?&'-]{1,64}")  # the characters schema 1.4.0 allows
+VENDOR_ID_RE = re.compile(r"[0-9a-fA-F]{10}")
+PARAM_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+SCHEMA_VERSION_RE = re.compile(r"([12])\.[0-9]+(\.[0-9]+)?")
+
+TOP_KEYS = {"$schema", "schemaVersion", "resources", "acapPackageConf"}
+PACKAGE_KEYS = {"setup", "installation", "uninstallation", "configuration", "copyProtection"}
+SETUP_KEYS = {"appName", "appId", "architecture", "embeddedSdkVersion", "friendlyName", "user", "runMode",
+              "runOptions", "vendor", "vendorUrl", "version", "vendorId", "compatibleOsVersions"}
+CONFIGURATION_KEYS = {"settingPage", "httpConfig", "paramConfig", "reverseProxy", "containers"}
+DBUS_CREDENTIALS = "com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials"
+
+
+@dataclass(frozen=True)
+class AppParam:
+    """One setting the user changes on the camera (`root.<appName>.<name>` through param.cgi)."""
+
+    name: str
+    type: str
+    default: str
+    label: str
+
+
+# What the launcher reads at start; changing one takes effect when the app restarts.
+APP_PARAMS = (
+    AppParam("MqttHost", "string", "", "MQTT broker host (empty: no MQTT)"),
+    AppParam("MqttPort", "int:min=1;max=65535", "1883", "MQTT broker port"),
+    AppParam("MqttUser", "string", "", "MQTT user (empty: anonymous)"),
+    AppParam("MqttPassword", "password", "", "MQTT password"),
+    AppParam("MqttPrefix", "string", "camlytics", "MQTT topic prefix (topics PREFIX/NODE/...)"),
+    AppParam("MqttNodeId", "string", "door", "MQTT node id"),
+    AppParam("HaDiscovery", "bool:no,yes", "yes", "publish Home Assistant discovery"),
+    AppParam("Threshold", "int:min=0;max=100", "60", "minimum confidence of a vote, percent"),
+    AppParam("StableFrames", "int:min=1;max=100", "3", "frames that must agree before the state changes"),
+    AppParam("FrameRate", "string", "1", "frames per second (e.g. 1 or 0.5)"),
+    AppParam("Resolution", "string", "640x360", "snapshot resolution WxH"),
+    AppParam("VapixUser", "string", "", "VAPIX user (empty: D-Bus service account, AXIS OS 11.9+)"),
+    AppParam("VapixPassword", "password", "", "VAPIX password"),
+    AppParam("VirtualInputPort", "int:min=0;max=64", "0", "virtual input port set while open (0: off)"),
+    AppParam("WebhookUrl", "string", "", "http:// URL to POST state changes to (empty: off)"),
+)
+
+
+def fail(where: str, message: str) -> DeployError:
+    """A manifest error naming the field."""
+    return DeployError(f"manifest.json: {where} {message}")
+
+
+def check_param_value(type_: str, value: str) -> str | None:
+    """Why `value` is not valid for parameter type `type_` (None if it is); unknown types are errors."""
+    kind, _, spec = type_.partition(":")
+    if kind == "hidden":
+        kind, _, spec = spec.partition(":")
+    if "\n" in value or "\r" in value:
+        return "must be one line"
+    if kind in ("string", "password"):
+        if spec:
+            match = re.fullmatch(r"maxlen=([0-9]{1,5})", spec)
+            if not match:
+                return f"type {type_!r} is not string[:maxlen=N]"
+            if len(value) > int(match[1]):
+                return f"is longer than {match[1]} characters"
+        return None
+    if kind == "int":
+        bounds = dict(re.findall(r"(min|max)=(-?[0-9]+)", spec))
+        if spec and ";".join(f"{k}={v}" for k, v in bounds.items()) != spec:
+            return f"type {type_!r} is not int[:min=A;max=B]"
+        if not re.fullmatch(r"-?[0-9]+", value):
+            return f"{value!r} is not a whole number"
+        if "min" in bounds and int(value) < int(bounds["min"]) or "max" in bounds and int(value) > int(bounds["max"]):
+            return f"{value} is outside [{bounds.get('min', '-inf')}, {bounds.get('max', 'inf')}]"
+        return None
+    if kind == "bool":
+        options = spec.split(",")
+        if len(options) != 2 or not all(options):
+            return f"type {type_!r} is not bool:FALSE,TRUE"
+        return None if value in options else f"{value!r} is not one of {options}"
+    if kind == "enum":
+        options = spec.split("|")
+        if not all(options):
+            return f"type {type_!r} is not enum:A|B|..."
+        return None if value in options else f"{value!r} is not one of {options}"
+    return f"type {type_!r} is unknown (string, password, int, bool, enum, optionally hidden:)"
+
+
+def build_manifest(*, app_name: str, friendly_name: str, vendor: str, version: str, architecture: str,
+                   params: dict[str, str] | None = None, vendor_url: str | None = None,
+                   vendor_id: str | None = None, run_mode: str = "respawn") -> dict[str, Any]:
+    """The manifest of a camlytics sensor app; `params` overrides APP_PARAMS defaults by name."""
+    params = dict(params or {})
+    known = {p.name for p in APP_PARAMS}
+    for name in params:
+        if name not in known:
+            raise DeployError(f"unknown app parameter {name!r}; known: {', '.join(sorted(known))}")
+    setup: dict[str, Any] = {
+        "appName": app_name,
+        "friendlyName": friendly_name,
+        "vendor": vendor,
+        "version": version,
+        "architecture": architecture,
+        "runMode": run_mode,
+    }
+    if vendor_url:
+        setup["vendorUrl"] = vendor_url
+    if vendor_id:  # schema 2: an Axis-issued vendor id and the AXIS OS versions the app runs on
+        setup["vendorId"] = vendor_id
+        setup["compatibleOsVersions"] = [{"min": "12.0.0"}]
+    else:
+        setup["embeddedSdkVersion"] = "3.0"
+    manifest = {
+        "schemaVersion": SCHEMA_V2 if vendor_id else SCHEMA_V1,
+        "resources": {"dbus": {"conditionalMethods": [DBUS_CREDENTIALS]}},
+        "acapPackageConf": {
+            "setup": setup,
+            "configuration": {
+                "settingPage": "index.html",
+                "paramConfig": [{"name": p.name, "default": str(params.get(p.name, p.default)), "type": p.type}
+                                for p in APP_PARAMS],
+            },
+        },
+    }
+    return manifest
+
+
+def _keys(obj: Any, where: str, allowed: set[str], required: Iterable[str] = ()) -> dict:
+    if not isinstance(obj, dict):
+        raise fail(where, f"must be an object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise fail(where, f"has unknown field(s) {unknown}")
+    for key in required:
+        if key not in obj:
+            raise fail(f"{where}.{key}", "is required")
+    return obj
+
+
+def _string(obj: dict, key: str, where: str, pattern: re.Pattern | None = None, choices: tuple = ()) -> None:
+    if key not in obj:
+        return
+    value = obj[key]
+    if not isinstance(value, str) or not value:
+        raise fail(f"{where}.{key}", f"must be a non-empty string, got {value!r}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise fail(f"{where}.{key}", f"{value!r} does not match {pattern.pattern}")
+    if choices and value not in choices:
+        raise fail(f"{where}.{key}", f"{value!r} is not one of {list(choices)}")
+
+
+def validate_manifest(manifest: Any, files: Iterable[str] | None = None) -> dict:
+    """Check a parsed manifest; with `files` (package member names) also that the files it names exist.
+
+    Returns the manifest; raises DeployError naming the first bad field.
+    """
+    _keys(manifest, "(top level)", TOP_KEYS, ("schemaVersion", "acapPackageConf"))
+    _string(manifest, "schemaVersion", "(top level)", SCHEMA_VERSION_RE)
+    major = int(manifest["schemaVersion"].split(".")[0])
+    package = _keys(manifest["acapPackageConf"], "acapPackageConf", PACKAGE_KEYS, ("setup",))
+    where = "acapPackageConf.setup"
+    required = ["appName", "vendor", "version", "runMode"]
+    if major >= 2:
+        required += ["architecture", "vendorId", "compatibleOsVersions"]
+    setup = _keys(package["setup"], where, SETUP_KEYS, required)
+    _string(setup, "appName", where, APP_NAME_RE)
+    _string(setup, "vendor", where, VENDOR_RE)
+    _string(setup, "version", where, VERSION_RE)
+    _string(setup, "runMode", where, choices=RUN_MODES)
+    _string(setup, "architecture", where, choices=ARCHITECTURES)
+    _string(setup, "friendlyName", where)
+    _string(setup, "vendorUrl", where, re.compile(r"https?://\S+"))
+    _string(setup, "runOptions", where)
+    if major >= 2:
+        _string(setup, "vendorId", where, VENDOR_ID_RE)
+        if "embeddedSdkVersion" in setup:
+            raise fail(f"{where}.embeddedSdkVersion", "was removed in schema 2")
+        versions = setup["compatibleOsVersions"]
+        if not isinstance(versions, list) or not versions or not all(isinstance(v, dict) and v for v in versions):
+            raise fail(f"{where}.compatibleOsVersions", f"must be a non-empty list of {{min, max}} objects, got {versions!r}")
+    elif "vendorId" in setup or "compatibleOsVersions" in setup:
+        raise fail(where, "vendorId/compatibleOsVersions need schemaVersion 2.x")
+    if "user" in setup:
+        user = _keys(setup["user"], f"{where}.user", {"username", "group"}, ("username", "group"))
+        _string(user, "username", f"{where}.user")
+        _string(user, "group", f"{where}.user")
+    config = _keys(package.get("configuration", {}), "acapPackageConf.configuration", CONFIGURATION_KEYS)
+    _validate_configuration(config)
+    _validate_resources(manifest.get("resources", {}))
+    for section, key in (("installation", "postInstallScript"), ("uninstallation", "preUninstallScript")):
+        if section in package:
+            _keys(package[section], f"acapPackageConf.{section}", {key})
+            _string(package[section], key, f"acapPackageConf.{section}", re.compile(r"[A-Za-z0-9_.-]+"))
+    if files is not None:
+        _validate_files(manifest, set(files))
+    return manifest
+
+
+def _validate_configuration(config: dict) -> None:
+    where = "acapPackageConf.configuration"
+    _string(config, "settingPage", where, re.compile(r"[A-Za-z0-9_.-]+\.html?"))
+    params = config.get("paramConfig", [])
+    if not isinstance(params, list):
+        raise fail(f"{where}.paramConfig", "must be a list")
+    seen: set[str] = set()
+    for i, param in enumerate(params):
+        at = f"{where}.paramConfig[{i}]"
+        _keys(param, at, {"name", "default", "type"}, ("name", "default", "type"))
+        for key in ("name", "default", "type"):
+            if not isinstance(param[key], str):
+                raise fail(f"{at}.{key}", f"must be a string, got {param[key]!r}")
+        if not PARAM_NAME_RE.fullmatch(param["name"]):
+            raise fail(f"{at}.name", f"{param['name']!r} does not match {PARAM_NAME_RE.pattern}")
+        if param["name"] in seen:
+            raise fail(f"{at}.name", f"{param['name']!r} is defined twice")
+        seen.add(param["name"])
+        problem = check_param_value(param["type"], param["default"])
+        if problem:
+            raise fail(f"{at} ({param['name']})", f"default: {problem}")
+    http = config.get("httpConfig", [])
+    if not isinstance(http, list):
+        raise fail(f"{where}.httpConfig", "must be a list")
+    for i, entry in enumerate(http):
+        at = f"{where}.httpConfig[{i}]"
+        _keys(entry, at, {"type", "name", "access"}, ("type", "access"))
+        _string(entry, "type", at, choices=("transferCgi", "fastCgi", "directory"))
+        _string(entry, "access", at, choices=ACCESS)
+        if entry["type"] != "directory":
+            _string(entry, "name", at, re.compile(r"[A-Za-z0-9_./-]+"))
+
+
+def _validate_resources(resources: Any) -> None:
+    _keys(resources, "resources", {"dbus", "linux"})
+    dbus = _keys(resources.get("dbus", {}), "resources.dbus", {"requiredMethods", "conditionalMethods"})
+    for key, methods in dbus.items():
+        if not isinstance(methods, list) or not all(isinstance(m, str) and re.fullmatch(r"[A-Za-z0-9_.]+(\.\*)?", m)
+                                                     for m in methods):
+            raise fail(f"resources.dbus.{key}", f"must be a list of D-Bus method names, got {methods!r}")
+
+
+def _validate_files(manifest: dict, files: set[str]) -> None:
+    package = manifest["acapPackageConf"]
+    app = package["setup"]["appName"]
+    if app not in files:
+        raise fail("acapPackageConf.setup.appName", f"names the executable {app!r}, which is not in the package")
+    page = package.get("configuration", {}).get("settingPage")
+    if page and f"html/{page}" not in files:
+        raise fail("acapPackageConf.configuration.settingPage", f"names html/{page}, which is not in the package")
+    for section, key in (("installation", "postInstallScript"), ("uninstallation", "preUninstallScript")):
+        script = package.get(section, {}).get(key)
+        if script and script not in files:
+            raise fail(f"acapPackageConf.{section}.{key}", f"names {script!r}, which is not in the package")
+
+
+def eap_name(manifest: dict) -> str:
+    """The conventional package file name APPNAME_MAJ_MIN_PATCH_ARCH.eap."""
+    setup = manifest["acapPackageConf"]["setup"]
+    version = setup["version"].replace(".", "_")
+    return f"{setup['appName']}_{version}_{setup.get('architecture', 'all')}.eap"

@@ -1,0 +1,135 @@
+"""`camlytics demo --quick` end to end: every artefact it promises exists and says what it should.
+
+One run (a module fixture, through the real CLI in a subprocess) feeds all the checks: the
+datasets, the model directory, the ACAP package, the MQTT state events from the app running on the
+simulated camera, and the report with its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> tuple[Path, dict, str]:
+    """Run `camlytics demo --quick` once: (output directory, demo.json, console output)."""
+    out = tmp_path_factory.mktemp("demo") / "demo-output"
+    env = {**os.environ, "COLUMNS": "400"}  # rich wraps at the terminal width: keep paths on one line
+    proc = subprocess.run([sys.executable, "-m", "camlytics", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=420, env=env)
+    assert proc.returncode == 0, f"demo failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return out, json.loads((out / "demo.json").read_text()), proc.stdout
+
+
+def test_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo):
+    from camlytics.store import Dataset
+
+    out, summary, _ = demo
+    with Dataset.open(out / "dataset") as ds:
+        records = ds.records()
+        assert len(records) == summary["samplers"]["smart"]["kept"] > 0
+        assert all(r.sampler.startswith("smart") for r in records)
+        assert all(r.label == r.meta["truth"]["state"] and r.annotator == "simulator" for r in records)
+        assert {r.label for r in records} == {"open", "closed"}
+        assert all(ds.image_path(r).read_bytes()[:2] == b"\xff\xd8" for r in records)  # JPEG files
+        assert ds.roi is not None
+    with Dataset.open(out / "dataset-time") as ds:
+        assert all(r.sampler == "time" for r in ds.records())
+
+
+def test_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo):
+    _, summary, _ = demo
+    smart, timed = summary["samplers"]["smart"], summary["samplers"]["time-based"]
+    assert smart["open"] / smart["kept"] > timed["open"] / timed["kept"]
+
+
+def test_model_directory_loads_and_its_metrics_match_the_file(demo):
+    from camlytics.edge.model import load_model
+    from camlytics.train.predictor import load_predictor
+
+    out, _, _ = demo
+    model_dir = out / "model"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    model = load_model(str(model_dir / "model.cml"))
+    assert model.meta["classes"] == metrics["classes"] == ["closed", "open"]
+    assert metrics["model_file_bytes"] == (model_dir / "model.cml").stat().st_size
+    assert metrics["macs"] <= metrics["budget"]["macs"]
+    for name in ("student.pt", "model.onnx", "report.html", "config.json"):
+        assert (model_dir / name).is_file(), name
+    predictor = load_predictor(model_dir, "int8")
+    assert predictor.classes == ["closed", "open"]
+
+
+def test_held_out_scores_from_host_int8_and_micropython_agree(demo):
+    _, summary, stdout = demo
+    runs = {h["runtime"]: h for h in summary["heldout"]}
+    assert set(runs) == {"int8 (host)", "MicroPython"}
+    assert runs["MicroPython"]["confusion"] == runs["int8 (host)"]["confusion"]  # the same int8 arithmetic
+    n = summary["heldout_n"]
+    assert all(sum(map(sum, h["confusion"])) == n for h in runs.values())
+    assert re.search(rf"agree on {n} of {n} frames", stdout)
+    assert runs["int8 (host)"]["balanced_accuracy"] > 0.5  # better than a coin
+
+
+def test_acap_package_was_built_with_the_model_and_deployed(demo):
+    out, summary, stdout = demo
+    eap = Path(summary["eap"])
+    assert eap.parent == out and eap.suffix == ".eap"
+    with tarfile.open(eap, "r:gz") as tar:
+        names = set(tar.getnames())
+        manifest = json.loads(tar.extractfile("manifest.json").read())
+    assert {"manifest.json", "LICENSE", "model.cml", "camlytics_door"} <= names
+    assert manifest["acapPackageConf"]["setup"]["appName"] == "camlytics_door"
+    assert "deployed to the simulated camera" in stdout
+    log = (out / "edge-app.log").read_text()
+    assert "camlytics-edge: started" in log and "MicroPython" in log
+
+
+def test_mqtt_reported_a_true_door_change_with_the_right_state(demo):
+    _, summary, _ = demo
+    live = summary["live"]
+    assert live["transport"].startswith("MQTT")
+    events = live["events"]
+    assert events and events[0]["true_change"] == "(initial state)"
+    matched = [e for e in events if e["delay_s"] != ""]
+    assert matched, f"no published state followed a true change: {events}, truth {live['true_changes']}"
+    for e in matched:
+        # the delay is measured from the latest true change to the state the app published
+        assert e["delay_s"] >= 0
+        true_t = e["sim_t"] - e["delay_s"]
+        assert any(abs(t - true_t) <= 0.1 and s == e["state"] for t, s in live["true_changes"])
+
+
+def test_report_references_every_figure_and_they_are_non_empty_pngs(demo):
+    out, summary, stdout = demo
+    html = (out / "report.html").read_text()
+    referenced = set(re.findall(r'<img src="([^"]+)"', html))
+    expected = {"mosaic.png", "labels.png", "curves.png", "timeline.png", "confusion-int8.png",
+                "confusion-micropython.png"}
+    assert expected <= referenced == set(summary["figures"])
+    for name in referenced:
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 5000, name
+    assert f"camlytics annotate {out / 'dataset'}" in stdout  # how a person would label instead
+    assert str(out / "report.html") in stdout.replace("\n", "")
+
+
+def test_a_second_run_refuses_a_directory_the_demo_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = subprocess.run([sys.executable, "-m", "camlytics", "demo", "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no earlier demo wrote" in proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"

@@ -1,0 +1,195 @@
+"""`camlytics train` and `camlytics evaluate` end to end on a small simulated dataset, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from camlytics.cli import main
+from camlytics.store import Dataset
+
+# Tiny but complete: every stage runs (teacher, student, distilled, pruned, int8) in seconds.
+FAST = ["--input", "16x16", "--budget-macs", "40000", "--epochs", "teacher=2,student=3,finetune=1,qat=1",
+        "--pool", "192", "--quiet"]
+
+
+def train(dataset: Path, out: Path, *extra: str) -> int:
+    return main(["train", str(dataset), "--out", str(out), *FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def model_dir(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "door-model"
+    assert train(sim_dataset, out) == 0
+    return out
+
+
+def test_train_writes_every_artefact(model_dir: Path) -> None:
+    from camlytics.edge.model import load_model
+    from camlytics.export.onnx_export import onnx_session
+    from camlytics.train import int8ref
+    from camlytics.train.models import load_student
+
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"student.pt", "model.cml", "model.onnx", "metrics.json", "config.json", "report.html"} <= names
+
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert set(metrics["stages"]) == {"teacher", "student", "distilled", "pruned", "int8"}
+    assert metrics["macs"] <= 40000 and metrics["weight_bytes"] <= 32 * 1024
+    assert metrics["classes"] == ["closed", "open"]
+    assert sum(map(sum, metrics["int8"]["confusion"])) == sum(metrics["counts"]["val"].values())
+    assert metrics["onnx_max_abs_diff"] < 1e-4
+
+    student, meta = load_student(model_dir / "student.pt")
+    assert meta["input"]["width"] == 16 and meta["input"]["color"] == "gray"
+    allowed = (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU, torch.nn.AdaptiveAvgPool2d, torch.nn.Flatten,
+               torch.nn.Linear)
+    assert isinstance(student, torch.nn.Sequential) and all(isinstance(m, allowed) for m in student)
+
+    edge_model = load_model((model_dir / "model.cml").read_bytes())  # the camera's reader accepts it
+    assert edge_model is not None
+    q = int8ref.as_model(model_dir / "model.cml")
+    assert q.meta["preprocess"]["roi"] == meta["input"]["roi"]
+    assert q.meta["macs"] > 0 and q.input_shape == (16, 16, 1)
+
+    x = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1), dtype=np.uint8)
+    with torch.no_grad():
+        want = student(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255).numpy()
+    got = onnx_session(model_dir / "model.onnx").run(None, {"image": x.transpose(0, 3, 1, 2).astype(np.float32) / 255})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+    report = (model_dir / "report.html").read_text()
+    for png in ("curves.png", "confusion_float.png", "confusion_int8.png", "samples.png"):
+        assert png in report and (model_dir / png).stat().st_size > 1000
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["seed"] == 0 and set(config["record_ids"]) == {"train", "val"}
+    assert not set(config["record_ids"]["train"]) & set(config["record_ids"]["val"])
+
+
+def test_same_seed_gives_the_same_model(sim_dataset: Path, model_dir: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    assert train(sim_dataset, again) == 0
+    assert (again / "model.cml").read_bytes() == (model_dir / "model.cml").read_bytes()
+
+
+def test_retraining_replaces_a_model_dir_and_refuses_other_dirs(sim_dataset: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture) -> None:
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert train(sim_dataset, other) == 2
+    assert "not a model directory" in capsys.readouterr().err
+    assert [p.name for p in other.iterdir()] == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"]  # no temporary directory left behind
+
+
+def test_predictor_runtimes_agree(model_dir: Path, sim_dataset: Path) -> None:
+    from camlytics.frames import Frame, decode_jpeg
+    from camlytics.train.predictor import load_predictor
+
+    with Dataset.open(sim_dataset) as ds:
+        records = ds.records(labelled=True)[:6]
+        jpegs = [ds.read_image(r) for r in records]
+    frames = [Frame(decode_jpeg(j), 0.0, "test", j) for j in jpegs]
+    int8, flt = load_predictor(model_dir, "int8"), load_predictor(model_dir, "float")
+    for frame in frames:
+        p8, pf = int8(frame), flt(frame)
+        assert set(p8) == set(pf) == {"closed", "open"}
+        assert abs(sum(p8.values()) - 1) < 1e-6 and abs(sum(pf.values()) - 1) < 1e-6
+    # A frame without its JPEG bytes is encoded and takes the same path.
+    assert set(int8(Frame(frames[0].image, 0.0, "test"))) == {"closed", "open"}
+
+
+def test_evaluate_scores_a_folder_against_a_labels_csv(model_dir: Path, sim_dataset: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rows = []
+    with Dataset.open(sim_dataset) as ds:
+        for i, r in enumerate(ds.records(labelled=True)):
+            (folder / f"f{i:03d}.jpg").write_bytes(ds.read_image(r))
+            rows.append((f"f{i:03d}.jpg", r.label))
+    labels = tmp_path / "labels.csv"
+    with labels.open("w", newline="") as f:
+        csv.writer(f).writerows([("filename", "label"), *rows])
+    out = tmp_path / "eval.json"
+    for runtime in ("int8", "float"):
+        assert main(["evaluate", str(model_dir), str(folder), "--labels", str(labels), "--json", str(out),
+                     "--runtime", runtime]) == 0
+        printed = capsys.readouterr().out
+        assert "balanced accuracy" in printed and "confusion" in printed
+        result = json.loads(out.read_text())
+        assert result["runtime"] == runtime and result["n"] == len(rows)
+        assert sum(map(sum, result["confusion"])) == len(rows)
+        assert set(result["per_class"]) == {"closed", "open"}
+        assert 0.0 <= result["balanced_accuracy"] <= 1.0
+    assert main(["evaluate", str(model_dir), str(folder), "--labels", str(labels), "--runtime", "tpu"]) == 2
+    assert "unknown runtime 'tpu'" in capsys.readouterr().err
+
+
+# ---- bad input: one clear line on stderr, exit code 2, nothing left where MODEL_DIR would be ----
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _expect_error(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, message: str, *extra: str) -> None:
+    out = tmp_path / "model"
+    assert train(dataset, out, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("camlytics train: error:") and message in err and "\n" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".model.tmp")]
+
+
+def test_no_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    Dataset.open(tmp_path / "empty", create=True).close()
+    _expect_error(tmp_path / "empty", tmp_path, capsys, "no labelled images")
+
+
+def test_one_class_only(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ds_path = _copy(sim_dataset, tmp_path / "ds")
+    with Dataset.open(ds_path) as ds:
+        for r in ds.records(labelled=True):
+            if r.label == "open":
+                ds.set_label(r.id, None, "test")
+    _expect_error(ds_path, tmp_path, capsys, "one class only")
+
+
+def test_fewer_than_ten_per_class(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ds_path = _copy(sim_dataset, tmp_path / "ds")
+    with Dataset.open(ds_path) as ds:
+        for r in [r for r in ds.records(labelled=True) if r.label == "open"][9:]:
+            ds.set_label(r.id, None, "test")
+    _expect_error(ds_path, tmp_path, capsys, "too few labelled images per class {'open': 9}")
+
+
+def test_unreadable_image(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ds_path = _copy(sim_dataset, tmp_path / "ds")
+    with Dataset.open(ds_path) as ds:
+        victim = ds.records(labelled=True)[5]
+        ds.image_path(victim).write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG any more")
+    _expect_error(ds_path, tmp_path, capsys, f"record {victim.id}")
+
+
+def test_wrong_shape_teacher_weights(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from camlytics.train.teacher import MobileNetV2
+
+    state = MobileNetV2(1000).state_dict()
+    state["features.0.0.weight"] = torch.zeros(32, 1, 3, 3)  # a grey-input variant is not torchvision's file
+    torch.save(state, tmp_path / "weights.pth")
+    _expect_error(sim_dataset, tmp_path, capsys, "wrong shape for features.0.0.weight", "--teacher-weights",
+                  str(tmp_path / "weights.pth"))
+
+
+def test_not_a_weights_file(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "weights.pth").write_bytes(b"definitely not a pickle")
+    _expect_error(sim_dataset, tmp_path, capsys, "not a PyTorch state dict", "--teacher-weights",
+                  str(tmp_path / "weights.pth"))
