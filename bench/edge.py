@@ -34,6 +34,8 @@ import time
 
 import numpy as np
 
+from camlytics.train import int8ref
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MICROPYTHON = pathlib.Path(sys.executable).parent / "micropython"
 CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache") / "camlytics" / "bench-edge"
@@ -218,6 +220,46 @@ def run_worker(cmd: list[str], settings: dict, tmp: pathlib.Path, env: dict) -> 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def held_out_day(model_dir: pathlib.Path, n: int, seed: int = 7) -> None:
+    """Predictions of the edge runtimes against the host int8 reference on `n` frames of an unseen day."""
+    from camlytics.sim import Scene
+    from camlytics.train.predictor import load_predictor
+    from camlytics.train.simdata import state_times
+
+    scene = Scene("office", seed, 640, 360)
+    n_open = min(n // 5, int(sum(e.end - e.start for e in scene.timeline.events) // 2))
+    times = state_times(scene, n_open, n - n_open, np.random.default_rng(seed), step=2.0)
+    t0 = time.perf_counter()
+    frames = [scene.frame(float(t), quality=70) for t in times]
+    print(f"\nheld-out day (office, seed {seed}): {n} frames ({n_open} open), rendered in "
+          f"{time.perf_counter() - t0:.0f} s")
+    int8 = load_predictor(model_dir, "int8")
+    x = np.stack([int8.inputs(f) for f in frames])  # Pillow decode
+    want = int8ref.forward(int8ref.as_model(model_dir / "model.cml"), x)
+    truth = np.array([f.meta["truth"]["state"] == "open" for f in frames])
+    open_index = int8.classes.index("open") if "open" in int8.classes else 1
+    print(f"host int8 reference: accuracy {np.mean((want.argmax(1) == open_index) == truth):.3f} against the "
+          f"simulator's truth")
+    print("| runtime | input tensors differing | logits differing | predictions differing | seconds |")
+    print("|---|---:|---:|---:|---:|")
+    for runtime in ("edge", "micropython", "c"):
+        predictor = load_predictor(model_dir, runtime)
+        t0 = time.perf_counter()
+        if runtime == "micropython":  # decode + preprocess + infer all inside one MicroPython process
+            logits, xr = predictor.predict_jpegs([f.jpeg for f in frames])
+        else:
+            xr = np.stack([predictor.inputs(f) for f in frames])
+            logits = predictor.logits(xr) if hasattr(predictor, "logits") else None
+        if logits is None:  # the C runtime's predictor gives probabilities: get its logits directly
+            from camlytics.export.c_codegen import CRuntime
+            logits = CRuntime(model_dir).forward(xr)
+        seconds = time.perf_counter() - t0
+        diff_x = int(np.sum(np.any((xr != x).reshape(len(x), -1), axis=1)))
+        diff_l = int(np.sum(np.any(logits != want, axis=1)))
+        diff_p = int(np.sum(logits.argmax(1) != want.argmax(1)))
+        print(f"| {runtime} | {diff_x} | {diff_l} | {diff_p} | {seconds:.1f} |")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -228,11 +270,12 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=60, help="timed frames for the fast runtimes")
     parser.add_argument("--slow-frames", type=int, default=8, help="timed frames for the runtimes without viper/numpy")
     parser.add_argument("--cycle", type=int, default=8, help="distinct frames the camera serves in turn")
+    parser.add_argument("--day", type=int, default=500, help="frames of a held-out simulated day on which the "
+                        "edge runtimes' predictions are compared with the host int8 reference (0: skip)")
     args = parser.parse_args()
 
     from camlytics.edge.model import load_model
     from camlytics.edge.preprocess import make_plan, prepare_host
-    from camlytics.train import int8ref
 
     model_dir = ensure_model(args.model)
     model_file = model_dir / "model.cml"
@@ -346,6 +389,8 @@ def main() -> int:
             print(f"With -X heapsize={too_small[0]}K it fails: {too_small[1]}")
     else:
         print(f"MicroPython did not run the frame path in a 1 MB heap: {too_small}")
+    if args.day:
+        held_out_day(model_dir, args.day)
     return 0
 
 

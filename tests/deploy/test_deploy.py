@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -45,6 +46,12 @@ def test_deploy_installs_sets_parameters_starts_and_apps_lists_and_controls(cam,
     assert main(["apps", "--camera", cam.admin_url]) == 0
     table = capsys.readouterr().out
     assert "camlytics_door" in table and "Running" in table and "1.0.0" in table
+    with AppsClient(cam.admin_url) as client:  # the launcher's first line reaches the camera's log
+        deadline = time.monotonic() + 20
+        while "interpreter:" not in client.log("camlytics_door") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert main(["apps", "--camera", cam.admin_url, "--log", "camlytics_door"]) == 0
+    assert "interpreter:" in capsys.readouterr().out
     assert main(["apps", "--camera", cam.admin_url, "--stop", "camlytics_door"]) == 0
     with AppsClient(cam.admin_url) as client:
         assert [(a.name, a.status) for a in client.list()] == [("camlytics_door", "Stopped")]

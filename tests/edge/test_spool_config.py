@@ -48,6 +48,9 @@ def test_config_defaults_and_validation():
         config.validate({"colour": 1})
     with pytest.raises(config.ConfigError, match="virtual_input.port"):
         config.validate({"virtual_input": {"port": 99}})
+    with pytest.raises(config.ConfigError, match="roi must be"):
+        config.validate({"roi": [10, 10, 5, 20]})
+    assert config.validate({"roi": [1, 2, 30, 40]})["roi"] == [1, 2, 30, 40]
     with pytest.raises(config.ConfigError, match="camera.resolution"):
         config.validate({"camera": {"resolution": "big"}})
 

@@ -63,8 +63,8 @@ class LiveResult:
 
 
 def choose_window(preset: str, seed: int, cfg: LiveConfig, truth: Callable[[float], dict] | None = None) -> float:
-    """The simulated start time: `lead` wall seconds before the first door opening long enough for the app to
-    see (several frames), in daylight when `truth` is given and the day has one."""
+    """The simulated start time: `lead` wall seconds before the longest door opening of the day (in daylight
+    when `truth` is given and the day has one): the clearest event to watch."""
     from camlytics.sim import PRESETS, Timeline
 
     timeline = Timeline(PRESETS[preset], seed)
@@ -75,11 +75,12 @@ def choose_window(preset: str, seed: int, cfg: LiveConfig, truth: Callable[[floa
     if truth is not None:
         daylight = [(a, b) for a, b in intervals if truth((a + b) / 2)["light_level"] == "day"]
         intervals = daylight or intervals
-    if not intervals:  # no long opening that day: the longest one
-        intervals = sorted(((a, b) for a, b, _ in timeline.open_intervals()), key=lambda ab: ab[0] - ab[1])[:1]
+    if not intervals:  # no long opening that day: any
+        intervals = [(a, b) for a, b, _ in timeline.open_intervals()]
     if not intervals:
         return 12 * 3600.0
-    return max(0.0, intervals[0][0] - lead)
+    a, _ = max(intervals, key=lambda ab: ab[1] - ab[0])
+    return max(0.0, a - lead)
 
 
 def true_changes(preset: str, seed: int, start: float, end: float) -> list[tuple[float, str]]:
@@ -217,7 +218,12 @@ def run_live(cam: SimulatedCamera, model_dir: Path, out: Path, cfg: LiveConfig, 
               "VapixPassword": CAMERA_AUTH[1], "MqttHost": broker_host or "", "MqttPrefix": TOPIC_PREFIX}
     if broker_port:
         params["MqttPort"] = str(broker_port)
-    feed = MqttFeed(broker_host, broker_port, cam) if broker_host else LogFeed(cam)
+    feed: MqttFeed | LogFeed
+    try:
+        feed = MqttFeed(broker_host, broker_port, cam) if broker_host else LogFeed(cam)
+    except ImportError:  # paho-mqtt (the independent subscriber) missing: the app still publishes
+        feed, transport = LogFeed(cam), "the app log (paho-mqtt is not installed to subscribe)"
+        result.transport = transport
     user, password = CAMERA_AUTH
     camera_url = cam.url.replace("http://", f"http://{user}:{password}@")
     try:

@@ -188,7 +188,7 @@ def collect_day(cfg: DemoConfig, console: Any, renderer: Any, roi: tuple[int, in
     return {"seen": stats.seen, "interval": interval, "samplers": summary}
 
 
-def label_from_truth(path: Path, console: Any) -> dict[str, int]:
+def label_from_truth(path: Path) -> dict[str, int]:
     """Label every record from the simulator's ground truth (the stand-in for a person annotating)."""
     counts: Counter = Counter()
     with Dataset.open(path) as ds:
@@ -204,7 +204,7 @@ def run_demo(cfg: DemoConfig, console: Any) -> dict[str, Any]:
     """Run every step; returns the summary written to demo.json."""
     from camlytics.demo.broker import start_broker
     from camlytics.demo.heldout import evaluate_int8, evaluate_micropython, held_out_times
-    from camlytics.demo.live import LiveConfig, hhmmss, run_live
+    from camlytics.demo.live import LiveConfig, run_live
     from camlytics.demo.render import Renderer
 
     cfg.resolve()
@@ -232,8 +232,8 @@ def run_demo(cfg: DemoConfig, console: Any) -> dict[str, Any]:
             console.print(f"[bold yellow]stand-in for a person:[/] the labels come from the simulator's ground truth. "
                           f"With a real camera you label them in the browser with\n    [bold]camlytics annotate "
                           f"{dataset}[/]   (keys: Up = open, Down = closed, Left/Right = previous/next)")
-            labels = label_from_truth(dataset, console)
-            label_from_truth(out / "dataset-time", console)  # for the comparison in the report only
+            labels = label_from_truth(dataset)
+            label_from_truth(out / "dataset-time")  # for the comparison in the report only
             console.print(f"labelled {sum(labels.values())} frames: {labels}")
             timings["label"] = time.monotonic() - t0
 

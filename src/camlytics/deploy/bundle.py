@@ -150,7 +150,11 @@ def compile_edge(workdir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
     for rel, source in edge_modules():
         if NATIVE_CODE_RE.search(source):
             members[f"lib/python/{rel}"] = source
-            forms[rel] = "py (viper/native code: compiled by the camera's MicroPython)"
+            # the same code without the decorators, for a MicroPython with no native emitter for its
+            # CPU (aarch64 has none): the launcher puts lib/portable first on the path there. The
+            # kernels are written to run as plain Python too (CPython runs them that way).
+            members[f"lib/portable/{rel}"] = NATIVE_CODE_RE.sub(b"", source)
+            forms[rel] = "py (viper/native code: compiled by the camera's MicroPython; plain copy in lib/portable)"
             continue
         key = (rel, hashlib.sha256(source).hexdigest())
         if key in _MPY_CACHE:

@@ -63,11 +63,13 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "apps", help="list the applications installed on an Axis camera, or start/stop/remove one",
-        description="Without an action: list.cgi as a table. With --start/--stop/--restart/--remove NAME: control.cgi.")
+        description="Without an action: list.cgi as a table. With --start/--stop/--restart/--remove NAME: control.cgi. "
+                    "With --log NAME: the app's lines of the camera's system log.")
     p.add_argument("--camera", required=True, help="camera URL http://user:pass@host[:port]")
     action = p.add_mutually_exclusive_group()
     for name in ("start", "stop", "restart", "remove"):
         action.add_argument(f"--{name}", metavar="NAME", help=f"{name} the application NAME")
+    action.add_argument("--log", metavar="NAME", help="print the application's log (systemlog.cgi?appname=NAME)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per camera request (default 30)")
     p.set_defaults(func=apps_command)
 
@@ -156,6 +158,9 @@ def apps_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
 
     with AppsClient(args.camera, timeout=args.timeout) as cam:
+        if args.log:
+            print(cam.log(args.log), end="")
+            return 0
         for action in ("start", "stop", "restart", "remove"):
             name = getattr(args, action)
             if name:

@@ -58,6 +58,7 @@ APP_PARAMS = (
     AppParam("StableFrames", "int:min=1;max=100", "3", "frames that must agree before the state changes"),
     AppParam("FrameRate", "string", "1", "frames per second (e.g. 1 or 0.5)"),
     AppParam("Resolution", "string", "640x360", "snapshot resolution WxH"),
+    AppParam("Roi", "string", "", "door region x0,y0,x1,y1 in full-resolution pixels (empty: the model's)"),
     AppParam("VapixUser", "string", "", "VAPIX user (empty: D-Bus service account, AXIS OS 11.9+)"),
     AppParam("VapixPassword", "password", "", "VAPIX password"),
     AppParam("VirtualInputPort", "int:min=0;max=64", "0", "virtual input port set while open (0: off)"),

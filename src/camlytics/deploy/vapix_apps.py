@@ -143,6 +143,19 @@ class AppsClient:
         return [InstalledApp(a.get("Name", ""), a.get("NiceName", ""), a.get("Vendor", ""), a.get("Version", ""),
                              a.get("Status", "")) for a in root.iter("application")]
 
+    def log(self, name: str) -> str:
+        """The application's lines of the camera's system log (systemlog.cgi?appname=NAME)."""
+        what = f"log of {name}"
+        try:
+            reply = self.http.get(self.base + "/axis-cgi/admin/systemlog.cgi", params={"appname": name})
+        except httpx.HTTPError as exc:
+            raise DeployError(f"{what}: cannot reach camera {self.host} ({exc.__class__.__name__}: {exc})") from None
+        if reply.status_code in (401, 403):
+            raise AuthError(f"{what}: camera {self.host} refused the credentials (HTTP {reply.status_code})")
+        if reply.status_code != 200:
+            raise DeployError(f"{what}: camera {self.host} answered HTTP {reply.status_code}")
+        return reply.text[-MAX_REPLY:]
+
     def set_params(self, name: str, params: dict[str, str]) -> None:
         """Update `root.<name>.<param>` values through param.cgi (they apply when the app (re)starts)."""
         if not params:

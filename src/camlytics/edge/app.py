@@ -47,6 +47,9 @@ class App:
         self.cfg = cfg
         self.model = load_model(model_bytes if model_bytes is not None else cfg["model"])
         self.meta = self.model.meta
+        if cfg["roi"]:  # the installer moved the camera or re-drew the door: same model, new crop
+            self.meta = dict(self.meta)
+            self.meta["preprocess"] = dict(self.meta.get("preprocess") or {}, roi=list(cfg["roi"]))
         self.classes = self.meta["classes"]
         # `network(model, cfg)` swaps the inference engine (the host's C runtime for `camlytics run --runtime c`)
         self.net = network(self.model, cfg) if network else Network(self.model, backend=cfg["backend"])

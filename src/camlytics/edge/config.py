@@ -14,6 +14,7 @@ DEFAULTS = {
         "timeout": 5.0,
     },
     "fps": 1.0,
+    "roi": None,  # [x0, y0, x1, y1] in full-resolution pixels: overrides the model's ROI (camera moved)
     "max_frames": 0,  # 0 = run forever
     "tracker": {"stable_frames": 3, "threshold": 0.6, "low_streak": 3},
     "mqtt": None,  # {"host", "port", "user", "password", "client_id", "prefix", "node_id", "ha_discovery", "discovery_prefix", "keepalive", "name"}
@@ -93,6 +94,11 @@ def validate(raw):
         parts = res.split("x") if isinstance(res, str) else []
         if len(parts) != 2 or not (parts[0].isdigit() and parts[1].isdigit()):
             raise ConfigError("camera.resolution must look like 640x360, got %r" % (res,))
+    roi = cfg["roi"]
+    if roi is not None:
+        if not isinstance(roi, list) or len(roi) != 4 or not all(isinstance(v, int) and v >= 0 for v in roi) \
+                or roi[2] <= roi[0] or roi[3] <= roi[1]:
+            raise ConfigError("roi must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got %r" % (roi,))
     tr = cfg["tracker"]
     _number(tr["stable_frames"], "tracker.stable_frames", 1, 1000)
     _number(tr["threshold"], "tracker.threshold", 0.0, 1.0)

@@ -121,7 +121,9 @@ class SmartSampler(Sampler):
         self._activity_frames = 0
         self._last_label: str | None = None
         self.kept_by: dict[str, int] = {}
-        self.color_step = 0.08  # Hellinger distance that counts as a new lighting condition
+        self.color_step = 0.05  # Hellinger distance that counts as a new lighting condition
+        self.quiet_gap = budget.duration / (budget.total / 4)  # a quarter of the budget could go to this
+        self._last_kept = -np.inf
 
     def _decide(self, view: FrameView) -> Decision | None:
         t = view.timestamp
@@ -140,8 +142,8 @@ class SmartSampler(Sampler):
             self._event_frames += 1
             n = self._event_frames
             d = self.event_memory.distance(hog_vector(view))
-            # the start of every event; later frames while tokens last, preferring unseen looks
-            needed = 0.0 if n == 1 else 0.25 * (1.0 - budget.fill) ** 2
+            # the start of every event, its middle, and other frames while tokens last, preferring unseen looks
+            needed = 0.0 if n & (n - 1) == 0 else 0.12 * (1.0 - budget.fill) ** 2  # frames 1, 2, 4, 8, ... always
             if d > needed and budget.can_spend():
                 self.event_memory.add(hog_vector(view))
                 return self._keep(view, "anomaly", score, f"door region differs from background (frame {n})")
@@ -154,18 +156,21 @@ class SmartSampler(Sampler):
         if active:
             self._activity_frames += 1
             n = self._activity_frames
-            if (n == 1 and budget.fill > 0.35) or ((n & (n - 1)) == 0 and budget.fill > 0.7):
+            if (n == 1 and budget.fill > 0.4) or ((n & (n - 1)) == 0 and budget.fill > 0.75):
                 return self._keep(view, "motion", share, f"activity ({100 * share:.1f}% of pixels, frame {n})")
         elif self._activity_frames:
             self._activity_frames = 0
             if budget.fill > 0.6:
                 return self._keep(view, "motion", share, "activity ends")
-        if budget.fill > 0.15:
+        if budget.fill > 0.1:
             # lighting coverage: dawn, dusk, lamps; cheap to keep because it is rare by construction
             d = self.color_memory.distance(color_vector(view))
             if d > self.color_step + 0.2 * (1.0 - budget.fill):
                 why = "first frame" if not np.isfinite(d) else f"new colours/brightness (distance {d:.3f})"
                 return self._keep(view, "color", d, why)
+        if t - self._last_kept >= self.quiet_gap and budget.fill > 0.1:
+            # nothing kept for a while: slow drifts (dusk with the lamps on) are conditions too
+            return self._keep(view, "time", t - self._last_kept, f"nothing kept for {t - self._last_kept:.0f} s")
         if budget.fill > 0.6:
             d = self.shape_memory.distance(hog_vector(view))
             if d > 0.5 * (1.0 - budget.fill) + 0.05:
@@ -189,6 +194,7 @@ class SmartSampler(Sampler):
         if not self.budget.can_spend():
             return None
         self.budget.spend(view.timestamp)
+        self._last_kept = view.timestamp
         # every kept frame counts as seen by the novelty parts, whichever part kept it
         self.color_memory.add(color_vector(view))
         self.shape_memory.add(hog_vector(view))

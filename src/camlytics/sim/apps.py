@@ -14,16 +14,20 @@ VAPIX endpoints (behind the camera's authentication), answering like a camera (`
   restarts an app that exits (at most 5 times a minute, then it stays Stopped).
 - `POST|GET /axis-cgi/applications/list.cgi`: `<reply result="ok"><application Name=... Status=.../></reply>`.
 
+`GET /axis-cgi/admin/systemlog.cgi?appname=NAME` returns the app's output (a camera's system log
+lines of that app).
 The files under an installed app's `html/` are served at `/local/<appName>/...` (authenticated), as a
 camera serves an app's settings page.
 
 Simulator-only (no authentication): `GET /camlytics-sim/apps` (JSON: status, pid, exit code,
 restarts per app) and `GET /camlytics-sim/apps/log?name=NAME` (the app's stdout and stderr).
 The sandbox and every app process go away with the camera (`SimulatedCamera.stop`).
+Tests can lower the package size limit with `cam.extensions["apps_max_package"] = N` (bytes).
 """
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import mimetypes
@@ -105,6 +109,7 @@ class AppHost:
         if mpy:
             (self.bin / "micropython").symlink_to(mpy)
         self.log = []  # install messages, like the camera's system log
+        atexit.register(self.close)  # also when the process ends without stopping the camera
 
     # -- install ---------------------------------------------------------------------------------
     def install(self, package: bytes, max_package: int = MAX_PACKAGE) -> InstalledApp:
@@ -261,7 +266,10 @@ class AppHost:
         """Stop every app and delete the sandbox."""
         for name in list(self.apps):
             self.stop(name)
+        with self.lock:  # from here on, watcher threads of stopped apps write nothing
+            self.apps.clear()
         shutil.rmtree(self.root, ignore_errors=True)
+        atexit.unregister(self.close)
 
 
 def host(cam: SimulatedCamera) -> AppHost:
@@ -445,6 +453,28 @@ def list_cgi(cam: SimulatedCamera, req: Request) -> Response:
                          content_type="text/xml")
 
 
+def app_log(apps: AppHost, name: str) -> bytes | None:
+    """The tail of an app's stdout/stderr (None if no such app)."""
+    app = apps.apps.get(name)
+    if app is None:
+        return None
+    try:
+        with open(app.log_path, "rb") as f:
+            f.seek(max(0, os.path.getsize(app.log_path) - LOG_TAIL))
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+@route("GET", path="/axis-cgi/admin/systemlog.cgi")
+def systemlog_cgi(cam: SimulatedCamera, req: Request) -> Response:
+    name = req.query.get("appname", "")
+    log = app_log(host(cam), name) if name else None
+    if log is None:  # the whole system log is not simulated: only installed apps' lines
+        return Response.text(f"No log entries for application '{name}'\n" if name else "Usage: ?appname=NAME\n")
+    return Response(200, "text/plain; charset=utf-8", log)
+
+
 @route("GET", path="/camlytics-sim/apps")
 def sim_apps(cam: SimulatedCamera, req: Request) -> Response:
     apps = host(cam)
@@ -458,14 +488,8 @@ def sim_apps(cam: SimulatedCamera, req: Request) -> Response:
 
 @route("GET", path="/camlytics-sim/apps/log")
 def sim_app_log(cam: SimulatedCamera, req: Request) -> Response:
-    apps = host(cam)
     name = req.query.get("name", "")
-    app = apps.apps.get(name)
-    if app is None:
+    log = app_log(host(cam), name)
+    if log is None:
         return Response.text(f"no application {name!r}\n", 404)
-    try:
-        with open(app.log_path, "rb") as f:
-            f.seek(max(0, os.path.getsize(app.log_path) - LOG_TAIL))
-            return Response(200, "text/plain; charset=utf-8", f.read())
-    except FileNotFoundError:
-        return Response.text("")
+    return Response(200, "text/plain; charset=utf-8", log)

@@ -75,10 +75,11 @@ def _mix(a, b, w) -> np.ndarray:
 
 def _wood(u, v, key: str, ring_freq: float) -> np.ndarray:
     """Wood grain value in [0, 1] with fibres along v: warped rings plus fine streaks."""
-    warp = fbm(u * 2.0, v * 0.25, key + "w", 1.0, 3)
-    rings = 0.5 + 0.5 * np.sin((u * ring_freq + 2.5 * warp) * 2 * np.pi)
-    streak = fbm(u * 80.0, v * 1.5, key + "s", 1.0, 2)
-    return np.clip(0.65 * rings ** 2 + 0.35 * (0.5 + streak), 0, 1)
+    warp = fbm(u * 3.0, v * 0.7, key + "w", 1.0, 4)
+    rings = 0.5 + 0.5 * np.sin((u * ring_freq + 5.0 * warp) * 2 * np.pi)
+    streak = fbm(u * 90.0, v * 1.2, key + "s", 1.0, 2)
+    figure = fbm(u * 6.0, v * 0.5, key + "g", 1.0, 2)  # broad light/dark zones across the boards
+    return np.clip(0.55 * rings ** 4 + 0.3 * (0.5 + streak) + 0.25 * (0.5 + figure), 0, 1)
 
 
 def texture(mat: Material, u: np.ndarray, v: np.ndarray, fp: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +125,7 @@ def texture(mat: Material, u: np.ndarray, v: np.ndarray, fp: np.ndarray, key: st
                           _line_cover(_grid_distance(v + off, length), 0.003, fp))
         alb = alb * (1 - 0.6 * seam)[:, None]
     elif k == "wood":
-        grain = _wood(u, v, key, 1.0 / max(mat.scale, 1e-3) * 0.15)
+        grain = _wood(u, v, key, 1.0 / max(mat.scale, 1e-3) * 0.3)
         alb = _mix(c1, c2, grain) * shade[:, None]
     elif k == "concrete":
         stain = fbm(u, v, key + "st", 0.35, 3)
@@ -178,5 +179,5 @@ def texture(mat: Material, u: np.ndarray, v: np.ndarray, fp: np.ndarray, key: st
         raise ValueError(f"unknown material kind {k!r}")
     # the IR reflectance follows the visible pattern (grain, grout, stains) around the material's level
     lum = lambda c: c[..., 0] * 0.2126 + c[..., 1] * 0.7152 + c[..., 2] * 0.0722  # noqa: E731
-    ir = mat.ir * np.clip(lum(alb) / max(float(lum(c1)), 1e-3), 0.2, 2.0) ** 0.8
+    ir = mat.ir * np.clip(lum(alb) / max(float(lum(c1)), 1e-3), 0.2, 2.0) ** 0.5
     return np.clip(alb, 0, 1).astype(np.float32), ir.astype(np.float32)

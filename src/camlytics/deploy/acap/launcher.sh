@@ -45,6 +45,11 @@ need_int VirtualInputPort "$VIRTUAL_INPUT_PORT"
 need_number FrameRate "$FRAME_RATE"
 case $HA_DISCOVERY in yes) HA=true;; no) HA=false;; *) fail "parameter HaDiscovery must be yes or no, got '$HA_DISCOVERY'";; esac
 case $RESOLUTION in *[!0-9x]*|x*|*x|*x*x*) fail "parameter Resolution must look like 640x360, got '$RESOLUTION'";; esac
+ROI_JSON=null
+if [ -n "$ROI" ]; then
+    printf '%s' "$ROI" | grep -Eq '^[0-9]{1,5},[0-9]{1,5},[0-9]{1,5},[0-9]{1,5}$' || fail "parameter Roi must look like x0,y0,x1,y1, got '$ROI'"
+    ROI_JSON="[$ROI]"
+fi
 case $WEBHOOK_URL in ''|http://*) ;; *) fail "parameter WebhookUrl must start with http://, got '$WEBHOOK_URL'";; esac
 
 if [ -z "$VAPIX_USER" ] && command -v dbus-send >/dev/null 2>&1; then
@@ -86,11 +91,19 @@ HOOK=null
     printf '{"model": %s,\n' "$(json_string "$DIR/model.cml")"
     printf ' "camera": {"url": %s, "user": %s, "password": %s, "resolution": %s},\n' "$(json_string "$VAPIX_URL")" \
         "$(json_or_null "$VAPIX_USER")" "$(json_or_null "$VAPIX_PASSWORD")" "$(json_string "$RESOLUTION")"
-    printf ' "fps": %s,\n' "$FRAME_RATE"
+    printf ' "fps": %s,\n "roi": %s,\n' "$FRAME_RATE" "$ROI_JSON"
     printf ' "tracker": {"stable_frames": %s, "threshold": %d.%02d},\n' "$STABLE_FRAMES" $((THRESHOLD / 100)) $((THRESHOLD % 100))
     printf ' "mqtt": %s,\n "virtual_input": %s,\n "webhook": %s}\n' "$MQTT" "$VI" "$HOOK"
 } > "$DATA/config.json.tmp" && mv "$DATA/config.json.tmp" "$DATA/config.json" || fail "cannot write $DATA/config.json"
 
-export MICROPYPATH=".frozen:$DIR/lib/python"
+# A MicroPython without a native emitter for this CPU (aarch64 has none) cannot compile viper code:
+# then the plain copies of those modules in lib/portable come first on the path.
+if printf 'import micropython\n@micropython.viper\ndef f(x: int) -> int:\n    return x\n' > "$DATA/viper-check.py" \
+        && "$MPY" "$DATA/viper-check.py" >/dev/null 2>&1; then
+    export MICROPYPATH=".frozen:$DIR/lib/python"
+else
+    log "this MicroPython has no viper emitter: using the portable (slower) decoder and kernels"
+    export MICROPYPATH=".frozen:$DIR/lib/portable:$DIR/lib/python"
+fi
 log "starting: camera $VAPIX_URL, MQTT ${MQTT_HOST:-off}, ${FRAME_RATE} fps"
 exec "$MPY" -X heapsize=@HEAP_SIZE@ -m camlytics.edge.app "$DATA/config.json"
