@@ -2,7 +2,9 @@
 
 Usage: .venv/bin/python bench/render.py [--frames 300] [--sizes 640x360,1280x720] [--presets office,...]
 
-Frames are spread evenly over the whole day (day, night, open, people...), one core. "render" is the
+Frames come in 6 runs of consecutive frames 10 s apart, starting every 4 hours (night, dawn,
+morning, noon, afternoon, evening), as when simulating a day at one frame / 10 s; one core.
+`--full-day PRESET` also renders one whole day (8640 frames) at 640x360 with JPEG and truth. "render" is the
 raw RGB image; "frame" adds JPEG encoding and ground truth (what a sim: source delivers). The
 reference is a plain np.zeros image JPEG-encoded in the same process, so the ratio is comparable
 across machines. "day" = seconds to simulate a day at one frame every 10 s (8640 frames).
@@ -33,10 +35,13 @@ def rate(fn, ts) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="frames per measurement (default 300)")
+    parser.add_argument("--full-day", metavar="PRESET", help="also time a whole simulated day of this preset")
     parser.add_argument("--sizes", default="640x360,1280x720", help="comma-separated WxH list")
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
     args = parser.parse_args()
-    ts = np.linspace(0, 86400, args.frames, endpoint=False) + 3.7
+    runs = 6
+    per_run = max(args.frames // runs, 1)
+    ts = np.concatenate([h * 3600 + 3.7 + 10.0 * np.arange(per_run) for h in range(0, 24, 24 // runs)])
     print(f"{'preset':10} {'size':>9} {'init s':>7} {'render/s':>9} {'(wall)':>7} {'frame/s':>8} {'ref/s':>7} "
           f"{'ratio':>6} {'day s':>7}")
     for size in args.sizes.split(","):
@@ -51,6 +56,13 @@ def main() -> None:
             f, _ = rate(scene.frame, ts)
             print(f"{name:10} {size:>9} {init:7.2f} {r:9.1f} {r_wall:7.1f} {f:8.1f} {ref:7.1f} {f / ref:6.3f} "
                   f"{8640 / f:7.1f}")
+    if args.full_day:
+        scene = Scene(args.full_day, seed=0, width=640, height=360)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for t in np.arange(0.0, 86400.0, 10.0):
+            scene.frame(float(t))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        print(f"full day {args.full_day} 640x360, 8640 frames with JPEG + truth: {cpu:.1f} CPU-s ({wall:.1f} s wall)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`camlytics demo --quick` end to end: every artefact it promises exists and says what it should.
 
-One run (a module fixture, through the real CLI in a subprocess) feeds all the checks: the
-datasets, the model directory, the ACAP package, the MQTT state events from the app running on the
-simulated camera, and the report with its figures.
+One run of the real CLI (in a subprocess) feeds all the checks: the datasets, the model directory,
+the ACAP package, the MQTT state events from the app running on the simulated camera, and the
+report with its figures. The checks are plain functions called from one test so that pytest-xdist
+never runs the demo twice (a module fixture would run once per worker).
 """
 
 from __future__ import annotations
@@ -17,23 +18,33 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, dict, str]:
-    """Run `camlytics demo --quick` once: (output directory, demo.json, console output)."""
-    out = tmp_path_factory.mktemp("demo") / "demo-output"
+def run_demo(out: Path) -> tuple[dict, str]:
+    """Run `camlytics demo --quick --out OUT`: (demo.json, console output)."""
     env = {**os.environ, "COLUMNS": "400"}  # rich wraps at the terminal width: keep paths on one line
     proc = subprocess.run([sys.executable, "-m", "camlytics", "demo", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=420, env=env)
+                          capture_output=True, text=True, timeout=480, env=env)
     assert proc.returncode == 0, f"demo failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return out, json.loads((out / "demo.json").read_text()), proc.stdout
+    return json.loads((out / "demo.json").read_text()), proc.stdout
 
 
-def test_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo):
+@pytest.mark.slow
+def test_quick_demo_produces_every_artefact(tmp_path):
+    out = tmp_path / "demo-output"
+    summary, stdout = run_demo(out)
+    demo = (out, summary, stdout)
+    check_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo)
+    check_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo)
+    check_model_directory_loads_and_its_metrics_match_the_file(demo)
+    check_held_out_scores_from_host_int8_and_micropython_agree(demo)
+    check_acap_package_was_built_with_the_model_and_deployed(demo)
+    check_mqtt_reported_a_true_door_change_with_the_right_state(demo)
+    check_report_references_every_figure_and_they_are_non_empty_pngs(demo)
+
+
+def check_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo) -> None:
     from camlytics.store import Dataset
 
     out, summary, _ = demo
@@ -49,13 +60,13 @@ def test_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(dem
         assert all(r.sampler == "time" for r in ds.records())
 
 
-def test_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo):
+def check_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo) -> None:
     _, summary, _ = demo
     smart, timed = summary["samplers"]["smart"], summary["samplers"]["time-based"]
     assert smart["open"] / smart["kept"] > timed["open"] / timed["kept"]
 
 
-def test_model_directory_loads_and_its_metrics_match_the_file(demo):
+def check_model_directory_loads_and_its_metrics_match_the_file(demo) -> None:
     from camlytics.edge.model import load_model
     from camlytics.train.predictor import load_predictor
 
@@ -72,7 +83,7 @@ def test_model_directory_loads_and_its_metrics_match_the_file(demo):
     assert predictor.classes == ["closed", "open"]
 
 
-def test_held_out_scores_from_host_int8_and_micropython_agree(demo):
+def check_held_out_scores_from_host_int8_and_micropython_agree(demo) -> None:
     _, summary, stdout = demo
     runs = {h["runtime"]: h for h in summary["heldout"]}
     assert set(runs) == {"int8 (host)", "MicroPython"}
@@ -83,7 +94,7 @@ def test_held_out_scores_from_host_int8_and_micropython_agree(demo):
     assert runs["int8 (host)"]["balanced_accuracy"] > 0.5  # better than a coin
 
 
-def test_acap_package_was_built_with_the_model_and_deployed(demo):
+def check_acap_package_was_built_with_the_model_and_deployed(demo) -> None:
     out, summary, stdout = demo
     eap = Path(summary["eap"])
     assert eap.parent == out and eap.suffix == ".eap"
@@ -97,7 +108,7 @@ def test_acap_package_was_built_with_the_model_and_deployed(demo):
     assert "camlytics-edge: started" in log and "MicroPython" in log
 
 
-def test_mqtt_reported_a_true_door_change_with_the_right_state(demo):
+def check_mqtt_reported_a_true_door_change_with_the_right_state(demo) -> None:
     _, summary, _ = demo
     live = summary["live"]
     assert live["transport"].startswith("MQTT")
@@ -112,7 +123,7 @@ def test_mqtt_reported_a_true_door_change_with_the_right_state(demo):
         assert any(abs(t - true_t) <= 0.1 and s == e["state"] for t, s in live["true_changes"])
 
 
-def test_report_references_every_figure_and_they_are_non_empty_pngs(demo):
+def check_report_references_every_figure_and_they_are_non_empty_pngs(demo) -> None:
     out, summary, stdout = demo
     html = (out / "report.html").read_text()
     referenced = set(re.findall(r'<img src="([^"]+)"', html))
@@ -133,3 +144,27 @@ def test_a_second_run_refuses_a_directory_the_demo_did_not_write(tmp_path):
     assert proc.returncode == 2
     assert "no earlier demo wrote" in proc.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_an_earlier_demos_output_is_replaced_and_other_files_kept(tmp_path):
+    from camlytics.demo.pipeline import MARKER, prepare_out
+
+    (tmp_path / MARKER).write_text("{}")
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "index.sqlite").write_bytes(b"old")
+    (tmp_path / "timeline.png").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("mine")
+    prepare_out(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_published_states_are_paired_with_the_latest_true_change_to_that_state():
+    from camlytics.demo.live import StateEvent, match_changes
+
+    changes = [(100.0, "open"), (110.0, "closed"), (200.0, "open"), (400.0, "closed")]
+    events = [StateEvent("closed", 50.0, 0.0), StateEvent("closed", 60.0, 0.0), StateEvent("open", 209.0, 0.0),
+              StateEvent("closed", 411.0, 0.0), StateEvent("open", 500.0, 0.0)]
+    match_changes(events, changes)
+    # the first state reports no change; the last one is a false alarm (the door did not open again)
+    assert [e.true_change for e in events] == [None, None, 200.0, 400.0, None]
+    assert [e.delay_sim for e in events][2:4] == [9.0, 11.0]

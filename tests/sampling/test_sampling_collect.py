@@ -38,6 +38,7 @@ def test_time_sampler_keeps_every_nth_second(tmp_path):
     assert main(["collect", SIM, "--dataset", str(tmp_path / "ds"), "--sampler", "time", "--every", "100"]) == 0
     with Dataset.open(tmp_path / "ds") as ds:
         assert [r.timestamp for r in ds.records()] == [24000.0 + 100 * i for i in range(12)]
+        assert ds.roi is not None  # no --roi: the simulated door's region, stored for annotation and training
 
 
 def test_ctrl_c_stops_cleanly_with_everything_kept_so_far(tmp_path):
@@ -57,8 +58,9 @@ def test_ctrl_c_stops_cleanly_with_everything_kept_so_far(tmp_path):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert out.startswith("stopped by Ctrl-C")
-    kept = int(out.split(" kept")[0].rsplit(" ", 1)[1])
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("stopped by Ctrl-C")
+    kept = int(summary.split(" kept")[0].rsplit(" ", 1)[1])
     with Dataset.open(ds_dir) as ds:
         assert len(ds) == kept >= 5 and ds.integrity_check() == "ok"
 

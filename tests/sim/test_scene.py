@@ -194,3 +194,17 @@ def test_times_outside_the_day_are_rejected(office):
             office.render(bad)
     with pytest.raises(SourceError, match="quality"):
         office.frame(10.0, quality=0)
+
+
+def test_camera_shakes_by_a_pixel_or_two(office):
+    t0 = quiet_time(office, 12 * 3600)
+    times = [t for t in np.arange(t0, t0 + 120, 3.0) if office.timeline.walkers_at(t) == []][:12]
+    ref = office.render(times[0]).astype(float).mean(axis=2)
+    shifts = []
+    for t in times[1:]:
+        img = office.render(t).astype(float).mean(axis=2)
+        err = {(dx, dy): np.abs(np.roll(img, (dy, dx), axis=(0, 1))[8:-8, 8:-8] - ref[8:-8, 8:-8]).mean()
+               for dx in range(-4, 5) for dy in range(-4, 5)}
+        shifts.append(min(err, key=err.get))
+    assert len(set(shifts)) > 1  # the view moves between frames...
+    assert all(abs(dx) <= 4 and abs(dy) <= 4 for dx, dy in shifts)  # ...by at most 2 px each way from rest

@@ -116,10 +116,12 @@ def start_broker(timeout: float = 10.0) -> tuple[Broker | None, str]:
     if exe:
         broker = _start_mosquitto(exe, timeout)
         return broker, f"mosquitto ({exe}) on 127.0.0.1:{broker.port}"
+    fallback = "the app runs without MQTT and the demo reads its state events from the camera's app log instead"
     try:
         broker = _start_amqtt(timeout)
     except ImportError:
         return None, ("no MQTT broker: mosquitto is not installed (apt install mosquitto) and the pure-Python "
-                      "amqtt is not either (pip install amqtt); the app runs without MQTT and the demo reads its "
-                      "state events from the camera's app log instead")
+                      f"amqtt is not either (pip install amqtt); {fallback}")
+    except Exception as exc:  # noqa: BLE001 - an optional broker's own errors (config, event loop, port)
+        return None, f"no MQTT broker: mosquitto is not installed and amqtt did not start ({exc}); {fallback}"
     return broker, f"embedded amqtt on 127.0.0.1:{broker.port} (mosquitto not found)"

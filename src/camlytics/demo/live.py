@@ -103,20 +103,29 @@ def set_clock(cam: SimulatedCamera, start: float) -> None:
     cam.start()
 
 
+def true_change_for(state: str, at: float, changes: list[tuple[float, str]], after: float) -> float | None:
+    """The latest true change to `state` in (after, at]: what a state published at `at` reports, or None
+    (a false alarm) when the door did not change that way since the previously reported change."""
+    times = [t for t, s in changes if s == state and after < t <= at]
+    return times[-1] if times else None
+
+
 def match_changes(events: list[StateEvent], changes: list[tuple[float, str]]) -> None:
-    """Give each published state the true change it reports: the latest change to that state before it."""
-    previous = None
+    """Give each published state change the true change it reports (the first state reports none)."""
+    previous, after = None, float("-inf")
     for event in events:
         if event.state == previous:
             continue
-        candidates = [t for t, s in changes if s == event.state and t <= event.sim_t]
-        if previous is not None and candidates:
-            event.true_change = candidates[-1]
+        if previous is not None:
+            event.true_change = true_change_for(event.state, event.sim_t, changes, after)
+            after = event.true_change if event.true_change is not None else after
         previous = event.state
 
 
 class MqttFeed:
     """States published on `<prefix>/<node>/state`, received by an independent paho-mqtt client."""
+
+    label = "MQTT"
 
     def __init__(self, host: str, port: int, cam: SimulatedCamera) -> None:
         import paho.mqtt.client as paho
@@ -151,6 +160,8 @@ class MqttFeed:
 
 class LogFeed:
     """States read from the app's `EVENT {...}` log lines (when there is no MQTT broker)."""
+
+    label = "app log"
 
     def __init__(self, cam: SimulatedCamera) -> None:
         self.cam = cam
@@ -249,7 +260,7 @@ def run_live(cam: SimulatedCamera, model_dir: Path, out: Path, cfg: LiveConfig, 
 def _watch(cam: SimulatedCamera, feed: Any, result: LiveResult, console: Any, end: float) -> None:
     """Print true door changes and published states in simulated-time order until `end`."""
     pending = list(result.true_changes)
-    previous = None
+    previous, after = None, float("-inf")
     while True:
         now = cam.sim_time()
         while pending and pending[0][0] <= now:
@@ -259,14 +270,17 @@ def _watch(cam: SimulatedCamera, feed: Any, result: LiveResult, console: Any, en
             result.events.append(event)
             if event.state == previous:
                 continue
-            change = [t for t, s in result.true_changes if s == event.state and t <= event.sim_t]
+            change = true_change_for(event.state, event.sim_t, result.true_changes, after)
             colour = "red" if event.state == "open" else "green"
-            if previous is None or not change:
-                note = "(first state after start)" if previous is None else "(no true change: a false alarm)"
+            if previous is None:
+                note = "(first state after start)"
+            elif change is None:
+                note = "(no true change: a false alarm)"
             else:
-                delay = event.sim_t - change[-1]
+                delay = event.sim_t - change
                 note = f"{delay:5.1f} s after the true change ({1000 * delay / result.speed:.0f} ms wall)"
-            console.print(f"  {hhmmss(event.sim_t)}  [bold {colour}]MQTT state {event.state}[/]  {note}")
+                after = change
+            console.print(f"  {hhmmss(event.sim_t)}  [bold {colour}]{feed.label} state {event.state}[/]  {note}")
             previous = event.state
         if now >= end or now < result.start:  # past the window (or the day wrapped)
             return

@@ -196,10 +196,10 @@ def run_micropython_batch(model_file: str | os.PathLike, items: Sequence[tuple[s
 class MicroPythonPredictor(EdgeRuntimePredictor):
     """Runtime "micropython": decode, preprocess and infer inside a MicroPython process.
 
-    `inputs(frame)` computes the tensor with the same edge code under CPython and remembers the
+    `inputs(frame)` computes the tensor on the host (`prepare_host`, Pillow: fast) and remembers the
     frame's JPEG; `probs(x)` then sends the remembered JPEGs (not the tensors) to MicroPython, so
-    `camlytics evaluate` scores the whole on-camera pipeline, and checks that MicroPython made
-    the same input tensor. Rows without a remembered JPEG are sent as tensors.
+    `camlytics evaluate` scores the whole on-camera pipeline, and checks that MicroPython's decoder
+    made the host's input tensor. Rows without a remembered JPEG are sent as tensors.
     """
 
     def __init__(self, model_dir: Path) -> None:
@@ -207,7 +207,7 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
         self._jpegs: dict[bytes, bytes] = {}
 
     def inputs(self, frame: Frame) -> np.ndarray:
-        x = super().inputs(frame)
+        x = Predictor.inputs(self, frame)
         self._jpegs[x.tobytes()] = frame.to_jpeg(95)
         return x
 
@@ -231,8 +231,9 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
         for i, ((kind, _), r) in enumerate(zip(items, results)):
             if "error" in r:
                 raise SourceError(f"{kind} {i} of the batch: MicroPython could not process it ({r['error']})")
-            if r["input"] != x[i].tobytes():  # the MicroPython decode must equal the CPython one
-                raise ModelError(f"MicroPython made a different input tensor for {kind} {i} of the batch")
+            if r["input"] != x[i].tobytes():  # the camera's decoder must give the host's bytes
+                raise ModelError(f"MicroPython made a different input tensor from the host's for {kind} {i} "
+                                 "of the batch")
         return np.array([r["logits"] for r in results], np.int8).reshape(len(results), -1)
 
 

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "source; the budget is spread over it, a day for a camera)")
     p.add_argument("--every", type=float, help="time sampler: seconds between kept frames (default duration/budget)")
     p.add_argument("--roi", help="region of interest x0,y0,x1,y1 in pixels, e.g. around the door "
-                   "(default: the dataset's ROI, else the whole frame)")
+                   "(default: the dataset's ROI, for sim: the door's, else the whole frame)")
     p.add_argument("--model", metavar="MODEL_DIR", help="trained model directory for the flips sampler (and smart)")
     _add_source_options(p)
     p.set_defaults(func=run_collect)
@@ -89,10 +89,14 @@ def run_collect(args: argparse.Namespace) -> int:
 
         predict = load_predictor(args.model)
     with Dataset.open(args.dataset, create=True) as ds:
+        first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec
+        scene = getattr(first, "scene", None)
+        if roi is None and ds.roi is None and scene is not None:
+            roi = tuple(scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
+            print(f"using the simulated door's region of interest {','.join(map(str, roi))}")
         if roi is not None:
             ds.set_roi(roi)
         roi = roi or ds.roi
-        first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec
         duration = _planned_duration(first, args)
         total = len(first) if hasattr(first, "__len__") else None
         sampler = make_sampler(args.sampler, budget=args.budget, duration=duration, roi=roi, interval=args.every,

@@ -1,10 +1,13 @@
-"""The smart sampler: door-region anomalies first, then activity, then lighting and shape novelty, on a budget.
+"""The smart sampler: door-region anomalies first, then activity, lighting, time coverage and shapes, on a budget.
 
 Without ground truth, the rare frames (door open, people, night) show up as: the door region
-looking different from its long-term background (ROI HOG distance), activity anywhere (background
-subtraction), and colours/shapes unlike anything kept so far. All share one Budget (total, per
-hour, token bucket): anomalies may spend whenever a token is left, the others only when tokens
-are saved up, so quiet hours fill the dataset with lighting variety and busy hours with events.
+looking different from its long-term background (ROI HOG distance; the background of each lighting
+is remembered across light switches), activity anywhere (background subtraction), and colours or
+shapes unlike anything kept so far. Some conditions look alike (dusk with the lamps on is night
+with the lamps on), so every slot of the day gets a frame too. All parts share one Budget (total,
+per hour, token bucket): anomalies may spend whenever a token is left, the others only when
+tokens are saved up, so quiet hours fill the dataset with variety and busy hours with events.
+With a model, its brief flips and unsure frames come first (see FlipSampler).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from camlytics.frames import Frame
 from camlytics.sampling.base import Budget, Decision, Sampler
 from camlytics.sampling.features import FrameView
+from camlytics.sampling.flips import FlipSampler
 from camlytics.sampling.motion import MotionDetector
 from camlytics.sampling.novelty import FeatureMemory, color_vector, hog_vector
 
@@ -116,14 +120,13 @@ class SmartSampler(Sampler):
         self.event_memory = FeatureMemory(512, seed=1)  # ROI HOG of kept anomaly frames
         self.color_memory = FeatureMemory(256, seed=2)
         self.shape_memory = FeatureMemory(256, seed=3)
-        self.predict = predict
+        self.flips = FlipSampler(predict, budget, roi) if predict is not None else None
         self._event_frames = 0  # frames into the current anomaly; 0 = none
         self._activity_frames = 0
-        self._last_label: str | None = None
         self.kept_by: dict[str, int] = {}
         self.color_step = 0.05  # Hellinger distance that counts as a new lighting condition
-        self.quiet_gap = budget.duration / (budget.total / 4)  # a quarter of the budget could go to this
-        self._last_kept = -np.inf
+        self.slot = budget.duration / (budget.total / 3)  # up to a third of the budget could go to this
+        self._last_slot: int | None = None
 
     def _decide(self, view: FrameView) -> Decision | None:
         t = view.timestamp
@@ -134,10 +137,10 @@ class SmartSampler(Sampler):
             self.anomaly.reset(color_vector(view).copy())
             return self._keep(view, "light", share, "scene change (lights / IR mode)")
         score, anomalous = self.anomaly.update(view)
-        if self.predict is not None:
-            decision = self._flips(view)
+        if self.flips is not None:
+            decision = self.flips.offer_view(view)  # spends from the shared budget itself
             if decision is not None:
-                return decision
+                return self._remember(view, "flips", decision.score, decision.reason)
         if anomalous:
             self._event_frames += 1
             n = self._event_frames
@@ -168,33 +171,26 @@ class SmartSampler(Sampler):
             if d > self.color_step + 0.2 * (1.0 - budget.fill):
                 why = "first frame" if not np.isfinite(d) else f"new colours/brightness (distance {d:.3f})"
                 return self._keep(view, "color", d, why)
-        if t - self._last_kept >= self.quiet_gap and budget.fill > 0.1:
-            # nothing kept for a while: slow drifts (dusk with the lamps on) are conditions too
-            return self._keep(view, "time", t - self._last_kept, f"nothing kept for {t - self._last_kept:.0f} s")
+        slot = int(t // self.slot)
+        if slot != self._last_slot and t - slot * self.slot >= self.slot / 2 and budget.fill > 0.1:
+            # nothing kept in this slot of the day: some conditions (dusk with the lamps on) look like
+            # others and are only found by spreading frames over time
+            return self._keep(view, "time", 1.0, f"first frame kept in {self.slot / 60:.0f} min")
         if budget.fill > 0.6:
             d = self.shape_memory.distance(hog_vector(view))
             if d > 0.5 * (1.0 - budget.fill) + 0.05:
                 return self._keep(view, "hog", d, f"new shapes (distance {d:.3f})")
         return None
 
-    def _flips(self, view: FrameView) -> Decision | None:
-        probs = self.predict(view.frame)
-        if not probs:
-            return None
-        label = max(probs, key=probs.get)
-        confidence = float(probs[label])
-        flipped = self._last_label is not None and label != self._last_label
-        self._last_label = label
-        if flipped or confidence < 0.65:
-            why = f"model flips to {label}" if flipped else f"model unsure: {label} {confidence:.2f}"
-            return self._keep(view, "flips", 1.0 - confidence, why)
-        return None
-
     def _keep(self, view: FrameView, part: str, score: float, reason: str) -> Decision | None:
         if not self.budget.can_spend():
             return None
         self.budget.spend(view.timestamp)
-        self._last_kept = view.timestamp
+        return self._remember(view, part, score, reason)
+
+    def _remember(self, view: FrameView, part: str, score: float, reason: str) -> Decision:
+        """Book a kept frame: its time slot, its look for the novelty parts, the count per part."""
+        self._last_slot = int(view.timestamp // self.slot)
         # every kept frame counts as seen by the novelty parts, whichever part kept it
         self.color_memory.add(color_vector(view))
         self.shape_memory.add(hog_vector(view))

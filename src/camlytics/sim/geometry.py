@@ -22,12 +22,12 @@ class Camera:
         self.right = np.array([math.cos(y), 0.0, -math.sin(y)])
         self.up = np.cross(self.fwd, self.right)
 
-    def rays(self, y0: int = 0, y1: int | None = None, x0: int = 0, x1: int | None = None) -> np.ndarray:
-        """Unit ray directions (h, w, 3) for the canvas pixel centres in [y0:y1, x0:x1]."""
+    def rays(self, y0: int = 0, y1: int | None = None, x0: int = 0, x1: int | None = None, sub: int = 1) -> np.ndarray:
+        """Unit ray directions for the canvas pixels [y0:y1, x0:x1]: (h*sub, w*sub, 3), sub x sub per pixel."""
         y1 = self.ch if y1 is None else y1
         x1 = self.cw if x1 is None else x1
-        xs = (np.arange(x0, x1) + 0.5 - self.cx) / self.f
-        ys = -(np.arange(y0, y1) + 0.5 - self.cy) / self.f
+        xs = (x0 + (np.arange((x1 - x0) * sub) + 0.5) / sub - self.cx) / self.f
+        ys = -(y0 + (np.arange((y1 - y0) * sub) + 0.5) / sub - self.cy) / self.f
         d = (xs[None, :, None] * self.right + ys[:, None, None] * self.up + self.fwd).astype(np.float64)
         return d / np.linalg.norm(d, axis=-1, keepdims=True)
 

@@ -46,3 +46,15 @@ def ir_light(p: np.ndarray, n: np.ndarray, cam_pos, cam_fwd, power: float, reach
     cos = np.maximum(np.einsum("ij,ij->i", l, n), 0.0) / d
     beam = np.clip(-dot3(l, np.asarray(cam_fwd, float)) / d, 0, 1) ** 10
     return power * cos * beam / (1.0 + (d / reach) ** 2)
+
+
+def specular(p: np.ndarray, n: np.ndarray, view: np.ndarray, pos, power: float, shininess: float = 40.0) -> np.ndarray:
+    """Normalised Blinn-Phong highlight (N,) of a point light seen along unit `view` (surface to camera)."""
+    l = np.asarray(pos, float) - p
+    d2 = np.maximum(np.einsum("ij,ij->i", l, l), 0.05)
+    l = l / np.sqrt(d2)[:, None]
+    h = l + view
+    h /= np.maximum(np.linalg.norm(h, axis=1), 1e-9)[:, None]
+    cos = np.maximum(np.einsum("ij,ij->i", l, n), 0.0)
+    nh = np.maximum(np.einsum("ij,ij->i", h, n), 0.0)
+    return power * cos / d2 * nh**shininess * (shininess + 8) / (8 * np.pi)

@@ -22,6 +22,7 @@ class Material:
     scale: float = 0.5  # tile / plank / block size in metres
     roughness: float = 0.04  # amplitude of the low-frequency blotches
     ir: float = 0.5
+    gloss: float = 0.0  # strength of the specular highlight (varnish, polished concrete, paint on metal)
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,10 @@ OFFICE = Preset(
     floor=Material("carpet", (0.16, 0.17, 0.19), (0.10, 0.11, 0.13), scale=0.5, roughness=0.05, ir=0.45),
     walls=Material("paint", (0.72, 0.72, 0.70), roughness=0.025, ir=0.8),
     ceiling=Material("paint", (0.80, 0.80, 0.80), roughness=0.01, ir=0.8),
-    door=Material("wood", (0.36, 0.20, 0.09), (0.22, 0.11, 0.045), scale=0.012, roughness=0.05, ir=0.55),
+    door=Material("wood", (0.36, 0.20, 0.09), (0.22, 0.11, 0.045), scale=0.012, roughness=0.05, ir=0.55, gloss=0.1),
     frame=Material("paint", (0.80, 0.80, 0.78), roughness=0.01, ir=0.85),
     skirting=Material("paint", (0.30, 0.30, 0.30), roughness=0.01, ir=0.4),
-    behind_floor=Material("tiles", (0.42, 0.40, 0.36), (0.25, 0.24, 0.22), scale=0.3, roughness=0.04, ir=0.6),
+    behind_floor=Material("tiles", (0.42, 0.40, 0.36), (0.25, 0.24, 0.22), scale=0.3, roughness=0.04, ir=0.6, gloss=0.2),
     behind_walls=Material("paint", (0.55, 0.62, 0.66), roughness=0.03, ir=0.7),
     lamps=(Lamp((-0.8, 2.65, 1.8), (1.0, 0.98, 0.95), 2.2), Lamp((0.9, 2.65, 3.8), (1.0, 0.98, 0.95), 2.2)),
     behind_lamps=(Lamp((0.8, 2.55, 5.9), (0.95, 1.0, 1.05), 1.6),),
@@ -127,10 +128,10 @@ WAREHOUSE = Preset(
     behind_depth=4.0, behind_height=4.5,
     window_side="right", window_z=(2.0, 6.5), window_y=(3.3, 4.4),
     cam_pos=(1.6, 4.0, 0.4), cam_yaw=-14.0, cam_pitch=-24.0, cam_hfov=70.0,
-    floor=Material("concrete", (0.30, 0.30, 0.29), (0.65, 0.52, 0.06), scale=1.0, roughness=0.10, ir=0.5),
+    floor=Material("concrete", (0.30, 0.30, 0.29), (0.65, 0.52, 0.06), scale=1.0, roughness=0.10, ir=0.5, gloss=0.12),
     walls=Material("blocks", (0.36, 0.36, 0.35), (0.27, 0.27, 0.26), scale=0.4, roughness=0.06, ir=0.55),
     ceiling=Material("concrete", (0.25, 0.25, 0.26), roughness=0.05, ir=0.4),
-    door=Material("metal", (0.26, 0.31, 0.36), (0.18, 0.19, 0.20), scale=0.3, roughness=0.03, ir=0.5),
+    door=Material("metal", (0.26, 0.31, 0.36), (0.18, 0.19, 0.20), scale=0.3, roughness=0.03, ir=0.5, gloss=0.15),
     frame=Material("metal", (0.12, 0.12, 0.13), roughness=0.02, ir=0.3),
     skirting=Material("paint", (0.55, 0.45, 0.05), roughness=0.04, ir=0.5),
     behind_floor=Material("concrete", (0.24, 0.23, 0.21), scale=1.0, roughness=0.12, ir=0.45),
@@ -156,10 +157,10 @@ HOME = Preset(
     behind_depth=1.3, behind_height=2.5,
     window_side="left", window_z=(1.0, 2.6), window_y=(0.9, 2.15),
     cam_pos=(-1.2, 2.25, 0.2), cam_yaw=18.0, cam_pitch=-17.0, cam_hfov=84.0,
-    floor=Material("planks", (0.33, 0.19, 0.09), (0.20, 0.11, 0.05), scale=0.18, roughness=0.06, ir=0.55),
+    floor=Material("planks", (0.33, 0.19, 0.09), (0.20, 0.11, 0.05), scale=0.18, roughness=0.06, ir=0.55, gloss=0.2),
     walls=Material("paint", (0.70, 0.52, 0.36), roughness=0.03, ir=0.75),
     ceiling=Material("paint", (0.78, 0.74, 0.68), roughness=0.01, ir=0.8),
-    door=Material("panel", (0.80, 0.79, 0.76), (0.62, 0.61, 0.58), roughness=0.015, ir=0.85),
+    door=Material("panel", (0.80, 0.79, 0.76), (0.62, 0.61, 0.58), roughness=0.015, ir=0.85, gloss=0.08),
     frame=Material("paint", (0.82, 0.81, 0.78), roughness=0.01, ir=0.85),
     skirting=Material("paint", (0.82, 0.81, 0.78), roughness=0.01, ir=0.85),
     behind_floor=Material("planks", (0.28, 0.15, 0.07), (0.16, 0.09, 0.04), scale=0.16, roughness=0.06, ir=0.5),

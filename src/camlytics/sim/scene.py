@@ -36,6 +36,7 @@ READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), domi
 ZONES = {"room": 0, "behind": 1, "door": 2}
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
+DOOR_CACHE = 24  # door leaf renders kept (each a few MB at 1280x720); a day mostly needs angle 0
 SUN_POWER = 2.5  # direct sun on the floor, relative to the window's sky radiance
 PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
 METAL = np.array([0.45, 0.45, 0.46], np.float32)
@@ -43,17 +44,35 @@ METAL = np.array([0.45, 0.45, 0.46], np.float32)
 
 @dataclass
 class _Layer:
-    """Pixels (flat canvas indices) with per-light-source radiance: colour (K, n, 3) and grey (K+1, n)."""
+    """Pixels (flat canvas indices) with per-light-source radiance: colour (K, n, 3) and grey (K+1, n).
+
+    `cover` (n,) is the fraction of each pixel the layer covers (its radiance is premultiplied by
+    it); None means whole pixels.
+    """
 
     idx: np.ndarray
     dist: np.ndarray
     rgb: np.ndarray
     grey: np.ndarray
+    cover: np.ndarray | None = None
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
     """Luminance of linear RGB along the last axis."""
     return (rgb[..., 0] * LUMA[0] + rgb[..., 1] * LUMA[1] + rgb[..., 2] * LUMA[2]).astype(np.float32)
+
+
+def _soften(maps: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 blur along the two image axes of (K, H, W[, C]) maps, edges repeated."""
+    out = maps.astype(np.float32)
+    for axis in (1, 2):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (1, 1)
+        padded = np.pad(out, pad, mode="edge")
+        n = out.shape[axis]
+        take = lambda a, b: padded.take(np.arange(a, a + n), axis=axis)  # noqa: E731
+        out = 0.25 * take(0, n) + 0.5 * take(1, n) + 0.25 * take(2, n)
+    return out.astype(np.float32)
 
 
 def _weighted_sum(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -242,15 +261,37 @@ class Scene:
         ir += 0.01 * p.ir_power
         return {"day": day, "lamp": lamp, "behind": behind_rgb, "spill": spill, "ir": ir}
 
-    def _shade(self, idx, dist, pts, normals, zone, albedo, ir_albedo, emission) -> tuple[_Layer, _Layer]:
+    def _highlights(self, pts, normals, zone, gloss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Specular highlights of the window, the room lamps and the lamps behind, on glossy points."""
+        n = len(pts)
+        day, lamp, behind = np.zeros(n), np.zeros((n, 3)), np.zeros((n, 3))
+        shiny = np.flatnonzero(gloss > 0)
+        if not len(shiny):
+            return day, lamp, behind
+        p, P, N, z = self.preset, pts[shiny], normals[shiny], zone[shiny]
+        view = self.camera.pos - P
+        view /= np.linalg.norm(view, axis=1)[:, None]
+        in_room, in_behind = z != 1, z != 0
+        per_sample = p.daylight_power * self._win_area / len(self._win_samples) * 1.4
+        for s_pt in self._win_samples:  # a bright window reflects as a sheen on varnish or polish
+            day[shiny] += in_room * lighting.specular(P, N, view, s_pt, per_sample, 25.0)
+        for lp in p.lamps:
+            lamp[shiny] += (in_room * lighting.specular(P, N, view, lp.pos, lp.power))[:, None] * np.array(lp.color)
+        for lp in p.behind_lamps:
+            behind[shiny] += (in_behind * lighting.specular(P, N, view, lp.pos, lp.power))[:, None] * np.array(lp.color)
+        g = gloss[:, None]
+        return day * gloss, lamp * g, behind * g
+
+    def _shade(self, idx, dist, pts, normals, zone, albedo, ir_albedo, emission, gloss) -> tuple[_Layer, _Layer]:
         """Radiance layers for pixels `idx`: the main layer and the doorway spill light layer."""
         e = self._irradiance(pts, normals, zone)
+        spec_day, spec_lamp, spec_behind = self._highlights(pts, normals, zone, gloss)
         vig = self._vignette[idx]
         dayc = np.array(self.preset.daylight_color)
         rgb = np.stack([
-            albedo * e["day"][:, None] * dayc + emission,
-            albedo * e["lamp"],
-            albedo * e["behind"],
+            (albedo * e["day"][:, None] + spec_day[:, None]) * dayc + emission,
+            albedo * e["lamp"] + spec_lamp,
+            albedo * e["behind"] + spec_behind,
         ]).astype(np.float32) * vig[None, :, None]
         ir = (ir_albedo * e["ir"]).astype(np.float32) * vig
         grey = np.concatenate([ir[None], _luma(rgb)], 0)
@@ -271,6 +312,7 @@ class Scene:
         albedo = np.zeros((len(qi), 3), np.float32)
         ir_alb = np.zeros(len(qi), np.float32)
         emission = np.zeros((len(qi), 3), np.float32)
+        gloss = np.zeros(len(qi), np.float32)
         for key in sorted({q.material for q in quads}):
             sel = np.isin(qi, [i for i, q in enumerate(quads) if q.material == key])
             if not sel.any():
@@ -289,7 +331,9 @@ class Scene:
             else:
                 a, ir = texture(self._materials[key], tu, tv, fp[sel], f"{self.preset_name}:{key}")
             albedo[sel], ir_alb[sel] = a, ir
-        return pts, normals, zone, albedo, ir_alb, emission
+            mat = self._materials.get("door" if key == "door_edge" else key)
+            gloss[sel] = mat.gloss if mat is not None else 0.0
+        return pts, normals, zone, albedo, ir_alb, emission, gloss
 
     @staticmethod
     def _window_bars(u, v, su: float, sv: float) -> np.ndarray:
@@ -342,14 +386,18 @@ class Scene:
             dist = np.where(qi < 0, 1e3, dist)
             qi = np.maximum(qi, 0)
         idx = np.arange(len(qi))
-        pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
-        main, self._spill = self._shade(idx, dist, pts, normals, zone, albedo, ir_alb, emission)
-        floor = np.array([q.material == "floor" for q in quads])[qi]
-        self._sun_albedo = np.where(floor[:, None], albedo * self._vignette[:, None], 0).astype(np.float32)
+        pts, normals, zone, albedo, ir_alb, emission, gloss = self._surface(quads, qi, dist, u, v, rays)
+        main, self._spill = self._shade(idx, dist, pts, normals, zone, albedo, ir_alb, emission, gloss)
+        # for the sun patch: pixels of each room surface, their points and vignetted albedo
+        self._sun_quads = [(q.normal, np.flatnonzero((qi == i) & (zone == 0))) for i, q in enumerate(quads)
+                           if q.zone == "room" and q.material != "window"]
+        self._sun_pts = pts.astype(np.float32)
+        self._sun_albedo = (albedo * self._vignette[:, None]).astype(np.float32)
         self._sun_cache: tuple[int, np.ndarray, np.ndarray] | None = None
         n = cam.ch * cam.cw
-        self._rgb = np.ascontiguousarray(main.rgb.reshape(3, n * 3))
-        self._grey = np.ascontiguousarray(main.grey)
+        # one ray per pixel gives jagged edges; a lens is never that sharp: soften by ~0.7 px
+        self._rgb = np.ascontiguousarray(_soften(main.rgb.reshape(3, cam.ch, cam.cw, 3)).reshape(3, n * 3))
+        self._grey = np.ascontiguousarray(_soften(main.grey.reshape(4, cam.ch, cam.cw)).reshape(4, n))
         self._depth = dist.astype(np.float32).reshape(cam.ch, cam.cw)
         self._floor_xz = (pts[:, 0].astype(np.float32), pts[:, 2].astype(np.float32))
         floor_keys = {i for i, q in enumerate(quads) if q.material in ("floor", "behind_floor")}
@@ -363,42 +411,39 @@ class Scene:
         self._means = np.array([g[k][inner].mean() for k in range(4)])
 
     def _sun_patch(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Floor pixels lit by direct sun through the window (flat indices, radiance per unit sun).
+        """Pixels lit by direct sun through the window (flat indices, radiance per unit of sun).
 
-        Recomputed once per simulated minute (the patch creeps a centimetre or two in that time).
+        Each room surface facing the sun is traced back along the sun's direction to the window
+        (glazing bars cast their shadows). Recomputed once per simulated minute: the patch creeps a
+        centimetre or two in that time.
         """
         minute = int(t // 60)
         cached = self._sun_cache  # one tuple, replaced whole: safe to read from several threads
         if cached is not None and cached[0] == minute:
             return cached[1], cached[2]
-        p, cam = self.preset, self.camera
+        p = self.preset
         el, az, _ = self.timeline.sun(minute * 60.0 + 30.0)
         out = -1.0 if p.window_side == "left" else 1.0  # the outside is beyond this side wall
         s = np.array([out * math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)])
-        idx, rgb = np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+        idx, rgb = [np.zeros(0, np.int64)], [np.zeros((0, 3), np.float32)]
         if el > 0.02 and abs(s[0]) > 0.05:
             wz0, wz1 = p.window_z
             wy0, wy1 = p.window_y
             wx = out * p.width / 2
-            corners = np.array([[wx, y, z] for y in (wy0, wy1) for z in (wz0, wz1)])
-            on_floor = corners - s[None, :] * (corners[:, 1:2] / s[1])
-            px, py, depth = cam.project(on_floor)
-            if (depth > 0).all():
-                x0, x1 = max(int(px.min()), 0), min(int(px.max()) + 2, cam.cw)
-                y0, y1 = max(int(py.min()), 0), min(int(py.max()) + 2, cam.ch)
-                if x0 < x1 and y0 < y1:
-                    yy, xx = np.mgrid[y0:y1, x0:x1]
-                    flat = (yy * cam.cw + xx).ravel()
-                    flat = flat[self._is_floor.ravel()[flat]]
-                    fx, fz = self._floor_xz[0][flat], self._floor_xz[1][flat]
-                    k = (wx - fx) / s[0]  # along the sun ray from the floor point to the window plane
-                    qy, qz = k * s[1], fz + k * s[2]
-                    lit = (qy > wy0) & (qy < wy1) & (qz > wz0) & (qz < wz1)
-                    lit &= ~self._window_bars(qz - wz0, qy - wy0, wz1 - wz0, wy1 - wy0)
-                    idx = flat[lit]
-                    rgb = self._sun_albedo[idx] * np.float32(s[1] * SUN_POWER * p.daylight_power)
-        self._sun_cache = (minute, idx, rgb)
-        return idx, rgb
+            for normal, pix in self._sun_quads:
+                facing = float(normal @ s)
+                if facing <= 0.02 or not len(pix):
+                    continue
+                pts = self._sun_pts[pix]
+                k = (wx - pts[:, 0]) / s[0]  # along the sun ray from the surface to the window plane
+                qy, qz = pts[:, 1] + k * s[1], pts[:, 2] + k * s[2]
+                lit = (k > 0) & (qy > wy0) & (qy < wy1) & (qz > wz0) & (qz < wz1)
+                lit &= ~self._window_bars(qz - wz0, qy - wy0, wz1 - wz0, wy1 - wy0)
+                idx.append(pix[lit])
+                rgb.append(self._sun_albedo[pix[lit]] * np.float32(facing * SUN_POWER * p.daylight_power))
+        result = (minute, np.concatenate(idx), np.concatenate(rgb))
+        self._sun_cache = result
+        return result[1], result[2]
 
     def _door_layer(self, angle: float) -> _Layer:
         """The door leaf at `angle` (quantised to 0.5 degrees), ray-cast over its bounding box; cached."""
@@ -414,21 +459,35 @@ class Scene:
         px, py, depth = cam.project(corners)
         x0, x1 = max(int(px.min()) - 1, 0), min(int(px.max()) + 2, cam.cw)
         y0, y1 = max(int(py.min()) - 1, 0), min(int(py.max()) + 2, cam.ch)
-        if x0 >= x1 or y0 >= y1 or (depth <= 0).all():
-            layer = _Layer(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((3, 0, 3), np.float32),
-                           np.zeros((4, 0), np.float32))
-        else:
-            rays = cam.rays(y0, y1, x0, x1).reshape(-1, 3)
+        layer = _Layer(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((3, 0, 3), np.float32),
+                       np.zeros((4, 0), np.float32), np.zeros(0, np.float32))
+        if x0 < x1 and y0 < y1 and (depth > 0).any():
+            # 2 x 2 rays per pixel: the leaf's edges are anti-aliased by how much of each pixel it covers
+            sub = 2
+            rays = cam.rays(y0, y1, x0, x1, sub=sub).reshape(-1, 3)
             qi, dist, u, v = raycast(cam.pos, rays, quads)
-            yy, xx = np.mgrid[y0:y1, x0:x1]
+            yy, xx = np.meshgrid(y0 + np.arange((y1 - y0) * sub) // sub, x0 + np.arange((x1 - x0) * sub) // sub,
+                                 indexing="ij")
             flat = (yy * cam.cw + xx).ravel()
             vis = (qi >= 0) & (dist < self._depth.ravel()[flat])
-            qi, dist, u, v, rays, flat = qi[vis], dist[vis], u[vis], v[vis], rays[vis], flat[vis]
-            pts, normals, zone, albedo, ir_alb, emission = self._surface(quads, qi, dist, u, v, rays)
-            layer, _ = self._shade(flat, dist, pts, normals, zone, albedo, ir_alb, emission)
+            if vis.any():
+                qi, dist, u, v, rays, flat = qi[vis], dist[vis], u[vis], v[vis], rays[vis], flat[vis]
+                pts, normals, zone, albedo, ir_alb, emission, gloss = self._surface(quads, qi, dist, u, v, rays)
+                fine, _ = self._shade(flat, dist, pts, normals, zone, albedo, ir_alb, emission, gloss)
+                pix, inv = np.unique(flat, return_inverse=True)
+                n_sub = float(sub * sub)
+
+                def per_pixel(values: np.ndarray) -> np.ndarray:
+                    return (np.bincount(inv, weights=values, minlength=len(pix)) / n_sub).astype(np.float32)
+
+                count = np.bincount(inv, minlength=len(pix)).astype(np.float32)
+                rgb = np.stack([np.stack([per_pixel(fine.rgb[k, :, c]) for c in range(3)], 1) for k in range(3)])
+                grey = np.stack([per_pixel(fine.grey[k]) for k in range(4)])
+                mean_dist = per_pixel(dist) * n_sub / count
+                layer = _Layer(pix.astype(np.int32), mean_dist, rgb, grey, count / n_sub)
         with self._lock:
             self._door_cache[a] = layer
-            if len(self._door_cache) > 48:
+            if len(self._door_cache) > DOOR_CACHE:
                 self._door_cache.popitem(last=False)
         return layer
 
@@ -588,10 +647,12 @@ class Scene:
             self._draw_shadow(canvas, x, z, wk.look.height, night, weights)
         door = self._door_layer(angle)
         if len(door.idx):
-            flat[door.idx] = _weighted_sum(door.grey, w)[:, None] if night else _weighted_sum(door.rgb, w)
+            behind_leaf = flat[door.idx] * (1.0 - door.cover)[:, None]
+            flat[door.idx] = behind_leaf + (_weighted_sum(door.grey, w)[:, None] if night else _weighted_sum(door.rgb, w))
         if walkers:
             depth = self._depth.copy()
-            depth.ravel()[door.idx] = door.dist
+            solid = door.cover >= 0.5
+            depth.ravel()[door.idx[solid]] = door.dist[solid]
             for wk, x, z, walked, heading in sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2])):
                 colors = self._person_colors(wk.look, x, z, night, w, open_f * spill_w)
                 draw_person(canvas, depth, cam, x, z, walked, heading, wk.look, colors)

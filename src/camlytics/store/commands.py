@@ -50,7 +50,8 @@ def run_info(args: argparse.Namespace) -> int:
     console = Console()
     console.print(
         f"[bold]{ds.root}[/]: {counts['total']} images, {counts['labelled']} labelled; "
-        f"classes {', '.join(classes)}; roi {roi if roi else 'whole frame'}"
+        f"classes {', '.join(classes)}; roi {roi if roi else 'whole frame'}",
+        soft_wrap=True,
     )
     total = max(counts["total"], 1)
     for title, key in (("label", "label"), ("sampler", "sampler")):

@@ -103,7 +103,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("source", metavar="SOURCE", help="frame source, e.g. a folder of JPEGs")
     e.add_argument("--labels", required=True, metavar="CSV", help="CSV with rows filename,label")
     e.add_argument("--json", metavar="OUT", help="also write the metrics as JSON to OUT")
-    e.add_argument("--runtime", default="int8", help="float | int8 (default int8, the host reference of the edge)")
+    e.add_argument("--runtime", default="int8", help="float | int8 (default: the host reference of the edge) | edge | "
+                   "micropython | c (the camera runtimes, where installed)")
     e.set_defaults(func=evaluate_command)
 
 

@@ -8,7 +8,6 @@ global average pool, one dense layer.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,3 @@ def spec_dict(spec: StudentSpec) -> dict[str, Any]:
     d["blocks"] = [list(b) for b in spec.blocks]
     return d
 
-
-def receptive_downsampling(spec: StudentSpec) -> int:
-    """Total stride of the student (input pixels per cell of the last feature map)."""
-    return 2 * math.prod(s for _, s in spec.blocks)

@@ -53,9 +53,11 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], title: str, p
 
 
 def plot_samples(x: np.ndarray, y: np.ndarray, pred: np.ndarray, classes: list[str], path: Path, n: int = 24) -> None:
-    """Validation inputs with true and predicted class; mistakes first (red titles)."""
+    """Validation inputs with true and predicted class: mistakes first (red titles), then every class in turn."""
     plt = _pyplot()
-    order = np.concatenate([np.flatnonzero(pred != y), np.flatnonzero(pred == y)])[:n]
+    right = [list(np.flatnonzero((pred == y) & (y == c))) for c in np.unique(y)]
+    interleaved = [i for group in zip(*[r + [None] * (len(y) - len(r)) for r in right]) for i in group if i is not None]
+    order = np.array(list(np.flatnonzero(pred != y)) + interleaved, np.int64)[:n]
     cols = 8
     rows = max(1, int(np.ceil(len(order) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
