@@ -288,7 +288,6 @@ def main() -> int:
             onnx_path = ensure_onnx(model_dir, tmp)
             (tmp / "worker.py").write_text(WORKER)
             jpegs = {binascii.crc32(j) & 0xFFFFFFFF: j for j, _ in cam.cycle[("640x360", 70)]}
-            sample = next(iter(jpegs.values()))
             plan = make_plan(model.meta, 640, 360)
             print(f"model {model_dir}: input {model.input_shape}, {len(model.layers)} layers, {macs} MACs, "
                   f"{model_file.stat().st_size} bytes; classes {model.classes}")

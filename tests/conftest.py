@@ -158,8 +158,8 @@ def door_model(tmp_path_factory) -> Path:
     with open(shared / "door-model.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (model_dir / "model.cml").exists():
-            dataset = build_sim_dataset(shared / "door-dataset")
-            cfg = TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2, epochs_qat=1,
-                              pool_per_image=3, seed=0)
+            dataset = build_sim_dataset(shared / "door-dataset", n_per_class=90)
+            cfg = TrainConfig(epochs_teacher=4, epochs_student=8, epochs_finetune=3, epochs_qat=1,
+                              pool=1024, seed=0)
             run_training(dataset, model_dir, cfg)
     return model_dir

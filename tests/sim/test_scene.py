@@ -27,8 +27,8 @@ def quiet_time(scene: Scene, near: float, night: bool | None = None) -> float:
     for dt in np.arange(0, 3600, 7.0):
         for t in (near - dt, near + dt):
             tr = scene.truth(t)
-            if tr["state"] == "closed" and tr["angle"] == 0 and tr["people"] == 0 and scene.timeline.walkers_at(t) == [] \
-                    and (night is None or tr["night"] == night):
+            empty = tr["people"] == 0 and scene.timeline.walkers_at(t) == []
+            if tr["state"] == "closed" and tr["angle"] == 0 and empty and (night is None or tr["night"] == night):
                 return float(t)
     raise AssertionError("no quiet time found")
 

@@ -36,8 +36,9 @@ def test_a_budget_nothing_fits_is_a_clear_error() -> None:
         size_student(StudentSpec(input_hw=(64, 64)), 1000, 32 * 1024)
 
 
-def test_student_uses_only_the_layers_the_int8_exporter_knows() -> None:
-    model = build_student(StudentSpec())
+@pytest.mark.parametrize("blocks", [None, [(16, 2, "conv"), (32, 2, "ds"), (48, 1, "ds")]])
+def test_student_uses_only_the_layers_the_int8_exporter_knows(blocks: list | None) -> None:
+    model = build_student(StudentSpec(blocks=blocks) if blocks else StudentSpec())
     allowed = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear)
     assert all(isinstance(m, allowed) for m in model)
     convs = [m for m in model if isinstance(m, nn.Conv2d)]
@@ -69,3 +70,5 @@ def test_loading_rejects_garbage_and_unknown_layers(tmp_path: Path) -> None:
         load_student(tmp_path / "missing.pt")
     with pytest.raises(ModelError, match="unknown layer type 'lstm'"):
         build_from_arch([{"type": "lstm"}])
+    with pytest.raises(ModelError, match="block kind must be one of"):
+        build_student(StudentSpec(blocks=[(8, 2, "transformer")]))

@@ -29,15 +29,15 @@ MARGIN = 3  # extra canvas pixels on each side, so camera shake never shows an e
 KEY = 0.20  # auto-exposure target: mean linear luminance of the exposed image
 KEY_IR = 0.11  # in IR mode: exposed for the bright centre of the IR beam, the rest falls off
 EXPOSURE_TAU = 2.0  # seconds the auto-exposure takes to follow a change in light
-GRID = 0.5
+GRID = 0.5  # seconds between samples of the precomputed light/exposure curves
 LUT_SCALE = 2048.0  # tone curve entries per unit of sqrt(exposure): covers exposures up to 4
 SHOT_NOISE = 0.012  # photon noise: sd of exposure = sqrt(SHOT_NOISE^2 * gain * exposure)
-READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), dominant in the dark  # seconds between samples of the precomputed light/exposure curves
+READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), dominant in the dark
 ZONES = {"room": 0, "behind": 1, "door": 2}
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
 DOOR_CACHE = 24  # door leaf renders kept (each a few MB at 1280x720); a day mostly needs angle 0
-SUN_POWER = 2.5  # direct sun on the floor, relative to the window's sky radiance
+SUN_POWER = 2.5  # direct sunlight, relative to the window's sky radiance
 PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
 METAL = np.array([0.45, 0.45, 0.46], np.float32)
 
@@ -567,7 +567,8 @@ class Scene:
             count += 1
             if z < p.depth:  # in the room: does the body (not its arm-swing box) hide much of the door?
                 half = wk.look.width / 2
-                bx, by, _ = cam.project(np.array([[x - half, 0, z], [x + half, 0, z], [x - half, h, z], [x + half, h, z]]))
+                body = np.array([[x - half, 0, z], [x + half, 0, z], [x - half, h, z], [x + half, h, z]])
+                bx, by, _ = cam.project(body)
                 ox = max(0.0, min(bx.max(), dx1) - max(bx.min(), dx0))
                 oy = max(0.0, min(by.max(), dy1) - max(by.min(), dy0))
                 occluded |= bool(ox * oy > 0.15 * (dx1 - dx0) * (dy1 - dy0))
@@ -648,12 +649,14 @@ class Scene:
         door = self._door_layer(angle)
         if len(door.idx):
             behind_leaf = flat[door.idx] * (1.0 - door.cover)[:, None]
-            flat[door.idx] = behind_leaf + (_weighted_sum(door.grey, w)[:, None] if night else _weighted_sum(door.rgb, w))
+            leaf = _weighted_sum(door.grey, w)[:, None] if night else _weighted_sum(door.rgb, w)
+            flat[door.idx] = behind_leaf + leaf
         if walkers:
             depth = self._depth.copy()
             solid = door.cover >= 0.5
             depth.ravel()[door.idx[solid]] = door.dist[solid]
-            for wk, x, z, walked, heading in sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2])):
+            far_first = sorted(walkers, key=lambda r: -math.hypot(r[1] - cam.pos[0], r[2] - cam.pos[2]))
+            for wk, x, z, walked, heading in far_first:
                 colors = self._person_colors(wk.look, x, z, night, w, open_f * spill_w)
                 draw_person(canvas, depth, cam, x, z, walked, heading, wk.look, colors)
         # camera shake: the sensor window moves by a pixel or two
@@ -701,7 +704,8 @@ class Scene:
         vig = self._vignette[iy * cam.cw + ix]
         colors = {}
         irs = {"top": look.ir_top, "bottom": look.ir_bottom, "skin": 0.55, "hair": 0.25, "shoes": 0.1}
-        base = {"top": look.top, "bottom": look.bottom, "skin": look.skin, "hair": look.hair, "shoes": (0.03, 0.03, 0.03)}
+        base = {"top": look.top, "bottom": look.bottom, "skin": look.skin, "hair": look.hair,
+                "shoes": (0.03, 0.03, 0.03)}
         for part, col in base.items():
             if night:
                 v = irs[part] * light + float(np.dot(col, LUMA)) * extra
@@ -757,8 +761,8 @@ class Scene:
     def _door_roi(self) -> tuple[int, int, int, int]:
         """Image box around the door frame and every position of the swinging leaf, padded a little."""
         cam, p = self.camera, self.preset
-        pts = [np.array([[p.door_x - 0.08, 0, p.depth], [p.door_x + p.door_w + 0.08, 0, p.depth],
-                         [p.door_x - 0.08, p.door_h + 0.08, p.depth], [p.door_x + p.door_w + 0.08, p.door_h + 0.08, p.depth]])]
+        xa, xb, top = p.door_x - 0.08, p.door_x + p.door_w + 0.08, p.door_h + 0.08
+        pts = [np.array([[xa, 0, p.depth], [xb, 0, p.depth], [xa, top, p.depth], [xb, top, p.depth]])]
         for a in range(0, 91, 10):
             pts.extend(q.corners() for q in self._door_quads(a))
         px, py, depth = cam.project(np.concatenate(pts))

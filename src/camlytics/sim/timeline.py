@@ -357,7 +357,8 @@ class Timeline:
         """Someone who stands in front of the door for a while (hiding part of it)."""
         p = self.preset
         speed = float(rng.uniform(0.9, 1.4))
-        spot = (float(rng.uniform(p.door_x - 0.3, p.door_x + p.door_w + 0.3)), float(rng.uniform(p.depth - 1.6, p.depth - 0.45)))
+        spot = (float(rng.uniform(p.door_x - 0.3, p.door_x + p.door_w + 0.3)),
+                float(rng.uniform(p.depth - 1.6, p.depth - 0.45)))
         a, b = self._entry_point(rng), self._entry_point(rng)
         t1 = t0 + math.dist(a, spot) / speed
         t2 = t1 + float(rng.uniform(15, 200))

@@ -41,6 +41,7 @@ class TrainConfig:
     epochs_finetune: int = 6
     epochs_qat: int = 4
     pool: int = 0  # augmented training pool size; 0: 8 per training image, within 1024..4096
+    student_blocks: list[tuple[int, int, str]] | None = None  # None: models.BASE_BLOCKS
     prune_headroom: float = 1.6  # the student starts this much over budget; pruning brings it back
     seed: int = 0
     threads: int = 1  # small convs gain little from more; OpenMP spinning wastes a loaded CI box
@@ -191,6 +192,8 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
 
         # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
         base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
+        if cfg.student_blocks:
+            base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
         spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
                                    int(cfg.budget_bytes * cfg.prune_headroom))
         t0 = time.monotonic()
