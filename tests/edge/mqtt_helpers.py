@@ -15,10 +15,16 @@ class Subscriber:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{id(self)}")
+        self._subscribed = threading.Event()
         self._client.on_message = self._on_message
         self._client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
         self._client.connect(host, port, keepalive=30)
         self._client.loop_start()
+        # messages published before the broker acknowledged SUBSCRIBE would be lost (unless retained)
+        if not self._subscribed.wait(15):
+            self.close()
+            raise AssertionError(f"MQTT subscription to {topic!r} on {host}:{port} not acknowledged")
 
     def _on_message(self, client, userdata, msg) -> None:
         with self._lock:

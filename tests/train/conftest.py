@@ -1,14 +1,20 @@
-"""Fixtures for the training tests: a small labelled dataset rendered by the simulator."""
+"""Fixtures for the training tests: a small labelled dataset rendered by the simulator, and a model
+trained on it, each built once per test run and shared by the xdist workers (read-only)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
+from filelock import FileLock  # a dependency of torch
 
 # Small frames keep rendering and training fast; the door ROI is still ~50x90 pixels.
 SIM_SIZE = (320, 180)
+# Tiny but complete: every stage runs (teacher, student, distilled, pruned, int8) in seconds.
+FAST_TRAIN = ["--input", "16x16", "--budget-macs", "40000", "--epochs", "teacher=2,student=3,finetune=1,qat=1",
+              "--pool", "192", "--quiet"]
 
 
 def make_sim_dataset(path: Path, n_open: int = 14, n_closed: int = 16, seed: int = 3) -> Path:
@@ -22,7 +28,28 @@ def make_sim_dataset(path: Path, n_open: int = 14, n_closed: int = 16, seed: int
     return path
 
 
-@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """`root/name`, built by `build(path)` by the first worker that asks, then reused by all."""
+    root = tmp_path_factory.getbasetemp().parent  # common to every xdist worker of this run
+    path = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (root / f"{name}.done").exists():
+            build(path)
+            (root / f"{name}.done").touch()
+    return path
+
+
+@pytest.fixture(scope="session")
 def sim_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 labelled office frames (14 open, 16 closed); tests must not modify it (copy it first)."""
-    return make_sim_dataset(tmp_path_factory.mktemp("simds") / "ds")
+    return shared(tmp_path_factory, "train-simds", make_sim_dataset)
+
+
+@pytest.fixture(scope="session")
+def model_dir(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory trained by `camlytics train` on `sim_dataset` with FAST_TRAIN settings."""
+    from camlytics.cli import main
+
+    def build(path: Path) -> None:
+        assert main(["train", str(sim_dataset), "--out", str(path), *FAST_TRAIN]) == 0
+    return shared(tmp_path_factory, "train-model", build)

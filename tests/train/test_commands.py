@@ -14,20 +14,11 @@ import torch
 from camlytics.cli import main
 from camlytics.store import Dataset
 
-# Tiny but complete: every stage runs (teacher, student, distilled, pruned, int8) in seconds.
-FAST = ["--input", "16x16", "--budget-macs", "40000", "--epochs", "teacher=2,student=3,finetune=1,qat=1",
-        "--pool", "192", "--quiet"]
+from .conftest import FAST_TRAIN
 
 
 def train(dataset: Path, out: Path, *extra: str) -> int:
-    return main(["train", str(dataset), "--out", str(out), *FAST, *extra])
-
-
-@pytest.fixture(scope="module")
-def model_dir(sim_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "door-model"
-    assert train(sim_dataset, out) == 0
-    return out
+    return main(["train", str(dataset), "--out", str(out), *FAST_TRAIN, *extra])
 
 
 def test_train_writes_every_artefact(model_dir: Path) -> None:

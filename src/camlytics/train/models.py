@@ -22,7 +22,7 @@ from camlytics.errors import ModelError
 BASE_STEM = 16
 # A full conv while channels are few, then depthwise-separable blocks: on held-out simulated days
 # this generalised much better than an all-depthwise student of the same MACs (bench/train.py).
-BASE_BLOCKS: tuple[tuple[int, int, str], ...] = ((32, 2, "conv"), (64, 2, "ds"), (96, 1, "ds"))
+BASE_BLOCKS: tuple[tuple[int, int, str], ...] = ((24, 1, "conv"), (32, 2, "conv"), (64, 2, "ds"), (96, 1, "ds"))
 BLOCK_KINDS = ("conv", "ds")
 MIN_CHANNELS = 4
 

@@ -110,7 +110,8 @@ def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, cons
     """Train, quantize and export; returns metrics.json's content. Nothing is left in `out` on failure.
 
     When a `models` dict is given it receives every stage's model (teacher, student, distilled,
-    pruned: torch modules; int8: the QuantizedModel) and the InputSpec, for benchmarks.
+    pruned, final = the float model that was quantized: torch modules; int8: the QuantizedModel)
+    and `spec` (the InputSpec), for benchmarks.
     """
     cfg.validate()
     out = Path(out)
