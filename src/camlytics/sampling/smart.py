@@ -146,7 +146,7 @@ class SmartSampler(Sampler):
             n = self._event_frames
             d = self.event_memory.distance(hog_vector(view))
             # the start of every event, its middle, and other frames while tokens last, preferring unseen looks
-            needed = 0.0 if n & (n - 1) == 0 else 0.06 * (1.0 - budget.fill) ** 2  # frames 1, 2, 4, 8, ... always
+            needed = 0.0 if n & (n - 1) == 0 else 0.12 * (1.0 - budget.fill) ** 2  # frames 1, 2, 4, 8, ... always
             if d > needed and budget.can_spend():
                 self.event_memory.add(hog_vector(view))
                 return self._keep(view, "anomaly", score, f"door region differs from background (frame {n})")
@@ -159,7 +159,7 @@ class SmartSampler(Sampler):
         if active:
             self._activity_frames += 1
             n = self._activity_frames
-            if (n == 1 and budget.fill > 0.5) or ((n & (n - 1)) == 0 and budget.fill > 0.75):
+            if (n == 1 and budget.fill > 0.4) or ((n & (n - 1)) == 0 and budget.fill > 0.75):
                 return self._keep(view, "motion", share, f"activity ({100 * share:.1f}% of pixels, frame {n})")
         elif self._activity_frames:
             self._activity_frames = 0
