@@ -76,6 +76,33 @@ def open_event(preset: str = "office", seed: int = 0, min_open: float = 40.0):
     raise AssertionError("the simulated day has no long daytime door event")
 
 
+class WebhookReceiver:
+    """A real HTTP server on loopback that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((self.headers.get("Content-Type"), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def post(url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b""), timeout=10).read()
 
@@ -85,12 +112,14 @@ def test_door_events_reach_mqtt_and_virtual_input_and_survive_failures(door_mode
     speed = 8.0
     with SimulatedCamera(preset="office", seed=0, speed=speed, start=event.start - 150, auth=("root", "secret")) as cam:
         sub = Subscriber(mosquitto.host, mosquitto.port)
+        hook = WebhookReceiver()
         app = EdgeProcess({
             "model": str(door_model / "model.cml"),
             "camera": {"url": cam.url, "user": "root", "password": "secret"},
             "fps": 4,
             "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "ha_discovery": True, "keepalive": 5},
             "virtual_input": {"port": 2},
+            "webhook": {"url": hook.url},
             "stats_every": 20,
         }, tmp_path)
         try:
@@ -108,6 +137,12 @@ def test_door_events_reach_mqtt_and_virtual_input_and_survive_failures(door_mode
                 time.sleep(0.05)
             assert cam.virtual_inputs.get(2) is True, cam.virtual_input_log
             opened_at = cam.sim_time()
+            # and the webhook got the change as JSON
+            deadline = time.monotonic() + 10
+            while not any(body["state"] == "open" for _, body in hook.received) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ctype, body = next((c, b) for c, b in hook.received if b["state"] == "open")
+            assert ctype == "application/json" and body["previous"] == "closed" and 0.0 < body["confidence"] <= 1.0
             assert opened_at >= event.start, "reported open before the door opened"
 
             # broker restart: the app reconnects and re-publishes its retained state
@@ -129,6 +164,7 @@ def test_door_events_reach_mqtt_and_virtual_input_and_survive_failures(door_mode
         finally:
             code = app.stop()
             sub.close()
+            hook.close()
     assert code is not None
     assert not any("Traceback" in line for line in app.lines), app.lines[-20:]
 
