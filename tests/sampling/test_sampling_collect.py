@@ -169,3 +169,22 @@ def test_collected_folder_images_take_labels_by_their_file_names(tmp_path):
     assert main(["labels", "import", str(tmp_path / "ds"), str(tmp_path / "labels.csv")]) == 0
     with Dataset.open(tmp_path / "ds") as ds:
         assert [r.label for r in ds.records()] == ["open", None, "closed"]
+
+
+def test_flips_sampler_runs_a_trained_model_directory_over_a_door_event(tmp_path, door_model):
+    """`--model MODEL_DIR` loads the trained int8 model; the flips sampler keeps frames where it is
+    unsure or flips briefly, and records its prediction reason."""
+    from camlytics.sim.camera import shared_scene
+    from camlytics.store import Dataset
+
+    scene = shared_scene("office", 0, 640, 360)
+    event = max(scene.timeline.events, key=lambda e: e.end - e.start)
+    start = int(event.start) - 120
+    src = f"sim:office?seed=0&interval=5&start={start}&duration={int(event.end - event.start) + 240}"
+    assert main(["collect", src, "--dataset", str(tmp_path / "ds"), "--sampler", "flips",
+                 "--model", str(door_model), "--budget", "20"]) == 0
+    with Dataset.open(tmp_path / "ds") as ds:
+        records = ds.records()
+    assert records, "the flips sampler kept nothing around a door event"
+    assert all(r.sampler.startswith("flips") for r in records)
+    assert all(r.reason for r in records)
