@@ -351,6 +351,8 @@ def test_simcam_command_serves_until_interrupted(free_port):
     try:
         banner = proc.stdout.readline()
         assert f"http://127.0.0.1:{free_port}" in banner and "pw-from-env" not in banner
+        while "Ctrl-C to stop" not in proc.stdout.readline():  # the last banner line: now it serves
+            assert proc.poll() is None
         r = HTTP.get(f"http://127.0.0.1:{free_port}/axis-cgi/jpg/image.cgi",
                      auth=httpx.DigestAuth("root", "pw-from-env"))
         assert r.status_code == 200 and jpeg_size(r.content) == (320, 180)
