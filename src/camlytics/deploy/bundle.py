@@ -88,18 +88,23 @@ def find_model(model_dir: str | Path) -> Path:
     return path
 
 
+def read_limited(path: Path, limit: int, what: str, hint: str) -> bytes:
+    """The bytes of `path`, refusing a file over `limit` bytes before reading it (DeployError names both)."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise DeployError(f"{what} {path} is {size} bytes, more than {limit} ({hint})")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DeployError(f"{what} {path}: cannot read it ({exc.strerror or exc})") from None
+
+
 def check_interpreter(path: Path, arch: str) -> bytes:
     """The interpreter's bytes after checking its ELF header fits `arch`; DeployError says what it is instead."""
     if arch not in ELF_TARGETS:
         raise DeployError(f"--interpreter needs --arch armv7hf or aarch64 (a binary runs on one architecture), "
                           f"got --arch {arch}")
-    try:
-        size = path.stat().st_size
-        if size > MAX_INTERPRETER:
-            raise DeployError(f"--interpreter {path} is {size} bytes, more than {MAX_INTERPRETER} (not an interpreter?)")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DeployError(f"--interpreter {path}: {exc.strerror or exc}") from None
+    data = read_limited(path, MAX_INTERPRETER, "--interpreter", "not an interpreter?")
     if len(data) < 52 or data[:4] != b"\x7fELF":
         raise DeployError(f"--interpreter {path} is not an ELF executable")
     elf_class, endian = data[4], data[5]

@@ -107,13 +107,9 @@ class AppsClient:
 
     def upload(self, package: Path) -> None:
         """Install (or upgrade) an .eap; DeployError with the camera's reason if refused."""
-        try:
-            size = package.stat().st_size
-            if size > MAX_PACKAGE:
-                raise DeployError(f"{package} is {size} bytes; that is not an ACAP package")
-            data = package.read_bytes()
-        except OSError as exc:
-            raise DeployError(f"cannot read {package}: {exc.strerror or exc}") from None
+        from camlytics.deploy.bundle import read_limited
+
+        data = read_limited(package, MAX_PACKAGE, "package", "that is not an ACAP package")
         reply = self._post("/axis-cgi/applications/upload.cgi", f"upload {package.name}",
                            files={"packfil": (package.name, data, "application/octet-stream")})
         problem = error_message(reply, f"upload {package.name}")
