@@ -111,6 +111,7 @@ def summarise(name: str, day: dict) -> dict:
         "kept": len(truths),
         "open": np.mean([t["state"] == "open" for t in truths]) if truths else 0.0,
         "night": np.mean([bool(t["night"]) for t in truths]) if truths else 0.0,
+        "ajar": sum(2.0 < t["angle"] <= 25.0 for t in truths),
         "covered": len(covered & frequent),
         "frequent": len(frequent),
         "missing": sorted(frequent - covered),
@@ -140,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(day['conditions'])} conditions: " + ", ".join(f"{c} {k}" for c, k in day["conditions"].most_common()))
         for name in args.samplers:
             rows.append((preset, name, summarise(name, day)))
-    print("\n| preset | sampler | kept | open | night | conditions covered (of those seen >= 5 times) | frames/s |")
-    print("|---|---|---:|---:|---:|---|---:|")
+    print("\n| preset | sampler | kept | open | night | door ajar 2-25 deg | conditions covered (of those seen >= 5 times) "
+          "| frames/s |")
+    print("|---|---|---:|---:|---:|---:|---|---:|")
     for preset, name, r in rows:
         missing = f" (missing {', '.join(r['missing'])})" if r["missing"] else ""
-        print(f"| {preset} | {name} | {r['kept']} | {100 * r['open']:.1f}% | {100 * r['night']:.1f}% | "
+        print(f"| {preset} | {name} | {r['kept']} | {100 * r['open']:.1f}% | {100 * r['night']:.1f}% | {r['ajar']} | "
               f"{r['covered']}/{r['frequent']}{missing} | {r['fps']:.0f} |")
     print(f"\n{GOALS}")
     return 0

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int) -> dict:
-    """Run the smart sampler over one simulated day into a dataset; label from truth."""
+def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int, days: int = 1) -> dict:
+    """Run the smart sampler over simulated days (seeds seed, seed + 1, ...) into a dataset; label from truth."""
     from camlytics.sampling import make_sampler
     from camlytics.sampling.collect import collect
     from camlytics.sim import Scene
@@ -37,8 +37,9 @@ def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int
     t0 = time.monotonic()
     with Dataset.open(path, create=True) as ds:
         ds.set_roi(roi)
-        sampler = make_sampler("smart", budget=budget, duration=86400.0, roi=roi)
-        stats = collect(lambda: open_source(f"sim:{preset}?seed={seed}&interval={interval:g}"), ds, sampler, live=False)
+        sampler = make_sampler("smart", budget=budget, duration=86400.0 * days, roi=roi)
+        stats = collect(lambda: open_source(f"sim:{preset}?seed={seed}&interval={interval:g}&days={days}"), ds, sampler,
+                        live=False)
         labelled = label_from_truth(ds)
         counts = ds.counts()["label"]
     return {"seen": stats.seen, "kept": stats.kept, "labelled": labelled, "labels": counts,
@@ -129,21 +130,26 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         with Dataset.open(ds) as store:
             col = {"kept": len(store), "seen": "(reused)", "seconds": 0.0, "labels": store.counts()["label"]}
     else:
-        col = collect_day(ds, preset, 1, args.interval, args.budget)
-    print(f"\n### {preset}\n\ncollected with the smart sampler: {col['kept']} of {col['seen']} frames "
+        col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
+    days = f"days {args.train_seed}..{args.train_seed + args.days - 1}" if args.days > 1 else f"day {args.train_seed}"
+    print(f"\n### {preset}\n\ncollected with the smart sampler on {days}: {col['kept']} of {col['seen']} frames "
           f"(interval {args.interval:g} s) in {col['seconds']:.0f} s; labels from truth: {col['labels']}", flush=True)
     with Dataset.open(ds) as store:
         open_angles = [r.meta["truth"]["angle"] for r in store.records(labelled=True) if r.label == "open"]
     print(f"door angles of the collected open frames: min {min(open_angles, default=float('nan')):.1f}, "
           f"{sum(a <= 20 for a in open_angles)} of {len(open_angles)} at 10-20 degrees", flush=True)
-    jpegs, labels, angles = test_day(preset, 2, args.test_open, args.test_closed)
+    seeds = [int(v) for v in args.test_seeds.split(",")]
+    jpegs, labels, angles = test_day(preset, seeds[0], args.test_open, args.test_closed)
     metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args)
     acc = held_out(models, jpegs, labels, angles)
+    more = {seeds[0]: acc}
+    for seed in seeds[1:]:
+        more[seed] = held_out(models, *test_day(preset, seed, args.test_open, args.test_closed))
     st = metrics["stages"]
     rows = [("teacher", st["teacher"]), ("student alone", st["student"]), ("distilled student", st["distilled"]),
             ("pruned", st["pruned"]), ("int8", st["int8"])]
     keys = ["teacher", "student", "distilled", "pruned", "int8"]
-    print(f"\nheld-out day: seed 2, {labels.count('open')} open + {labels.count('closed')} closed frames\n")
+    print(f"\nheld-out day: seed {seeds[0]}, {labels.count('open')} open + {labels.count('closed')} closed frames\n")
     print("| stage | held-out balanced acc. | validation balanced acc. | MACs | size |")
     print("|---|---|---|---|---|")
     for (name, s), key in zip(rows, keys):
@@ -156,7 +162,12 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     print("int8 recall on the held-out day by door angle: " + ", ".join(
         f"{name} {pct(acc['int8 recall ' + name])} (n={acc['n ' + name]})"
         for name in ("closed", "ajar 10-20 deg", "open > 20 deg")), flush=True)
-    result = {"preset": preset, "collect": col, "held_out": acc, "train_wall_s": wall, "train_cpu_s": cpu,
+    if len(seeds) > 1:
+        mean = float(np.mean([a["int8"] for a in more.values()]))
+        print(f"int8 on every held-out day (seed: balanced acc., ajar 10-20 deg recall): " + ", ".join(
+            f"{s}: {pct(a['int8'])} ({pct(a['int8 recall ajar 10-20 deg'])} of {a['n ajar 10-20 deg']})"
+            for s, a in more.items()) + f"; mean {pct(mean)}", flush=True)
+    result = {"preset": preset, "collect": col, "held_out": acc, "held_out_days": more, "train_wall_s": wall, "train_cpu_s": cpu,
               "macs": metrics["macs"], "weight_bytes": metrics["weight_bytes"],
               "model_file_bytes": metrics["model_file_bytes"], "val": {k: st[k]["val_balanced_accuracy"] for k in keys}}
     if args.curve:
@@ -189,6 +200,9 @@ def main() -> int:
     p.add_argument("--budget", type=int, default=300)
     p.add_argument("--test-open", type=int, default=150)
     p.add_argument("--test-closed", type=int, default=450)
+    p.add_argument("--train-seed", type=int, default=1, help="the (first) simulated day collected for training")
+    p.add_argument("--days", type=int, default=1, help="collect the budget over this many consecutive days")
+    p.add_argument("--test-seeds", default="2,3,4,5", help="held-out days; the first one fills the tables")
     p.add_argument("--teacher-weights", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

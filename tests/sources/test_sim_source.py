@@ -27,7 +27,20 @@ def test_same_spec_same_frames_and_options_override_the_spec():
     assert [f.timestamp for f in open_source(spec, count=2, interval=30)] == [28800.0, 28830.0]
 
 
+def test_several_days_are_consecutive_days_of_the_same_installation():
+    spec = "sim:office?seed=5&interval=21600&start=03:00&duration=43200&width=320&height=180&days=3"
+    with open_source(spec) as src:
+        frames = list(src)
+    assert len(src) == len(frames) == 6
+    assert [f.timestamp for f in frames] == [d * 86400.0 + h * 3600 for d in range(3) for h in (3, 9)]
+    assert [f.source for f in frames[::2]] == ["sim:office?seed=5", "sim:office?seed=6", "sim:office?seed=7"]
+    day2 = next(iter(open_source("sim:office?seed=6&interval=21600&start=03:00&width=320&height=180")))
+    assert (frames[2].image == day2.image).all() and frames[2].meta["truth"]["t"] == 3 * 3600
+
+
 @pytest.mark.parametrize("spec, message", [
+    ("sim:office?days=0", "days must be a whole number in 1..366"),
+    ("sim:office?days=2.5", "whole number"),
     ("sim:nowhere", "unknown preset 'nowhere'"),
     ("sim:office?colour=red", "unknown option"),
     ("sim:office?interval=-1", "interval must be > 0"),

@@ -34,11 +34,18 @@ class RoiAnomaly:
     After a scene change (lights, IR mode) the background of that lighting is restored if it was
     seen before, else learned afresh from the median of the first `warmup` frames, so that one
     frame with the door open does not become "normal".
+
+    A door left ajar changes the region only a little, below the one-frame threshold, but for
+    minutes: a score above the lower `weak_k` threshold for `persist` frames in a row is an anomaly
+    too. The background keeps learning through such a weak anomaly, so a slow drift of the light
+    that trips it is absorbed instead of blocking the other samplers for `adopt` seconds.
     """
 
     def __init__(self, tau: float = 1800.0, adopt: float = 7200.0, k: float = 6.0, floor: float = 0.06,
-                 warmup: int = 7, regimes: int = 8):
+                 warmup: int = 7, regimes: int = 8, weak_k: float = 2.5, persist: int = 3):
         self.tau, self.adopt, self.k, self.floor, self.warmup = tau, adopt, k, floor, warmup
+        self.weak_k, self.persist = weak_k, persist
+        self._weak_run = 0  # frames in a row above the weak threshold
         self.background: np.ndarray | None = None
         self.normal_scores: deque[float] = deque(maxlen=360)
         self._pending: list[np.ndarray] = []  # warm-up frames
@@ -51,6 +58,7 @@ class RoiAnomaly:
         if self.background is not None and self._look is not None:
             self._regimes.append((self._look, self.background, self.normal_scores))
         self.background, self.normal_scores, self._pending, self._since = None, deque(maxlen=360), [], None
+        self._weak_run = 0
         self._look = look
         if look is not None and self._regimes:
             dists = [float(np.linalg.norm(look - r[0])) for r in self._regimes]
@@ -60,14 +68,15 @@ class RoiAnomaly:
                 del self._regimes[best]
 
     _look: np.ndarray | None = None
+    weak_only = False  # the last anomaly was a persistent weak one (ajar), not a strong one
 
-    def threshold(self) -> float:
-        """Median + k * MAD of recent normal scores, at least `floor`."""
+    def threshold(self, k: float | None = None) -> float:
+        """Median + k * MAD of recent normal scores, at least `floor` (k: the one-frame `k` by default)."""
         if len(self.normal_scores) < 6:
             return max(self.floor, 0.15)
         s = np.fromiter(self.normal_scores, np.float64)
         med = float(np.median(s))
-        return max(self.floor, med + self.k * 1.4826 * float(np.median(np.abs(s - med))) + 0.02)
+        return max(self.floor, med + (self.k if k is None else k) * 1.4826 * float(np.median(np.abs(s - med))) + 0.02)
 
     def update(self, view: FrameView) -> tuple[float, bool]:
         """(score, anomalous) of this frame; then adapt the background."""
@@ -88,10 +97,17 @@ class RoiAnomaly:
             score = float(np.mean(np.partition(per_cell, -k)[-k:]))
         else:
             score = float(per_cell.mean())
-        anomalous = score > self.threshold()
+        strong = score > self.threshold()
+        weak = len(self.normal_scores) >= 6 and score > self.threshold(self.weak_k)
+        self._weak_run = self._weak_run + 1 if weak else 0
+        anomalous = strong or self._weak_run >= self.persist
+        self.weak_only = anomalous and not strong
         dt = max(0.0, t - (self._last_t if self._last_t is not None else t))
         self._last_t = t
-        if anomalous:
+        if anomalous and not strong:  # ajar: keep learning, a slow drift of the light ends it by itself
+            self._since = None
+            learn = True
+        elif anomalous:
             self._since = t if self._since is None else self._since
             learn = t - self._since > self.adopt
         else:
@@ -145,11 +161,16 @@ class SmartSampler(Sampler):
             self._event_frames += 1
             n = self._event_frames
             d = self.event_memory.distance(hog_vector(view))
-            # the start of every event, its middle, and other frames while tokens last, preferring unseen looks
-            needed = 0.0 if n & (n - 1) == 0 else 0.12 * (1.0 - budget.fill) ** 2  # frames 1, 2, 4, 8, ... always
+            # the start of every event, its middle, and other frames while tokens last, preferring unseen
+            # looks; frames 1, 2, 4, 8, ... always. A door left ajar barely changes: those frames only.
+            if n & (n - 1) == 0:
+                needed = 0.0
+            else:
+                needed = np.inf if self.anomaly.weak_only else 0.12 * (1.0 - budget.fill) ** 2
             if d > needed and budget.can_spend():
                 self.event_memory.add(hog_vector(view))
-                return self._keep(view, "anomaly", score, f"door region differs from background (frame {n})")
+                why = "slightly, for a while (ajar?)" if self.anomaly.weak_only else "from background"
+                return self._keep(view, "anomaly", score, f"door region differs {why} (frame {n})")
             return None
         if self._event_frames:
             self._event_frames = 0

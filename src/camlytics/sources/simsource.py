@@ -10,7 +10,8 @@ from camlytics.frames import Frame
 from camlytics.sources.base import FrameSource, check_limit
 
 DAY = 86400.0
-SIM_OPTIONS = ("seed", "interval", "start", "duration", "width", "height", "quality", "count")
+SIM_OPTIONS = ("seed", "interval", "start", "duration", "width", "height", "quality", "count", "days")
+MAX_DAYS = 366
 
 
 def parse_sim_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -25,16 +26,18 @@ def parse_sim_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 
 class SimSource(FrameSource):
-    """Frames of one simulated day, every `interval` seconds from `start` for `duration` seconds.
+    """Frames of simulated days, every `interval` seconds from `start` for `duration` seconds of each day.
 
-    Timestamps are seconds since simulated midnight; `meta["truth"]` holds the scene's ground truth.
+    Timestamps are seconds since midnight of the first day; `meta["truth"]` holds the scene's ground
+    truth. `days` > 1 runs the same installation on consecutive days: day d is the scene of seed
+    `seed + d` (its own weather, door events and people), its timestamps offset by d * 86400 s.
     """
 
     strict_start = False
 
     def __init__(self, preset: str = "office", *, seed: int = 0, interval: float = 10.0, start: float | str = 0.0,
                  duration: float | None = None, width: int = 640, height: int = 360, quality: int = 85,
-                 count: int | None = None) -> None:
+                 count: int | None = None, days: int = 1) -> None:
         from camlytics.sim import PRESETS
         from camlytics.sim.camera import parse_clock, shared_scene
 
@@ -55,24 +58,37 @@ class SimSource(FrameSource):
             raise SourceError(f"sim source: size {width}x{height} is outside 16..4096 pixels")
         if not (isinstance(quality, int) and 1 <= quality <= 100):
             raise SourceError(f"sim source: quality must be 1..100, got {quality!r}")
+        if not (isinstance(days, int) and 1 <= days <= MAX_DAYS):
+            raise SourceError(f"sim source: days must be a whole number in 1..{MAX_DAYS}, got {days!r}")
+        if not 0 <= int(seed) + days - 1 < 2**32:
+            raise SourceError(f"sim source: seed {seed} + days {days} runs past the largest seed (2**32 - 1)")
         super().__init__(f"sim:{preset}?seed={seed}", count=count, duration=None)
         self.end = self.start + duration
         self.quality = quality
-        self.scene = shared_scene(preset, int(seed), width, height)
+        self.days = days
+        self._preset, self._seed, self._size = preset, int(seed), (width, height)
+        self.scene = shared_scene(preset, int(seed), width, height)  # the first day's
 
     def __len__(self) -> int:
         """Frames the full run yields (before `count`)."""
-        n = int((self.end - self.start) / self.interval - 1e-9) + 1
+        n = (int((self.end - self.start) / self.interval - 1e-9) + 1) * self.days
         return n if self.count is None else min(n, self.count)
 
     def _read(self) -> Iterator[Frame | SourceError]:
-        i = 0
-        while not self._closed:
-            t = self.start + i * self.interval
-            if t >= self.end or t >= DAY:
-                return
-            yield self.scene.frame(t, self.quality)
-            i += 1
+        from camlytics.sim.camera import shared_scene
+
+        for day in range(self.days):
+            scene = self.scene if day == 0 else shared_scene(self._preset, self._seed + day, *self._size)
+            i = 0
+            while not self._closed:
+                t = self.start + i * self.interval
+                if t >= self.end or t >= DAY:
+                    break
+                frame = scene.frame(t, self.quality)
+                if day:
+                    frame.timestamp += day * DAY
+                yield frame
+                i += 1
 
 
 def open_sim(spec: str, **options) -> SimSource:
@@ -90,7 +106,7 @@ def open_sim(spec: str, **options) -> SimSource:
             number = float(value)
         except (TypeError, ValueError):
             raise SourceError(f"sim source: {key}={value!r} is not a number") from None
-        integer = key in ("seed", "width", "height", "quality", "count")
+        integer = key in ("seed", "width", "height", "quality", "count", "days")
         if integer and number != int(number):
             raise SourceError(f"sim source: {key}={value!r} must be a whole number")
         kwargs[key] = int(number) if integer else number
