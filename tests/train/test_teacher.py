@@ -50,3 +50,21 @@ def test_missing_keys_are_named(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "w.pth")
     with pytest.raises(TrainingError, match="missing features.3.conv.2.weight"):
         load_imagenet_weights(MobileNetV2(2), tmp_path / "w.pth")
+
+
+def test_imagenet_teacher_trains_only_its_top_blocks(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    torch.save(MobileNetV2(1000).state_dict(), tmp_path / "w.pth")
+    teacher = build_teacher(1, 2, tmp_path / "w.pth")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    optimizer = torch.optim.AdamW([p for p in teacher.parameters() if p.requires_grad], lr=1e-2)
+    teacher.train()
+    loss = torch.nn.functional.cross_entropy(teacher(torch.rand(4, 1, 32, 32)), torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    optimizer.step()
+    after = teacher.state_dict()
+    frozen = [k for k in before if k.startswith("features.") and int(k.split(".")[1]) < teacher.frozen]
+    trained = [k for k in before if k.startswith(("features.17.", "classifier."))]
+    assert frozen and trained
+    assert all(torch.equal(before[k], after[k]) for k in frozen)  # weights and batch-norm statistics
+    assert any(not torch.equal(before[k], after[k]) for k in trained)

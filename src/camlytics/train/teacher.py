@@ -18,6 +18,9 @@ from camlytics.errors import TrainingError
 # (expansion t, output channels c, repeats n, first stride s) from the MobileNetV2 paper.
 MOBILENET_V2_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                          (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# Modules of `features` kept as loaded (stem + blocks up to the 96-channel stage); the 160/320-channel
+# blocks, the last 1x1 conv and the classifier are fine-tuned.
+FROZEN_BLOCKS = 14
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -45,11 +48,17 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    """MobileNetV2 (width 1.0) with a new classifier; input is resized to `size` and ImageNet-normalised."""
+    """MobileNetV2 (width 1.0) with a new classifier; input is resized to `size` and ImageNet-normalised.
 
-    def __init__(self, num_classes: int, size: int = 96) -> None:
+    The first `frozen` modules of `features` keep their (ImageNet) weights and batch-norm statistics:
+    a few hundred images of one door cannot retrain them, and fine-tuning only the top blocks is
+    several times faster on a CPU.
+    """
+
+    def __init__(self, num_classes: int, size: int = 96, frozen: int = 0) -> None:
         super().__init__()
         self.size = size
+        self.frozen = frozen
         features: list[nn.Module] = [conv_bn_relu6(3, 32, 3, 2)]
         inp = 32
         for t, c, n, s in MOBILENET_V2_SETTINGS:
@@ -61,6 +70,14 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        for p in self.features[:frozen].parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "MobileNetV2":
+        """Train mode for the trainable part only; the frozen blocks stay in eval mode."""
+        super().train(mode)
+        self.features[:self.frozen].eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1:  # grey: the same plane in all three colour channels
@@ -106,6 +123,6 @@ def build_teacher(in_channels: int, num_classes: int, weights: Path | None) -> n
     """MobileNetV2 from ImageNet weights when a file is given, else the wide CNN."""
     if weights is None:
         return wide_cnn(in_channels, num_classes)
-    model = MobileNetV2(num_classes)
+    model = MobileNetV2(num_classes, frozen=FROZEN_BLOCKS)
     load_imagenet_weights(model, Path(weights))
     return model
