@@ -3,10 +3,11 @@
 For each preset: collect 300 frames of one simulated day (seed 1) with the smart sampler, label
 them from the simulator's ground truth, train (teacher -> student -> distilled -> pruned -> int8),
 then evaluate every stage on a *different* simulated day (seed 2): frames drawn at random instants
-with the door open and closed. Prints a markdown table per preset, then a learning curve (the same
-training with only 50 and 100 of the labels).
+with the door open and closed. Prints a markdown table per preset, the int8 model on further held-out
+days (seeds 3-5), then a learning curve (the same training with only 50 and 100 of the labels).
 
     .venv/bin/python bench/train.py [--presets office,warehouse,home] [--interval 20] [--no-curve]
+    .venv/bin/python bench/train.py --train-seed 11 --days 7     # the same budget collected over a week
 
 Timings are wall-clock and process CPU seconds of the training run in this process (single torch
 thread by default; `--threads 0` uses up to 2 cores).
