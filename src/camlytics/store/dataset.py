@@ -318,23 +318,7 @@ class Dataset:
     # ---- labels and predictions ----------------------------------------------------------
     def set_label(self, record_id: int, label: str | None, annotator: str) -> None:
         """Set (or clear, with None) a record's label in one transaction, keeping history for undo."""
-        _check_text("annotator", annotator)
-        if label is not None and label not in self.classes:
-            raise DatasetError(f"unknown label {label!r}; the dataset's classes are {self.classes}")
-        now = time.time()
-        with self._transaction() as conn:
-            row = conn.execute("SELECT label, annotator, labelled_at FROM records WHERE id = ?", (int(record_id),)).fetchone()
-            if row is None:
-                raise DatasetError(f"no record with id {record_id} in {self.root}")
-            conn.execute(
-                "INSERT INTO label_history(record_id, old_label, old_annotator, old_labelled_at, new_label, annotator,"
-                " changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (int(record_id), *row, label, annotator, now),
-            )
-            conn.execute(
-                "UPDATE records SET label = ?, annotator = ?, labelled_at = ? WHERE id = ?",
-                (label, annotator if label is not None else None, now if label is not None else None, int(record_id)),
-            )
+        self.set_labels({record_id: label}, annotator)
 
     def undo_last_label(self, annotator: str | None = None) -> int | None:
         """Revert the latest label change (of `annotator`, or anyone); returns its record id, None if nothing."""
@@ -355,13 +339,13 @@ class Dataset:
             conn.execute("UPDATE label_history SET undone = 1 WHERE id = ?", (history_id,))
         return int(record_id)
 
-    def set_labels(self, labels: dict[int, str], annotator: str) -> None:
-        """Set many labels in one transaction (all or nothing), with history."""
+    def set_labels(self, labels: dict[int, str | None], annotator: str) -> None:
+        """Set (None: clear) many labels in one transaction (all or nothing), keeping history for undo."""
         _check_text("annotator", annotator)
         classes = self.classes
         for record_id, label in labels.items():
-            if label not in classes:
-                raise DatasetError(f"unknown label {label!r} for record {record_id}; the classes are {classes}")
+            if label is not None and label not in classes:
+                raise DatasetError(f"unknown label {label!r} for record {record_id}; the dataset's classes are {classes}")
         now = time.time()
         with self._transaction() as conn:
             for record_id, label in labels.items():
@@ -375,9 +359,10 @@ class Dataset:
                     " annotator, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (int(record_id), *row, label, annotator, now),
                 )
+                labelled = label is not None  # a cleared label keeps no annotator or time
                 conn.execute(
                     "UPDATE records SET label = ?, annotator = ?, labelled_at = ? WHERE id = ?",
-                    (label, annotator, now, int(record_id)),
+                    (label, annotator if labelled else None, now if labelled else None, int(record_id)),
                 )
 
     def set_prediction(
