@@ -163,7 +163,8 @@ class VapixCamera(FrameSource):
                 wait = next_due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                next_due = max(next_due + self.interval, time.monotonic())
+                # a late frame moves the schedule: the next one is `interval` after this one, never at once
+                next_due = max(next_due, time.monotonic()) + self.interval
             timestamp = time.time()
             answer = self._fetch()  # network, auth and HTTP errors end the stream
             try:
