@@ -212,6 +212,9 @@ def main() -> int:
     p.add_argument("--reuse", action="store_true", help="reuse datasets collected into --work by an earlier run")
     p.add_argument("--json", help="write all figures as JSON here")
     args = p.parse_args()
+    overlap = sorted(set(int(v) for v in args.test_seeds.split(",")) & set(range(args.train_seed, args.train_seed + args.days)))
+    if overlap:
+        p.error(f"held-out day(s) {overlap} are also training days (--train-seed {args.train_seed} --days {args.days})")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="camlytics-bench-train-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"# camlytics train benchmark\n\nwork dir {work}; goals: int8 >= 99% balanced accuracy on the held-out day, "

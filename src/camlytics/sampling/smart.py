@@ -70,13 +70,17 @@ class RoiAnomaly:
     _look: np.ndarray | None = None
     weak_only = False  # the last anomaly was a persistent weak one (ajar), not a strong one
 
-    def threshold(self, k: float | None = None) -> float:
-        """Median + k * MAD of recent normal scores, at least `floor` (k: the one-frame `k` by default)."""
+    def thresholds(self) -> tuple[float, float]:
+        """(one-frame, weak) thresholds: median + k (weak_k) * MAD of recent normal scores, at least `floor`.
+
+        Too few normal scores yet: a fixed one-frame threshold and no weak one (inf).
+        """
         if len(self.normal_scores) < 6:
-            return max(self.floor, 0.15)
+            return max(self.floor, 0.15), np.inf
         s = np.fromiter(self.normal_scores, np.float64)
         med = float(np.median(s))
-        return max(self.floor, med + (self.k if k is None else k) * 1.4826 * float(np.median(np.abs(s - med))) + 0.02)
+        sigma = 1.4826 * float(np.median(np.abs(s - med)))
+        return max(self.floor, med + self.k * sigma + 0.02), max(self.floor, med + self.weak_k * sigma + 0.02)
 
     def update(self, view: FrameView) -> tuple[float, bool]:
         """(score, anomalous) of this frame; then adapt the background."""
@@ -97,8 +101,8 @@ class RoiAnomaly:
             score = float(np.mean(np.partition(per_cell, -k)[-k:]))
         else:
             score = float(per_cell.mean())
-        strong = score > self.threshold()
-        weak = len(self.normal_scores) >= 6 and score > self.threshold(self.weak_k)
+        strong_at, weak_at = self.thresholds()
+        strong, weak = score > strong_at, score > weak_at
         self._weak_run = self._weak_run + 1 if weak else 0
         anomalous = strong or self._weak_run >= self.persist
         self.weak_only = anomalous and not strong
