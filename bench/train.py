@@ -8,6 +8,7 @@ days (seeds 3-5), then a learning curve (the same training with only 50 and 100 
 
     .venv/bin/python bench/train.py [--presets office,warehouse,home] [--interval 20] [--no-curve]
     .venv/bin/python bench/train.py --train-seed 11 --days 7     # the same budget collected over a week
+    .venv/bin/python bench/train.py --more-seeds 2 --no-curve     # spread over 3 training seeds
 
 Timings are wall-clock and process CPU seconds of the training run in this process (single torch
 thread by default; `--threads 0` uses up to 2 cores).
@@ -136,16 +137,22 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     print(f"\n### {preset}\n\ncollected with the smart sampler on {days}: {col['kept']} of {col['seen']} frames "
           f"(interval {args.interval:g} s) in {col['seconds']:.0f} s; labels from truth: {col['labels']}", flush=True)
     with Dataset.open(ds) as store:
-        open_angles = [r.meta["truth"]["angle"] for r in store.records(labelled=True) if r.label == "open"]
+        records = store.records(labelled=True)
+        open_angles = [r.meta["truth"]["angle"] for r in records if r.label == "open"]
+        near = sum(2 <= r.meta["truth"]["angle"] <= 20 for r in records)
+        swing = sum(r.sampler == "smart/swing" for r in records)
     print(f"door angles of the collected open frames: min {min(open_angles, default=float('nan')):.1f}, "
-          f"{sum(a <= 20 for a in open_angles)} of {len(open_angles)} at 10-20 degrees", flush=True)
+          f"{sum(a <= 20 for a in open_angles)} of {len(open_angles)} at 10-20 degrees; frames at 2-20 degrees "
+          f"(both sides of the threshold): {near}; kept from swing bursts: {swing}", flush=True)
     seeds = [int(v) for v in args.test_seeds.split(",")]
     jpegs, labels, angles = test_day(preset, seeds[0], args.test_open, args.test_closed)
     metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args)
     acc = held_out(models, jpegs, labels, angles)
     more = {seeds[0]: acc}
+    test_days = {seeds[0]: (jpegs, labels, angles)}
     for seed in seeds[1:]:
-        more[seed] = held_out(models, *test_day(preset, seed, args.test_open, args.test_closed))
+        test_days[seed] = test_day(preset, seed, args.test_open, args.test_closed)
+        more[seed] = held_out(models, *test_days[seed])
     st = metrics["stages"]
     rows = [("teacher", st["teacher"]), ("student alone", st["student"]), ("distilled student", st["distilled"]),
             ("pruned", st["pruned"]), ("int8", st["int8"])]
@@ -168,6 +175,23 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         print(f"int8 on every held-out day (seed: balanced acc., ajar 10-20 deg recall): " + ", ".join(
             f"{s}: {pct(a['int8'])} ({pct(a['int8 recall ajar 10-20 deg'])} of {a['n ajar 10-20 deg']})"
             for s, a in more.items()) + f"; mean {pct(mean)}", flush=True)
+    if args.more_seeds:
+        # The same data, other training seeds (initialisation, augmentation, validation block): how
+        # much of a difference between two runs is luck.
+        table = {args.seed: {d: a["int8"] for d, a in more.items()}}
+        for k in range(1, args.more_seeds + 1):
+            run_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k})
+            _, mod, _, _ = train_once(ds, work / f"{preset}-model-seed{args.seed + k}", run_args)
+            table[args.seed + k] = {d: held_out(mod, *test_days[d])["int8"] for d in seeds}
+        print(f"\nint8 held-out balanced accuracy by training seed (rows) and held-out day (columns):\n")
+        print("| training seed | " + " | ".join(f"day {d}" for d in seeds) + " | mean |")
+        print("|---" * (len(seeds) + 2) + "|")
+        for k, row in table.items():
+            print(f"| {k} | " + " | ".join(pct(row[d]) for d in seeds) + f" | {pct(float(np.mean(list(row.values()))))} |")
+        allv = [v for row in table.values() for v in row.values()]
+        first = [row[seeds[0]] for row in table.values()]
+        print(f"\nover {len(table)} training seeds: all days mean {pct(float(np.mean(allv)))} (min {pct(min(allv))}); "
+              f"day {seeds[0]} mean {pct(float(np.mean(first)))} (min {pct(min(first))})", flush=True)
     result = {"preset": preset, "collect": col, "held_out": acc, "held_out_days": more, "train_wall_s": wall, "train_cpu_s": cpu,
               "macs": metrics["macs"], "weight_bytes": metrics["weight_bytes"],
               "model_file_bytes": metrics["model_file_bytes"], "val": {k: st[k]["val_balanced_accuracy"] for k in keys}}
@@ -207,6 +231,7 @@ def main() -> int:
     p.add_argument("--teacher-weights", default=None)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")
     p.add_argument("--no-curve", dest="curve", action="store_false")
     p.add_argument("--work", help="keep datasets and models here (default: a temporary directory)")
     p.add_argument("--reuse", action="store_true", help="reuse datasets collected into --work by an earlier run")

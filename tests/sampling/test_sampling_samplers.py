@@ -122,6 +122,37 @@ def test_smart_with_a_model_keeps_its_brief_flips_first():
     assert [t for t, _ in flips] == [60.0, 70.0] and flips[1][1].startswith("brief flip back")
 
 
+def test_smart_asks_for_bursts_and_keeps_the_door_near_its_open_closed_boundary(tmp_path):
+    # Office, seed 1, 07:00-09:00 at one frame in 20 s: doors swing open and shut in a few seconds,
+    # so frames at 20 s almost never show a door at 5-15 degrees. When the door region starts to
+    # change the sampler asks the source for a frame every 0.5 s for 12 s (the collect loop passes
+    # it on) and keeps the frames whose door region differs only slightly: the swing's nearly-shut
+    # angles, from both sides of the 10 degree threshold.
+    from camlytics.sampling.collect import collect
+    from camlytics.sim import Scene
+    from camlytics.sources import open_source
+    from camlytics.store import Dataset
+
+    scene = Scene("office", 1)
+    sampler = make_sampler("smart", budget=300, duration=86400.0, roi=scene.door_roi)
+    sampler.budget.tokens = sampler.budget.burst  # saved up over a quiet night
+    with Dataset.open(tmp_path / "ds", create=True) as ds:
+        stats = collect(lambda: open_source("sim:office?seed=1&interval=20&start=07:00&duration=7200"), ds, sampler,
+                        live=False)
+        records = ds.records()
+    assert sampler.pace is None or sampler.pace == sampler.burst_interval
+    assert 360 + 24 * 3 <= stats.seen <= 360 + 24 * 20, stats.seen  # a few bursts of 24 extra frames
+    swing = [r for r in records if r.sampler == "smart/swing"]
+    angles = sorted(r.meta["truth"]["angle"] for r in swing)
+    assert 3 <= len(swing) <= 20, angles
+    assert all(r.timestamp % 20 for r in swing)  # burst frames, off the 20 s grid
+    assert all(a < 30 for a in angles), angles  # nearly shut, not wide open
+    assert any(2 <= a <= 10 for a in angles) and any(10 < a <= 25 for a in angles), angles
+    assert all("slightly while it moves" in r.reason for r in swing)
+    # the other parts did not see the burst frames: every other kept frame is on the 20 s grid
+    assert all(r.timestamp % 20 == 0 for r in records if r.sampler != "smart/swing")
+
+
 def test_smart_keeps_a_door_left_ajar_a_few_times_not_every_frame():
     # Office, seed 1: at 03:22 the door is left ajar at 14 degrees for 4 minutes. In the night image
     # the door region changes too little for the one-frame threshold, but for minutes on end.

@@ -38,6 +38,19 @@ def test_several_days_are_consecutive_days_of_the_same_installation():
     assert (frames[2].image == day2.image).all() and frames[2].meta["truth"]["t"] == 3 * 3600
 
 
+def test_a_burst_pace_gives_frames_faster_then_the_grid_resumes():
+    # A sampler asks for a burst (FrameSource.pace): frames every 2 s, then back on the 60 s grid.
+    times = []
+    with open_source("sim:office?seed=0&interval=60&start=08:00&width=160&height=90", count=7) as src:
+        for frame in src:
+            times.append(frame.timestamp - 8 * 3600)
+            src.pace(2.0 if len(times) == 2 else None if len(times) == 4 else src._pace)
+    assert times == [0.0, 60.0, 62.0, 64.0, 120.0, 180.0, 240.0]
+    with open_source("sim:office?seed=0&interval=1&width=160&height=90", count=3) as src:
+        src.pace(5.0)  # never slower than the source's own interval
+        assert [f.timestamp for f in src] == [0.0, 1.0, 2.0]
+
+
 @pytest.mark.parametrize("spec, message", [
     ("sim:office?days=0", "days must be a whole number in 1..366"),
     ("sim:office?days=2.5", "whole number"),

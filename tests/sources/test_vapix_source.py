@@ -130,6 +130,21 @@ def test_a_slow_snapshot_does_not_make_the_next_one_come_at_once():
     assert min(b - a for a, b in zip(times, times[1:])) >= 0.095
 
 
+def test_a_burst_pace_makes_the_next_snapshots_come_sooner(simcam):
+    # interval 2 s; after the first snapshot a sampler asks for a burst at 0.1 s, after the third it ends.
+    times = []
+    with open_source(simcam.url, count=5, interval=2.0, resolution="320x180") as src:
+        for frame in src:
+            times.append(frame.timestamp)
+            if len(times) == 1:
+                src.pace(0.1)
+            elif len(times) == 3:
+                src.pace(None)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.095 <= g < 1.0 for g in gaps[:2]), gaps  # the burst
+    assert all(g >= 1.95 for g in gaps[2:]), gaps  # the camera's own interval again
+
+
 @pytest.mark.parametrize("options, message", [
     ({"resolution": "big"}, "WIDTHxHEIGHT"),
     ({"compression": 101}, "compression"),

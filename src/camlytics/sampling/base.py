@@ -26,9 +26,14 @@ class Decision:
 
 
 class Sampler:
-    """Streaming frame selector: `offer(frame)` returns a Decision to keep it, or None. Bounded memory."""
+    """Streaming frame selector: `offer(frame)` returns a Decision to keep it, or None. Bounded memory.
+
+    `pace` is the frame interval (seconds) the sampler would like from now on, or None for the
+    source's own rate; the collect loop passes it to the source (`FrameSource.pace`).
+    """
 
     name = "sampler"
+    pace: float | None = None
 
     def __init__(self, roi: tuple[int, int, int, int] | None = None):
         self.roi = roi

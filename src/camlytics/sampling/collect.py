@@ -37,6 +37,7 @@ class CollectStats:
     last_error: str | None = None
     last_reason: str | None = None
     stopped: bool = False  # Ctrl-C
+    stream_seconds: float = 0.0  # frame time covered so far (bursts add frames, not time)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -103,6 +104,10 @@ def collect(
     while not stop:
         try:
             source = open_source()
+            paced: float | None = None
+            if sampler.pace is not None:  # reopened during a burst
+                paced = sampler.pace
+                source.pace(paced)
             try:
                 for frame in source:
                     if first_ts is None:
@@ -110,7 +115,11 @@ def collect(
                     if duration is not None and frame.timestamp - first_ts >= duration:
                         return stats
                     stats.seen += 1
+                    stats.stream_seconds = frame.timestamp - first_ts
                     decision = sampler.offer(frame)
+                    if sampler.pace != paced:  # a burst starts or ends
+                        paced = sampler.pace
+                        source.pace(paced)
                     if decision is not None:
                         dataset.add_image(
                             frame.to_jpeg(), timestamp=frame.timestamp, source=frame.source, sampler=decision.sampler,

@@ -69,7 +69,7 @@ def _planned_duration(source, args: argparse.Namespace) -> float:
 def run_collect(args: argparse.Namespace) -> int:
     """Run the collector with a live progress display."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from camlytics.sampling import make_sampler
     from camlytics.sampling.base import check_positive
@@ -98,7 +98,9 @@ def run_collect(args: argparse.Namespace) -> int:
             ds.set_roi(roi)
         roi = roi or ds.roi
         duration = _planned_duration(first, args)
-        total = len(first) if hasattr(first, "__len__") else None
+        # the simulator's bar runs on stream time: a sampler's bursts add frames, not time
+        by_time = hasattr(first, "end") and hasattr(first, "start")
+        total = duration if by_time else len(first) if hasattr(first, "__len__") else None
         sampler = make_sampler(args.sampler, budget=args.budget, duration=duration, roi=roi, interval=args.every,
                                predict=predict, per_hour=args.per_hour)
         sources = [first]
@@ -108,18 +110,19 @@ def run_collect(args: argparse.Namespace) -> int:
 
         console = Console(stderr=True)
         progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[seen]} frames"),
             TextColumn("kept {task.fields[kept]}/{task.fields[budget]}  {task.fields[by]}"),
             TextColumn("{task.fields[rate]:.1f} frames/s"), TextColumn("[yellow]{task.fields[note]}"),
             TimeElapsedColumn(), console=console, transient=False,
         )
         task = progress.add_task(f"collect ({args.sampler})", total=total, kept=0, budget=args.budget, by="",
-                                 rate=0.0, note="")
+                                 rate=0.0, note="", seen=0)
 
         def show(stats) -> None:
             by = " ".join(f"{k.removeprefix('smart/')}:{v}" for k, v in sorted(stats.kept_by.items()))
             note = f"retrying: {stats.last_error}" if stats.last_error and stats.reconnects else ""
-            progress.update(task, completed=stats.seen, kept=stats.kept, by=by, rate=stats.rate, note=note[:60])
+            progress.update(task, completed=stats.stream_seconds if by_time else stats.seen, seen=stats.seen,
+                            kept=stats.kept, by=by, rate=stats.rate, note=note[:60])
 
         stop = StopFlag()
         with progress, stop.on_sigint():

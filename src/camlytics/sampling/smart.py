@@ -8,6 +8,11 @@ with the lamps on), so every slot of the day gets a frame too. All parts share o
 per hour, token bucket): anomalies may spend whenever a token is left, the others only when
 tokens are saved up, so quiet hours fill the dataset with variety and busy hours with events.
 With a model, its brief flips and unsure frames come first (see FlipSampler).
+
+A door swings through the open/closed boundary in under a second, so a source polled every 20 s
+almost never shows it there. When the door region starts to change, the sampler asks the source
+for a burst (`pace`: a frame every 0.5 s for 12 s) and keeps the burst frames whose door region
+differs only slightly: the rare examples from both sides of the boundary.
 """
 
 from __future__ import annotations
@@ -82,6 +87,21 @@ class RoiAnomaly:
         sigma = 1.4826 * float(np.median(np.abs(s - med)))
         return max(self.floor, med + self.k * sigma + 0.02), max(self.floor, med + self.weak_k * sigma + 0.02)
 
+    def score(self, view: FrameView) -> float:
+        """Distance of this frame's ROI cells from the background (nan while there is none); no update."""
+        if self.background is None or self.background.shape != view.roi_hog.shape:
+            return float("nan")
+        per_cell = np.sqrt(((view.roi_hog - self.background) ** 2).sum(axis=2)).ravel()
+        if view.roi is None:  # whole frame: something changed locally, look at the worst tenth
+            k = max(1, per_cell.size // 10)
+            return float(np.mean(np.partition(per_cell, -k)[-k:]))
+        return float(per_cell.mean())
+
+    def band(self, score: float) -> str:
+        """"strong" (above the one-frame threshold), "weak" (between the two) or "normal"."""
+        strong_at, weak_at = self.thresholds()
+        return "strong" if score > strong_at else "weak" if score > weak_at else "normal"
+
     def update(self, view: FrameView) -> tuple[float, bool]:
         """(score, anomalous) of this frame; then adapt the background."""
         cells = view.roi_hog
@@ -95,12 +115,7 @@ class RoiAnomaly:
                 self._pending = []
             self._last_t = t
             return 0.0, False
-        per_cell = np.sqrt(((cells - self.background) ** 2).sum(axis=2)).ravel()
-        if view.roi is None:  # whole frame: something changed locally, look at the worst tenth
-            k = max(1, per_cell.size // 10)
-            score = float(np.mean(np.partition(per_cell, -k)[-k:]))
-        else:
-            score = float(per_cell.mean())
+        score = self.score(view)
         strong_at, weak_at = self.thresholds()
         strong, weak = score > strong_at, score > weak_at
         self._weak_run = self._weak_run + 1 if weak else 0
@@ -130,8 +145,18 @@ class SmartSampler(Sampler):
 
     name = "smart"
 
+    burst_interval = 0.5  # seconds between frames while the door region starts to change
+    burst_seconds = 12.0   # how long such a burst lasts
+    burst_keep = 2         # nearly-shut frames kept per burst
+
     def __init__(self, budget: Budget, roi=None, predict: Callable[[Frame], dict[str, float]] | None = None):
         super().__init__(roi)
+        self._burst_until = -np.inf
+        self._burst_armed = True  # a new burst may start (the door region was back to normal since the last)
+        self._burst_kept = 0
+        self._prev_t = -np.inf  # the previous frame's time
+        self._regular_t: float | None = None  # the previous frame that was not a burst frame
+        self._regular_dt = np.inf  # the source's own interval, as last seen
         # Save up for busy hours: a quarter of the budget may wait in the bucket.
         budget.burst = max(budget.burst, budget.total / 4)
         self.budget = budget
@@ -152,11 +177,26 @@ class SmartSampler(Sampler):
         t = view.timestamp
         budget = self.budget
         budget.advance(t)
+        dt, self._prev_t = t - self._prev_t, t
+        if t < self._burst_until and dt < 0.5 * self._regular_dt:
+            return self._burst_frame(view)  # a frame the burst added (a source that ignores the pace sends none)
+        if self._regular_t is not None and t > self._regular_t:
+            self._regular_dt = t - self._regular_t
+        self._regular_t = t
+        self.pace = None
         share, scene_change = self.motion.update(view)
         if scene_change:
             self.anomaly.reset(color_vector(view).copy())
             return self._keep(view, "light", share, "scene change (lights / IR mode)")
         score, anomalous = self.anomaly.update(view)
+        if anomalous and self._burst_armed and self.burst_seconds > 0:
+            # The door region starts to change: ask the source for frames every `burst_interval`
+            # seconds for a while, to catch the door moving through its nearly-shut angles.
+            self._burst_until, self._burst_armed = t + self.burst_seconds, False
+            self._burst_kept = 0
+            self.pace = self.burst_interval
+        elif not anomalous:
+            self._burst_armed = True
         if self.flips is not None:
             decision = self.flips.offer_view(view)  # spends from the shared budget itself
             if decision is not None:
@@ -205,6 +245,29 @@ class SmartSampler(Sampler):
             d = self.shape_memory.distance(hog_vector(view))
             if d > 0.5 * (1.0 - budget.fill) + 0.05:
                 return self._keep(view, "hog", d, f"new shapes (distance {d:.3f})")
+        return None
+
+    def _burst_frame(self, view: FrameView) -> Decision | None:
+        """A frame of a burst: only the door's nearly-shut looks count; nothing else learns from it.
+
+        A door swinging shut passes the open/closed boundary in a fraction of a second; the frames
+        whose door region differs only a little (between the weak and the one-frame threshold) are
+        the rare examples from both sides of that boundary.
+        The background, motion and novelty parts do not see burst frames, so a burst does not change
+        what they learn per second of stream time.
+        """
+        if view.timestamp + self.burst_interval >= self._burst_until - 1e-6:
+            self.pace = None  # the last frame of the burst: the next one comes at the source's own rate
+        score = self.anomaly.score(view)
+        if not np.isfinite(score):
+            return None
+        band = self.anomaly.band(score)
+        # only while tokens are saved up (as for the first frame of activity): a busy hour's swings
+        # must not starve the frames of people at the door
+        if band == "weak" and self._burst_kept < self.burst_keep and self.budget.fill > 0.4:
+            decision = self._keep(view, "swing", score, "door region differs slightly while it moves (nearly shut?)")
+            self._burst_kept += decision is not None
+            return decision
         return None
 
     def _keep(self, view: FrameView, part: str, score: float, reason: str) -> Decision | None:

@@ -46,6 +46,23 @@ class FrameSource:
         self.produced = 0
         self.last_error: SourceError | None = None
         self._closed = False
+        self._pace: float | None = None
+
+    def pace(self, interval: float | None) -> None:
+        """Ask for frames every `interval` seconds for now (a burst), or at the source's own rate (None).
+
+        A sampler asks for a burst when something starts to happen, so a door's swing is seen frame
+        by frame, not once in 20 s. Sources that poll (the simulator, VAPIX snapshots) follow it and
+        never go slower than their own interval; streams that push frames (MJPEG, video, folders)
+        deliver every frame anyway and ignore it.
+        """
+        self._pace = float(interval) if interval else None
+
+    def _next_interval(self, own: float | None) -> float | None:
+        """The interval to wait now: the burst pace when one is asked for and faster, else `own`."""
+        if self._pace is None:
+            return own
+        return self._pace if own is None else min(own, self._pace)
 
     def _read(self) -> Iterator[Frame | SourceError]:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
@@ -70,7 +71,7 @@ class SimSource(FrameSource):
         self.scene = shared_scene(preset, int(seed), width, height)  # the first day's
 
     def __len__(self) -> int:
-        """Frames the full run yields (before `count`)."""
+        """Frames the full run yields (before `count`) at the regular interval; bursts add more."""
         n = (int((self.end - self.start) / self.interval - 1e-9) + 1) * self.days
         return n if self.count is None else min(n, self.count)
 
@@ -79,16 +80,17 @@ class SimSource(FrameSource):
 
         for day in range(self.days):
             scene = self.scene if day == 0 else shared_scene(self._preset, self._seed + day, *self._size)
-            i = 0
-            while not self._closed:
-                t = self.start + i * self.interval
-                if t >= self.end or t >= DAY:
-                    break
+            t = self.start
+            while not self._closed and t < self.end and t < DAY:
                 frame = scene.frame(t, self.quality)
                 if day:
                     frame.timestamp += day * DAY
                 yield frame
-                i += 1
+                step = self._next_interval(self.interval)
+                if step == self.interval:  # back on the regular grid after a burst
+                    t = self.start + (math.floor((t - self.start) / self.interval + 1e-9) + 1) * self.interval
+                else:
+                    t += step
 
 
 def open_sim(spec: str, **options) -> SimSource:

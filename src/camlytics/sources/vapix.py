@@ -157,14 +157,16 @@ class VapixCamera(FrameSource):
         return self._to_frame(*self._fetch(), timestamp)
 
     def _read(self) -> Iterator[Frame | SourceError]:
-        next_due = time.monotonic()
+        last: float | None = None  # when the previous snapshot was asked for
         while not self._closed:
-            if self.interval:
-                wait = next_due - time.monotonic()
+            # `interval` after the previous request: a late snapshot moves the schedule (no catch-up
+            # burst), and a faster pace asked for by a sampler applies from the next frame on
+            interval = self._next_interval(self.interval)
+            if interval and last is not None:
+                wait = last + interval - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                # a late frame moves the schedule: the next one is `interval` after this one, never at once
-                next_due = max(next_due, time.monotonic()) + self.interval
+            last = time.monotonic()
             timestamp = time.time()
             answer = self._fetch()  # network, auth and HTTP errors end the stream
             try:
