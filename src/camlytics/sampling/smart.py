@@ -148,6 +148,7 @@ class SmartSampler(Sampler):
     burst_interval = 0.5  # seconds between frames while the door region starts to change
     burst_seconds = 12.0   # how long such a burst lasts
     burst_keep = 2         # nearly-shut frames kept per burst
+    swing_share = 0.15     # of the budget, at most, for them
 
     def __init__(self, budget: Budget, roi=None, predict: Callable[[Frame], dict[str, float]] | None = None):
         super().__init__(roi)
@@ -262,9 +263,9 @@ class SmartSampler(Sampler):
         if not np.isfinite(score):
             return None
         band = self.anomaly.band(score)
-        # only while tokens are saved up (as for the first frame of activity): a busy hour's swings
-        # must not starve the frames of people at the door
-        if band == "weak" and self._burst_kept < self.burst_keep and self.budget.fill > 0.4:
+        # at most `swing_share` of the budget: a busy day's swings must not starve the other parts
+        if (band == "weak" and self._burst_kept < self.burst_keep
+                and self.kept_by.get("swing", 0) < self.swing_share * self.budget.total):
             decision = self._keep(view, "swing", score, "door region differs slightly while it moves (nearly shut?)")
             self._burst_kept += decision is not None
             return decision
