@@ -9,7 +9,9 @@ its own cost on one core (CPU time of this thread, rendering excluded; rendering
     .venv/bin/python bench/sampling.py --presets office --hours 6-12 --samplers smart,time
 
 The ROI given to the samplers is the scene's door ROI, as an installer would draw it with `--roi`
-(`smart-noroi` is the smart sampler without one).
+(`smart-noroi` is the smart sampler without one). Every sampler sees the same pre-rendered frames, so
+the smart sampler's swing bursts (FrameSource.pace) do not apply here; bench/train.py collects through
+the real loop and counts the frames they add.
 """
 
 from __future__ import annotations
