@@ -254,8 +254,8 @@ class SmartSampler(Sampler):
         A door swinging shut passes the open/closed boundary in a fraction of a second; the frames
         whose door region differs only a little (between the weak and the one-frame threshold) are
         the rare examples from both sides of that boundary.
-        The background, motion and novelty parts do not see burst frames, so a burst does not change
-        what they learn per second of stream time.
+        The background, motion and flip parts do not see burst frames (the novelty memories only the
+        kept ones), so a burst does not change what they learn per second of stream time.
         """
         if view.timestamp + self.burst_interval >= self._burst_until - 1e-6:
             self.pace = None  # the last frame of the burst: the next one comes at the source's own rate
