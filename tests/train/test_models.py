@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def test_loading_rejects_garbage_and_unknown_layers(tmp_path: Path) -> None:
         build_from_arch([{"type": "lstm"}])
     with pytest.raises(ModelError, match="block kind must be one of"):
         build_student(StudentSpec(blocks=[(8, 2, "transformer")]))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs_student": 0}, "epochs-student must be a whole number >= 1, got 0"),
+    ({"pool_per_image": 0}, "pool-per-image must be a whole number >= 1, got 0"),
+    ({"pool": 8}, "pool must be 0 (automatic) or >= 16, got 8"),
+    ({"color": "ir"}, "color must be 'gray' or 'rgb'"),
+    ({"budget_macs": 10}, "budget-macs must be >= 1000"),
+])
+def test_a_bad_training_setting_is_named(change, message):
+    from camlytics.errors import TrainingError
+    from camlytics.train.pipeline import TrainConfig
+
+    TrainConfig().validate()
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        TrainConfig(**change).validate()

@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=parse_epochs, metavar="N|stage=N,...", help="epochs: one number for the student "
                    "(other stages scaled), or teacher=N,student=N,finetune=N,qat=N")
     p.add_argument("--pool", type=int, default=0, metavar="N", help="augmented training images shared by all "
-                   "stages (default: 8 per labelled image, 1024..4096)")
+                   "stages (default: 30 per training image, 1024..8192)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
