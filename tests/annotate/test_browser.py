@@ -174,6 +174,11 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         page.keyboard.press("Escape")  # cancel leaves everything as it was
         assert page.locator("#roi-hint").is_hidden()
         page.keyboard.press("r")
+        # entering ROI mode shows the current frame again: drag only once the image is loaded and laid out
+        page.wait_for_selector("#roi-hint:not([hidden])")
+        page.wait_for_function("""() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => {
+            const img = document.querySelector('#image'), r = img.getBoundingClientRect();
+            done(img.complete && img.naturalWidth > 0 && r.width > 0 && r.height > 0); })))""")
         box = page.locator("#image").bounding_box()
         w, h = scene().width, scene().height
         page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
