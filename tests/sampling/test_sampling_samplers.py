@@ -140,7 +140,6 @@ def test_smart_asks_for_bursts_and_keeps_the_door_near_its_open_closed_boundary(
         stats = collect(lambda: open_source("sim:office?seed=1&interval=20&start=07:00&duration=7200"), ds, sampler,
                         live=False)
         records = ds.records()
-    assert sampler.pace is None or sampler.pace == sampler.burst_interval
     assert 360 + 24 * 3 <= stats.seen <= 360 + 24 * 20, stats.seen  # a few bursts of 24 extra frames
     swing = [r for r in records if r.sampler == "smart/swing"]
     angles = sorted(r.meta["truth"]["angle"] for r in swing)

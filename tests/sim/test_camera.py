@@ -360,3 +360,22 @@ def test_simcam_command_serves_until_interrupted(free_port):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)  # generous: CI runs this beside training
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_a_client_that_resets_its_connection_prints_nothing(capfd):
+    # A client hanging up mid-request is normal; the in-process camera must not print a traceback
+    # into the output of the command that runs it (it did, now and then, in `snapshot` tests).
+    import socket
+    import struct
+
+    with SimulatedCamera(auth=None, prewarm=False) as cam:
+        host, port = cam.url.removeprefix("http://").split(":")
+        for _ in range(5):
+            s = socket.create_connection((host, int(port.strip("/"))))
+            s.sendall(b"GET /axis-cgi/jpg/image.cgi HTTP/1.1\r\nHost: x")  # no end of headers
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            s.close()
+        time.sleep(0.5)
+        assert httpx.get(cam.url + "/axis-cgi/jpg/image.cgi", timeout=30).status_code == 200
+    out, err = capfd.readouterr()
+    assert "Traceback" not in err and "Exception occurred" not in err, err

@@ -145,6 +145,13 @@ def test_a_burst_pace_makes_the_next_snapshots_come_sooner(simcam):
     assert all(g >= 1.95 for g in gaps[2:]), gaps  # the camera's own interval again
 
 
+def test_a_burst_pace_never_slows_a_camera_read_as_fast_as_it_serves(simcam):
+    with open_source(simcam.url, count=3, resolution="320x180") as src:
+        src.pace(5.0)
+        times = [f.timestamp for f in src]
+    assert times[-1] - times[0] < 2.0, times
+
+
 @pytest.mark.parametrize("options, message", [
     ({"resolution": "big"}, "WIDTHxHEIGHT"),
     ({"compression": 101}, "compression"),

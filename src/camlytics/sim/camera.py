@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import sys
 import socket
 import threading
 import time
@@ -925,6 +926,18 @@ class _BadRequest(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (reset, broken pipe) is normal for a camera; log anything else, never print.
+
+        socketserver's default prints a traceback to stderr, which lands in the middle of the
+        output of whatever CLI runs the simulated camera in-process.
+        """
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            log.debug("client %s hung up: %s", client_address, exc)
+        else:
+            log.warning("request from %s failed", client_address, exc_info=True)
 
 
 class _HTTPHandler(BaseHTTPRequestHandler):

@@ -59,10 +59,13 @@ class FrameSource:
         self._pace = float(interval) if interval else None
 
     def _next_interval(self, own: float | None) -> float | None:
-        """The interval to wait now: the burst pace when one is asked for and faster, else `own`."""
-        if self._pace is None:
+        """The interval to wait now: the burst pace when one is asked for and faster, else `own`.
+
+        A source without an interval of its own (as fast as served) is never slowed down by a pace.
+        """
+        if self._pace is None or own is None:
             return own
-        return self._pace if own is None else min(own, self._pace)
+        return min(own, self._pace)
 
     def _read(self) -> Iterator[Frame | SourceError]:
         raise NotImplementedError

@@ -27,14 +27,13 @@ def teacher_logits(teacher: nn.Module, pool_x: np.ndarray, batch_size: int = 256
     return torch.from_numpy(predict_logits(teacher, pool_x, batch_size))
 
 
-def distillation_loss(cached: list[torch.Tensor], temperature: float = 4.0, alpha: float = 0.7) -> Loss:
-    """`alpha * T^2 * KL(teachers_T || student_T) + (1 - alpha) * CE(labels)` (Hinton et al. 2015).
+def distillation_loss(cached: torch.Tensor, temperature: float = 4.0, alpha: float = 0.7) -> Loss:
+    """`alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE(labels)` (Hinton et al. 2015).
 
-    `cached` holds each teacher's logits for every pool image (the teachers saw exactly the
-    augmented image the student is asked about); several teachers are an ensemble whose softened
-    probabilities are averaged.
+    `cached` holds the teacher's logits for each pool image: the teacher saw exactly the augmented
+    image the student is asked about. The softened targets are computed once, not per batch.
     """
-    soft_all = torch.stack([F.softmax(c / temperature, dim=1) for c in cached]).mean(dim=0)
+    soft_all = F.softmax(cached / temperature, dim=1)
 
     def loss(logits: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         soft = soft_all[idx]

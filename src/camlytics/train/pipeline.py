@@ -208,7 +208,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         histories.append(fit(student, pool, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
                              name="student", progress=progress))
         record("student", student, t0, width=width)
-        kd = distillation_loss([teacher_logits(teacher, pool.x)])
+        kd = distillation_loss(teacher_logits(teacher, pool.x))
 
         t0 = time.monotonic()
         rng = _stage_seed(cfg.seed, "distilled")
