@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from camlytics.errors import TrainingError
+from camlytics.train.pipeline import DEFAULT_INPUT
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
@@ -76,7 +77,9 @@ def register(subparsers: Any) -> None:
                    "(default: the dataset's)")
     p.add_argument("--roi", type=parse_roi, help="x0,y0,x1,y1 in full-resolution pixels (default: the dataset's ROI, "
                    "else the whole frame)")
-    p.add_argument("--input", type=parse_size, default=(32, 32), metavar="WxH", help="network input size (default 32x32)")
+    p.add_argument("--input", type=parse_size, default=DEFAULT_INPUT, metavar="WxH",
+                   help="network input size (default %dx%d: wide, since a hinged door's edge moves sideways; "
+                   "use e.g. 32x64 for a door that moves vertically)" % DEFAULT_INPUT)
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--gray", dest="color", action="store_const", const="gray", help="grey input (default)")
     colour.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="colour input")

@@ -115,8 +115,8 @@ def resolve_spec(ds: Any, records: list[Any], roi: Sequence[int] | None, input_w
     return InputSpec(iw, ih, color, (x0, y0, x1, y1), (w, h))
 
 
-def load_labelled(dataset: str | Path, *, classes: Sequence[str] | None = None, roi: Sequence[int] | None = None,
-                  input_wh: tuple[int, int] = (32, 32), color: str = "gray", progress: Any = None) -> LabelledData:
+def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int], classes: Sequence[str] | None = None,
+                  roi: Sequence[int] | None = None, color: str = "gray", progress: Any = None) -> LabelledData:
     """Every labelled record of `dataset`, checked and preprocessed; TrainingError when training cannot work."""
     from camlytics.store import Dataset
 
