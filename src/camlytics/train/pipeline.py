@@ -34,9 +34,9 @@ class TrainConfig:
 
     classes: list[str] | None = None
     roi: tuple[int, int, int, int] | None = None
-    # Wide by default: a hinged door's state shows as the leaf's edge moving sideways, and twice the
-    # columns resolved a door at 11 deg from one at 9 deg where 32x32, 48x48 and 64x64 did not
-    # (bench/train.py, office preset). A door that moves vertically wants --input 32x64.
+    # Wide by default: a hinged door's state shows as the leaf's edge moving sideways; on held-out
+    # simulated days 64x32 did better than 32x32 on two presets of three and than 48x32, 48x48 and 64x64
+    # on the office (bench/train.py, README). A door that moves vertically wants --input 32x64.
     input_wh: tuple[int, int] = DEFAULT_INPUT
     color: str = "gray"
     budget_macs: int = BUDGET_MACS
