@@ -132,11 +132,12 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
         if not (model_dir / "model.cml").is_file():
             sys.exit(f"{model_dir}: no model.cml")
         return model_dir
-    model_dir = CACHE / "model"
+    from camlytics.train.pipeline import DEFAULT_INPUT, TrainConfig, run_training
+
+    model_dir = CACHE / "model-{}x{}".format(*DEFAULT_INPUT)  # a new default input size trains a new model
     if (model_dir / "model.cml").is_file():
         return model_dir
     from camlytics.sim import Scene
-    from camlytics.train.pipeline import TrainConfig, run_training
     from camlytics.train.simdata import build_sim_dataset, state_times
 
     print(f"training a small door model into {model_dir} (once) ...", flush=True)
