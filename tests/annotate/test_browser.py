@@ -179,9 +179,12 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         page.wait_for_function("""() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => {
             const img = document.querySelector('#image'), r = img.getBoundingClientRect();
             done(img.complete && img.naturalWidth > 0 && r.width > 0 && r.height > 0); })))""")
-        box = page.locator("#image").bounding_box()
+        image = page.locator("#image")
+        box = image.bounding_box()
         w, h = scene().width, scene().height
-        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+        # hover() waits until the image is stable and is what receives the pointer there (actionability)
+        image.hover(position={"x": 0.25 * box["width"], "y": 0.2 * box["height"]})
+        box = image.bounding_box()
         page.mouse.down()
         page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"], steps=4)
         page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"], steps=4)

@@ -569,10 +569,15 @@ function setMode(mode) {
 
 function framePoint(ev) {
   const img = $("image");
-  const rect = img.getBoundingClientRect();
-  const fx = Math.min(1, Math.max(0, (ev.clientX - rect.left) / rect.width));
-  const fy = Math.min(1, Math.max(0, (ev.clientY - rect.top) / rect.height));
-  return [fx * img.naturalWidth, fy * img.naturalHeight];
+  let fx, fy;
+  if (ev.target === img && img.clientWidth > 0 && img.clientHeight > 0) {
+    // On the image itself: the offset the browser hit-tested with (a re-layout can't move it).
+    fx = ev.offsetX / img.clientWidth; fy = ev.offsetY / img.clientHeight;
+  } else {
+    const rect = img.getBoundingClientRect();
+    fx = (ev.clientX - rect.left) / rect.width; fy = (ev.clientY - rect.top) / rect.height;
+  }
+  return [Math.min(1, Math.max(0, fx)) * img.naturalWidth, Math.min(1, Math.max(0, fy)) * img.naturalHeight];
 }
 
 function setupRoiDrag() {
