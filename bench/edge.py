@@ -132,9 +132,16 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
         if not (model_dir / "model.cml").is_file():
             sys.exit(f"{model_dir}: no model.cml")
         return model_dir
-    from camlytics.train.pipeline import DEFAULT_INPUT, TrainConfig, run_training
+    import dataclasses
+    import hashlib
 
-    model_dir = CACHE / "model-{}x{}".format(*DEFAULT_INPUT)  # a new default input size trains a new model
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    # the tests' door_model recipe: few epochs, the default architecture search, input size and budgets
+    cfg = TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2, epochs_qat=1, seed=0)
+    # keyed by every TrainConfig setting, so a changed default trains a new model instead of reusing a stale one
+    key = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    model_dir = CACHE / f"model-{key}"
     if (model_dir / "model.cml").is_file():
         return model_dir
     from camlytics.sim import Scene
@@ -145,9 +152,7 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
     if not dataset.exists():
         times = state_times(Scene("office", 0, 640, 360), 60, 60, np.random.default_rng(0), step=2.0)
         build_sim_dataset(dataset, "office", 0, times)
-    # the tests' door_model recipe: few epochs, the default architecture search and budgets
-    run_training(dataset, model_dir, TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2,
-                                                 epochs_qat=1, seed=0))
+    run_training(dataset, model_dir, cfg)
     return model_dir
 
 
