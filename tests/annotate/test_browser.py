@@ -28,9 +28,16 @@ def browser():
             b.close()
 
 
-def open_page(browser, url: str, width: int = 1440, height: int = 860) -> Page:
-    """A page on the annotation UI, loaded, with script errors turned into test failures."""
+def open_page(browser, url: str, width: int = 1440, height: int = 860, held_images: list | None = None) -> Page:
+    """A page on the annotation UI, loaded, with script errors turned into test failures.
+
+    With `held_images` (a list), the page's image requests wait in that list until the test lets them
+    go (`release`): the page is ready and laid out while its images are still loading.
+    """
     page = browser.new_page(viewport={"width": width, "height": height})
+    if held_images is not None:
+        page.route("**/api/image/**", lambda route: route.continue_() if held_images[:1] == [None]
+                   else held_images.append(route))
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Console errors too (a Content-Security-Policy violation shows up only there); a placeholder's
@@ -43,9 +50,29 @@ def open_page(browser, url: str, width: int = 1440, height: int = 860) -> Page:
     return page
 
 
+def release(held_images: list) -> None:
+    """Let the image requests held by `open_page(held_images=...)` go on, and every later one too."""
+    routes = list(held_images)
+    held_images[:] = [None]
+    for route in routes:
+        route.continue_()
+
+
 def settle(page: Page) -> None:
     """Wait until every label keystroke has been acknowledged by the server."""
     page.wait_for_function("() => window.camlytics.pending() === 0")
+
+
+def saved_roi(page: Page, dataset: pathlib.Path) -> tuple[int, int, int, int] | None:
+    """The dataset's ROI once the page has saved a drawn one and shows it."""
+    settle(page)
+    page.wait_for_selector("#roi-box:not([hidden])")
+    with Dataset.open(dataset) as ds:
+        return ds.roi
+
+
+def near(roi, expected, tolerance: float = 2) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(roi, expected))
 
 
 def current(page: Page) -> int:
@@ -189,12 +216,8 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         page.mouse.move(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"], steps=4)
         page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"], steps=4)
         page.mouse.up()
-        settle(page)
-        page.wait_for_selector("#roi-box:not([hidden])")
-        with Dataset.open(dataset_dir) as ds:
-            roi = ds.roi
-        expected = (0.25 * w, 0.2 * h, 0.6 * w, 0.8 * h)
-        assert roi is not None and all(abs(a - b) <= 2 for a, b in zip(roi, expected)), roi
+        roi = saved_roi(page, dataset_dir)
+        assert roi is not None and near(roi, (0.25 * w, 0.2 * h, 0.6 * w, 0.8 * h)), roi
         # The overlay sits on the same pixels of the next frame too.
         page.keyboard.press("ArrowRight")
         overlay = page.locator("#roi-box").bounding_box()
@@ -215,6 +238,27 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         page.wait_for_selector("#roi-box", state="hidden")
         with Dataset.open(dataset_dir) as ds:
             assert ds.roi is None
+        assert not page.errors
+
+
+def test_a_roi_drag_begun_while_the_image_loads_is_saved_where_it_was_drawn(browser, dataset_dir):
+    held: list = []
+    with serve(dataset_dir) as server:
+        page = open_page(browser, server.url, held_images=held)
+        page.keyboard.press("r")
+        page.wait_for_selector("#roi-hint:not([hidden])")
+        # The frame is laid out at the stage's 16:9 size, but the image has no pixels yet.
+        assert page.evaluate("() => document.querySelector('#image').naturalWidth") == 0 and held
+        box = page.locator("#image").bounding_box()
+        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+        page.mouse.down()
+        release(held)
+        page.wait_for_function("() => document.querySelector('#image').naturalWidth > 0")
+        page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"], steps=4)
+        page.mouse.up()
+        roi = saved_roi(page, dataset_dir)
+        w, h = scene().width, scene().height
+        assert roi is not None and near(roi, (0.25 * w, 0.2 * h, 0.6 * w, 0.8 * h)), roi
         assert not page.errors
 
 

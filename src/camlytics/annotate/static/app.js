@@ -567,6 +567,9 @@ function setMode(mode) {
   if (mode === "grid") renderGrid(); else showCurrent();
 }
 
+// Where the pointer is on the image, as fractions (0..1) of its displayed width and height. Pixels
+// come only when the ROI is saved: the image may still be loading when the drag starts (its natural
+// size is 0 until then, while the laid-out frame already has its size).
 function framePoint(ev) {
   const img = $("image");
   let fx, fy;
@@ -577,12 +580,14 @@ function framePoint(ev) {
     const rect = img.getBoundingClientRect();
     fx = (ev.clientX - rect.left) / rect.width; fy = (ev.clientY - rect.top) / rect.height;
   }
-  return [Math.min(1, Math.max(0, fx)) * img.naturalWidth, Math.min(1, Math.max(0, fy)) * img.naturalHeight];
+  const clamp = (v) => (Number.isFinite(v) ? Math.min(1, Math.max(0, v)) : 0);
+  return [clamp(fx), clamp(fy)];
 }
 
 function setupRoiDrag() {
   const frame = $("frame");
   let start = null;
+  const spanTo = (p) => [Math.min(start[0], p[0]), Math.min(start[1], p[1]), Math.max(start[0], p[0]), Math.max(start[1], p[1])];
   frame.addEventListener("mousedown", (ev) => {
     if (S.mode !== "roi" || ev.button !== 0) return;
     ev.preventDefault();
@@ -590,24 +595,19 @@ function setupRoiDrag() {
   });
   window.addEventListener("mousemove", (ev) => {
     if (!start) return;
-    const p = framePoint(ev);
-    const img = $("image");
     const box = $("drag-box");
-    placeBox(box, [Math.min(start[0], p[0]), Math.min(start[1], p[1]), Math.max(start[0], p[0]), Math.max(start[1], p[1])],
-      img.naturalWidth, img.naturalHeight);
+    placeBox(box, spanTo(framePoint(ev)), 1, 1);
     box.hidden = false;
   });
   window.addEventListener("mouseup", (ev) => {
     if (!start) return;
-    const p = framePoint(ev);
-    const img = $("image");
-    const roi = [
-      Math.floor(Math.min(start[0], p[0])), Math.floor(Math.min(start[1], p[1])),
-      Math.ceil(Math.max(start[0], p[0])), Math.ceil(Math.max(start[1], p[1])),
-    ];
+    const [x0, y0, x1, y1] = spanTo(framePoint(ev));
     start = null;
     $("drag-box").hidden = true;
-    roi[2] = Math.min(roi[2], img.naturalWidth); roi[3] = Math.min(roi[3], img.naturalHeight);
+    const img = $("image");
+    const w = img.naturalWidth, h = img.naturalHeight;
+    if (!w || !h) { toast("the image has not loaded yet: drag the ROI again", "info"); return; }
+    const roi = [Math.floor(x0 * w), Math.floor(y0 * h), Math.min(w, Math.ceil(x1 * w)), Math.min(h, Math.ceil(y1 * h))];
     if (roi[2] - roi[0] < 4 || roi[3] - roi[1] < 4) { toast("ROI too small: drag a larger rectangle", "info"); return; }
     saveRoi(roi);
   });
