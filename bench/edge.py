@@ -26,6 +26,7 @@ import binascii
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -139,8 +140,11 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
 
     # the tests' door_model recipe: few epochs, the default architecture search, input size and budgets
     cfg = TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2, epochs_qat=1, seed=0)
-    # keyed by every TrainConfig setting, so a changed default trains a new model instead of reusing a stale one
-    key = hashlib.sha1(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+    # the simulated dataset it trains on: preset, scene seed, frame size, open/closed counts, time step
+    recipe = {"preset": "office", "seed": 0, "size": [640, 360], "open": 60, "closed": 60, "step": 2.0}
+    # Keyed by the recipe and every TrainConfig setting, so a changed default makes a new dataset and
+    # model instead of reusing a stale one.
+    key = hashlib.sha1(json.dumps([recipe, dataclasses.asdict(cfg)], sort_keys=True, default=str).encode()).hexdigest()[:12]
     model_dir = CACHE / f"model-{key}"
     if (model_dir / "model.cml").is_file():
         return model_dir
@@ -148,10 +152,15 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
     from camlytics.train.simdata import build_sim_dataset, state_times
 
     print(f"training a small door model into {model_dir} (once) ...", flush=True)
-    dataset = CACHE / "dataset"
-    if not dataset.exists():
-        times = state_times(Scene("office", 0, 640, 360), 60, 60, np.random.default_rng(0), step=2.0)
-        build_sim_dataset(dataset, "office", 0, times)
+    dataset = CACHE / f"dataset-{key}"
+    if not dataset.exists():  # built beside and renamed: an interrupted build is never reused
+        partial = dataset.with_name(dataset.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        scene = Scene(recipe["preset"], recipe["seed"], *recipe["size"])
+        times = state_times(scene, recipe["open"], recipe["closed"], np.random.default_rng(0), step=recipe["step"])
+        build_sim_dataset(partial, recipe["preset"], recipe["seed"], times, width=recipe["size"][0],
+                          height=recipe["size"][1])
+        partial.rename(dataset)
     run_training(dataset, model_dir, cfg)
     return model_dir
 
