@@ -201,11 +201,11 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
         page.keyboard.press("Escape")  # cancel leaves everything as it was
         assert page.locator("#roi-hint").is_hidden()
         page.keyboard.press("r")
-        # entering ROI mode shows the current frame again: drag only once the image is loaded and laid out
+        # Drag once the image has loaded (the next test drags while it loads). The predicate must not return
+        # a Promise: wait_for_function takes the Promise object itself as truthy and does not wait.
         page.wait_for_selector("#roi-hint:not([hidden])")
-        page.wait_for_function("""() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => {
-            const img = document.querySelector('#image'), r = img.getBoundingClientRect();
-            done(img.complete && img.naturalWidth > 0 && r.width > 0 && r.height > 0); })))""")
+        page.wait_for_function("""() => { const img = document.querySelector('#image');
+            return img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0; }""")
         image = page.locator("#image")
         box = image.bounding_box()
         w, h = scene().width, scene().height
