@@ -250,11 +250,23 @@ def test_a_roi_drag_begun_while_the_image_loads_is_saved_where_it_was_drawn(brow
         # The frame is laid out at the stage's 16:9 size, but the image has no pixels yet.
         assert page.evaluate("() => document.querySelector('#image').naturalWidth") == 0 and held
         box = page.locator("#image").bounding_box()
-        page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+        start = (box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
+        end = (box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"])
+        # Released before the image has loaded: nothing to convert to pixels, so nothing is saved.
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=2)
+        page.mouse.up()
+        page.wait_for_selector("#toast:not([hidden])")
+        assert "not loaded yet" in page.inner_text("#toast")
+        with Dataset.open(dataset_dir) as ds:
+            assert ds.roi is None
+        # Begun while it loads, released once it has: saved where it was drawn.
+        page.mouse.move(*start)
         page.mouse.down()
         release(held)
         page.wait_for_function("() => document.querySelector('#image').naturalWidth > 0")
-        page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"], steps=4)
+        page.mouse.move(*end, steps=4)
         page.mouse.up()
         roi = saved_roi(page, dataset_dir)
         w, h = scene().width, scene().height
