@@ -140,8 +140,10 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
 
     # the tests' door_model recipe: few epochs, the default architecture search, input size and budgets
     cfg = TrainConfig(epochs_teacher=3, epochs_student=6, epochs_finetune=2, epochs_qat=1, seed=0)
-    # the simulated dataset it trains on: preset, scene seed, frame size, open/closed counts, time step
-    recipe = {"preset": "office", "seed": 0, "size": [640, 360], "open": 60, "closed": 60, "step": 2.0}
+    # the simulated dataset it trains on: preset, scene seed, frame size, open/closed counts, time step,
+    # seed of the drawn times
+    recipe = {"preset": "office", "seed": 0, "size": [640, 360], "open": 60, "closed": 60, "step": 2.0,
+              "times_seed": 0}
     # Keyed by the recipe and every TrainConfig setting, so a changed default makes a new dataset and
     # model instead of reusing a stale one.
     key = hashlib.sha1(json.dumps([recipe, dataclasses.asdict(cfg)], sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -157,7 +159,8 @@ def ensure_model(model_dir: pathlib.Path | None) -> pathlib.Path:
         partial = dataset.with_name(dataset.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         scene = Scene(recipe["preset"], recipe["seed"], *recipe["size"])
-        times = state_times(scene, recipe["open"], recipe["closed"], np.random.default_rng(0), step=recipe["step"])
+        times = state_times(scene, recipe["open"], recipe["closed"], np.random.default_rng(recipe["times_seed"]),
+                            step=recipe["step"])
         build_sim_dataset(partial, recipe["preset"], recipe["seed"], times, width=recipe["size"][0],
                           height=recipe["size"][1])
         partial.rename(dataset)

@@ -28,16 +28,33 @@ def browser():
             b.close()
 
 
-def open_page(browser, url: str, width: int = 1440, height: int = 860, held_images: list | None = None) -> Page:
+class HeldImages:
+    """Holds a page's image requests (`page.route`) until `release()`; every later one then goes straight on."""
+
+    def __init__(self) -> None:
+        self.routes: list = []
+        self.released = False
+
+    def __call__(self, route) -> None:
+        if self.released:
+            route.continue_()
+        else:
+            self.routes.append(route)
+
+    def release(self) -> None:
+        self.released = True
+        for route in self.routes:
+            route.continue_()
+
+
+def open_page(browser, url: str, width: int = 1440, height: int = 860, held: HeldImages | None = None) -> Page:
     """A page on the annotation UI, loaded, with script errors turned into test failures.
 
-    With `held_images` (a list), the page's image requests wait in that list until the test lets them
-    go (`release`): the page is ready and laid out while its images are still loading.
+    With `held`, the page is ready and laid out while its images are still loading.
     """
     page = browser.new_page(viewport={"width": width, "height": height})
-    if held_images is not None:
-        page.route("**/api/image/**", lambda route: route.continue_() if held_images[:1] == [None]
-                   else held_images.append(route))
+    if held is not None:
+        page.route("**/api/image/**", held)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # Console errors too (a Content-Security-Policy violation shows up only there); a placeholder's
@@ -48,14 +65,6 @@ def open_page(browser, url: str, width: int = 1440, height: int = 860, held_imag
     page.goto(url)
     page.wait_for_selector("body.ready")
     return page
-
-
-def release(held_images: list) -> None:
-    """Let the image requests held by `open_page(held_images=...)` go on, and every later one too."""
-    routes = list(held_images)
-    held_images[:] = [None]
-    for route in routes:
-        route.continue_()
 
 
 def settle(page: Page) -> None:
@@ -242,13 +251,13 @@ def test_roi_tool_drag_sets_the_dataset_roi_shown_on_every_frame(browser, datase
 
 
 def test_a_roi_drag_begun_while_the_image_loads_is_saved_where_it_was_drawn(browser, dataset_dir):
-    held: list = []
+    held = HeldImages()
     with serve(dataset_dir) as server:
-        page = open_page(browser, server.url, held_images=held)
+        page = open_page(browser, server.url, held=held)
         page.keyboard.press("r")
         page.wait_for_selector("#roi-hint:not([hidden])")
         # The frame is laid out at the stage's 16:9 size, but the image has no pixels yet.
-        assert page.evaluate("() => document.querySelector('#image').naturalWidth") == 0 and held
+        assert page.evaluate("() => document.querySelector('#image').naturalWidth") == 0 and held.routes
         box = page.locator("#image").bounding_box()
         start = (box["x"] + 0.25 * box["width"], box["y"] + 0.2 * box["height"])
         end = (box["x"] + 0.6 * box["width"], box["y"] + 0.8 * box["height"])
@@ -264,7 +273,7 @@ def test_a_roi_drag_begun_while_the_image_loads_is_saved_where_it_was_drawn(brow
         # Begun while it loads, released once it has: saved where it was drawn.
         page.mouse.move(*start)
         page.mouse.down()
-        release(held)
+        held.release()
         page.wait_for_function("() => document.querySelector('#image').naturalWidth > 0")
         page.mouse.move(*end, steps=4)
         page.mouse.up()
