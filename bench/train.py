@@ -10,6 +10,7 @@ curve (the same training with only 50 and 100 of the labels).
     .venv/bin/python bench/train.py [--presets office,warehouse,home] [--interval 20] [--no-curve]
     .venv/bin/python bench/train.py --train-seed 11 --days 7     # the same budget collected over a week
     .venv/bin/python bench/train.py --more-seeds 2 --no-curve     # spread over 3 training seeds
+    .venv/bin/python bench/train.py --held-door 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21   # + door held near the threshold
 
 Timings are wall-clock and process CPU seconds of the training run in this process (single torch
 thread by default; `--threads 0` uses up to 2 cores).
@@ -50,6 +51,36 @@ def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int
         counts = ds.counts()["label"]
     return {"seen": stats.seen, "kept": stats.kept, "labelled": labelled, "labels": counts,
             "seconds": time.monotonic() - t0}
+
+
+def add_held_door(path: Path, preset: str, seed: int, angles: list[float], hours: list[float]) -> int:
+    """Add frames of day `seed` with the door held at each of `angles` at each of `hours`, labelled from truth.
+
+    What an installer could add by hand: the door propped either side of the threshold in the day's light.
+    Only the rendered door is held; the scene's auto-exposure still follows the day's real door (a door at
+    7-13 deg lets through under 3 % of the light of a wide-open one).
+    """
+    from camlytics.sim import Scene
+    from camlytics.store import Dataset
+    from camlytics.train.simdata import label_from_truth
+
+    scene = Scene(preset, seed)
+    real = scene.timeline.angle
+    added = 0
+    with Dataset.open(path) as ds:
+        for hour in hours:
+            for k, angle in enumerate(angles):
+                t = hour * 3600 + 7 * k + 0.5
+                scene.timeline.angle = lambda _t, a=angle: a
+                try:
+                    frame = scene.frame(t)
+                finally:
+                    scene.timeline.angle = real
+                ds.add_image(frame.jpeg, timestamp=t, source=frame.source, sampler="held-door",
+                             reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
+                added += 1
+        label_from_truth(ds)
+    return added
 
 
 def test_day(preset: str, seed: int, n_open: int, n_closed: int) -> tuple[list[bytes], list[str], np.ndarray]:
@@ -143,6 +174,11 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
             col = {"kept": len(store), "seen": "(reused)", "seconds": 0.0, "labels": store.counts()["label"]}
     else:
         col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
+        if args.held_door:
+            angles, hours = args.held_door
+            n = add_held_door(ds, preset, args.train_seed, angles, hours)
+            print(f"\n{preset}: added {n} frames of the door held at {angles} deg at hours {hours} of day "
+                  f"{args.train_seed}", flush=True)
     days = f"days {args.train_seed}..{args.train_seed + args.days - 1}" if args.days > 1 else f"day {args.train_seed}"
     print(f"\n### {preset}\n\ncollected with the smart sampler on {days}: {col['kept']} of {col['seen']} frames "
           f"(interval {args.interval:g} s) in {col['seconds']:.0f} s; labels from truth: {col['labels']}", flush=True)
@@ -242,6 +278,18 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     return result
 
 
+def held_door_arg(text: str) -> tuple[list[float], list[float]]:
+    """Parse `--held-door ANGLES@HOURS` (comma-separated degrees and hours of the day)."""
+    try:
+        angles, hours = text.split("@")
+        parsed = [float(v) for v in angles.split(",")], [float(v) for v in hours.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ANGLES@HOURS such as 9,11@7,13, got {text!r}") from None
+    if not all(0 <= a <= 90 for a in parsed[0]) or not all(0 <= h < 24 for h in parsed[1]):
+        raise argparse.ArgumentTypeError(f"angles must be 0-90 deg and hours 0-24, got {text!r}")
+    return parsed
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="office,warehouse,home")
@@ -257,6 +305,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")
     p.add_argument("--no-curve", dest="curve", action="store_false")
+    p.add_argument("--held-door", type=held_door_arg, metavar="ANGLES@HOURS",
+                   help="also add labelled frames with the door held at these angles at these hours of the first "
+                        "training day, e.g. 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21")
     p.add_argument("--work", help="keep datasets and models here (default: a temporary directory)")
     p.add_argument("--reuse", action="store_true", help="reuse datasets collected into --work by an earlier run")
     p.add_argument("--json", help="write all figures as JSON here")
