@@ -174,8 +174,16 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
             col = {"kept": len(store), "seen": "(reused)", "seconds": 0.0, "labels": store.counts()["label"]}
     else:
         col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
-        if args.held_door:
-            angles, hours = args.held_door
+    if args.held_door:  # also into a reused dataset, once
+        from camlytics.train.simdata import label_from_truth
+
+        with Dataset.open(ds) as store:
+            held = sum(r.sampler == "held-door" for r in store.records())
+            label_from_truth(store)  # frames of a run killed between adding and labelling
+        angles, hours = args.held_door
+        if held:
+            print(f"\n{preset}: the dataset already holds {held} held-door frames; none added", flush=True)
+        else:
             n = add_held_door(ds, preset, args.train_seed, angles, hours)
             print(f"\n{preset}: added {n} frames of the door held at {angles} deg at hours {hours} of day "
                   f"{args.train_seed}", flush=True)
@@ -285,8 +293,9 @@ def held_door_arg(text: str) -> tuple[list[float], list[float]]:
         parsed = [float(v) for v in angles.split(",")], [float(v) for v in hours.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected ANGLES@HOURS such as 9,11@7,13, got {text!r}") from None
-    if not all(0 <= a <= 90 for a in parsed[0]) or not all(0 <= h < 24 for h in parsed[1]):
-        raise argparse.ArgumentTypeError(f"angles must be 0-90 deg and hours 0-24, got {text!r}")
+    last = 24 - 7 * len(parsed[0]) / 3600  # each hour takes one frame per angle, 7 s apart, within the day
+    if not all(0 <= a <= 90 for a in parsed[0]) or not all(0 <= h < last for h in parsed[1]):
+        raise argparse.ArgumentTypeError(f"angles must be 0-90 deg and hours 0-{last:.3f}, got {text!r}")
     return parsed
 
 
