@@ -18,7 +18,7 @@ from camlytics.edge.model import load_model
 from camlytics.export.testmodels import random_inputs, random_model
 from camlytics.train import int8ref
 
-ARCHS = ["tiny", "rgb", "zp", "door"]
+ARCHS = ["tiny", "rgb", "zp", "door", "whole"]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,8 @@ for i in range(n_inputs):
 
 @pytest.mark.parametrize(
     "backend,arch,n_inputs",
-    [("viper", arch, 6) for arch in ARCHS] + [("pure", "tiny", 3), ("pure", "zp", 3), ("pure", "door", 2)],
+    [("viper", arch, 6) for arch in ARCHS]
+    + [("pure", "tiny", 3), ("pure", "zp", 3), ("pure", "door", 2), ("pure", "whole", 2)],
 )
 def test_micropython_network_matches_int8ref(models, micropython, tmp_path, backend, arch, n_inputs):
     data, xs, expected = models[arch]

@@ -25,7 +25,7 @@ from camlytics.export.modelfile import read_model
 from camlytics.export.testmodels import random_inputs, random_model, random_model_bytes
 from camlytics.train import int8ref
 
-ARCHS = ["tiny", "rgb", "zp", "door"]
+ARCHS = ["tiny", "rgb", "zp", "door", "whole"]
 
 
 def split(data: bytes) -> tuple[dict, bytes]:

@@ -32,7 +32,7 @@ def run_raw(cmd: list[str], inputs: np.ndarray, tmp: Path) -> tuple[np.ndarray, 
     return rows[:, 0], rows[:, 1:].astype(np.int8)
 
 
-@pytest.mark.parametrize("arch, seed", [("tiny", 0), ("rgb", 1), ("zp", 2), ("zp", 3), ("door", 4)])
+@pytest.mark.parametrize("arch, seed", [("tiny", 0), ("rgb", 1), ("zp", 2), ("zp", 3), ("door", 4), ("whole", 5)])
 def test_shared_library_is_bit_exact_with_the_reference(tmp_path, arch, seed):
     model = testmodels.random_model(seed, arch)
     runtime = c_codegen.CRuntime(model, build_dir=tmp_path, cflags=FAST)

@@ -12,7 +12,9 @@ from camlytics.export.modelfile import Int8Model
 
 # Layer specs: ("conv", out_channels, kernel, stride, pad) full convolution; ("dw", kernel, stride, pad)
 # depthwise; ("pw", out_channels) 1x1; ("lin", out_channels, y_dtype, y_zp) conv 1x1 without ReLU;
-# ("gap",); ("dense", out_channels, relu). The last dense is the int8 logits layer.
+# ("gap",); ("dense", out_channels, relu); ("whole", out_channels, stride) a convolution without ReLU
+# whose kernel covers the whole input map (a head that weighs every cell of the map). The last layer gives
+# the int8 logits.
 ARCHS: dict[str, dict] = {
     "tiny": {
         "input": (16, 16, 1),
@@ -36,6 +38,11 @@ ARCHS: dict[str, dict] = {
                    ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 32), ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 32),
                    ("dw", 3, 1, [1, 1, 1, 1]), ("pw", 64), ("gap",), ("dense", 2, False)],
     },
+    "whole": {  # logits from one stride-2 convolution over the whole 4x8 map: non-square, unpadded, no pool
+        "input": (32, 64, 1),
+        "layers": [("conv", 8, 3, 2, [1, 1, 1, 1]), ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 16),
+                   ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 24), ("whole", 2, 2)],
+    },
 }
 
 
@@ -56,6 +63,9 @@ def _layer(spec: tuple, in_shape: list[int], x_dtype: str, x_zp: int, last: bool
         return {"op": "gap", "in_shape": in_shape, "out_shape": [1, 1, c]}
     if kind == "dense":
         return {"op": "dense", "in_shape": in_shape, "out_shape": [1, 1, spec[1]], "relu": spec[2]}
+    if kind == "whole":
+        return {"op": "conv2d", "in_shape": in_shape, "out_shape": [1, 1, spec[1]], "kernel": [h, w],
+                "stride": [spec[2], spec[2]], "pad": [0, 0, 0, 0], "groups": 1, "relu": False}
     if kind in ("pw", "lin"):
         oc, k, stride, pad, groups = spec[1], 1, 1, [0, 0, 0, 0], 1
     elif kind == "dw":
