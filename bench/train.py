@@ -169,11 +169,18 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     from camlytics.store import Dataset
 
     ds = work / f"{preset}-day1"
-    if args.reuse and ds.exists():  # the same collected and labelled frames as an earlier run
+    done = work / f"{preset}-day1.collected.json"  # written once the whole collection is in and labelled
+    if args.reuse and done.exists():  # the same collected and labelled frames as an earlier run
+        col = {**json.loads(done.read_text()), "seconds": 0.0}
+        col["seen"] = f"{col['seen']} (reused)"
         with Dataset.open(ds) as store:
-            col = {"kept": len(store), "seen": "(reused)", "seconds": 0.0, "labels": store.counts()["label"]}
+            col["labels"] = store.counts()["label"]
     else:
+        if ds.exists():  # a collection a killed run left unfinished (or --reuse not given): start again
+            print(f"\n{preset}: {ds} is not a finished collection of this bench; collecting it again", flush=True)
+            shutil.rmtree(ds)
         col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
+        done.write_text(json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}))
     if args.held_door:  # also into a reused dataset, once
         from camlytics.train.simdata import label_from_truth
 
