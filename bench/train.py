@@ -57,7 +57,7 @@ def add_held_door(path: Path, preset: str, seed: int, angles: list[float], hours
     """Add frames of day `seed` with the door held at each of `angles` at each of `hours`, labelled from truth.
 
     What an installer could add by hand: the door propped either side of the threshold in the day's light.
-    Only the rendered door is held; the scene's auto-exposure still follows the day's real door (a door at
+    The scene's auto-exposure still follows the day's real door (`Scene.render`'s `door_angle`; a door at
     7-13 deg lets through under 3 % of the light of a wide-open one).
     """
     from camlytics.sim import Scene
@@ -65,17 +65,12 @@ def add_held_door(path: Path, preset: str, seed: int, angles: list[float], hours
     from camlytics.train.simdata import label_from_truth
 
     scene = Scene(preset, seed)
-    real = scene.timeline.angle
     added = 0
     with Dataset.open(path) as ds:
         for hour in hours:
             for k, angle in enumerate(angles):
                 t = hour * 3600 + 7 * k + 0.5
-                scene.timeline.angle = lambda _t, a=angle: a
-                try:
-                    frame = scene.frame(t)
-                finally:
-                    scene.timeline.angle = real
+                frame = scene.frame(t, door_angle=angle)
                 ds.add_image(frame.jpeg, timestamp=t, source=frame.source, sampler="held-door",
                              reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
                 added += 1

@@ -96,6 +96,21 @@ def test_open_door_changes_the_image_inside_the_roi(scenes):
         assert inside > 6 and inside > 2.5 * outside, (name, inside, outside)
 
 
+def test_a_held_door_is_rendered_and_labelled_at_its_angle(office):
+    t = quiet_time(office, 12 * 3600)
+    assert np.array_equal(office.render(t, door_angle=0), office.render(t))  # the day's door is closed then
+    held = office.frame(t, door_angle=45.0)
+    assert (held.meta["truth"]["angle"], held.meta["truth"]["state"]) == (45.0, "open")
+    assert office.truth(t)["state"] == "closed"
+    inside, outside = roi_diff(held.image, office.render(t), office.door_roi)
+    assert inside > 6 and inside > 2.5 * outside
+    ajar = office.truth(t, door_angle=OPEN_ANGLE)
+    assert ajar["state"] == "closed" and office.truth(t, door_angle=OPEN_ANGLE + 0.5)["state"] == "open"
+    for bad in (-1, 100.5, "ajar", float("nan"), True):
+        with pytest.raises(SourceError, match="door angle"):
+            office.frame(t, door_angle=bad)
+
+
 def test_door_roi_is_inside_the_image_and_around_the_door(scenes):
     for scene in scenes.values():
         x0, y0, x1, y1 = scene.door_roi

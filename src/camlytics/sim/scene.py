@@ -36,6 +36,7 @@ READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), domi
 ZONES = {"room": 0, "behind": 1, "door": 2}
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
+MAX_HELD_ANGLE = 100.0  # degrees: a door held by hand (render's door_angle) swings no wider than the days' doors
 DOOR_CACHE = 24  # door leaf renders kept (each a few MB at 1280x720); a day mostly needs angle 0
 SUN_POWER = 2.5  # direct sunlight, relative to the window's sky radiance
 PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
@@ -579,11 +580,19 @@ class Scene:
         t = self._check_t(t)
         return math.exp(float(np.interp(t, self._curve_t, self._log_gain)))
 
-    def truth(self, t: float) -> dict:
-        """Ground truth at time t: door state and angle, people, light level, IR mode."""
+    def _door_angle(self, t: float, held: float | None) -> float:
+        """The day's door angle at t, or `held` (degrees, 0..MAX_HELD_ANGLE) when the door is held there."""
+        if held is None:
+            return self.timeline.angle(t)
+        if isinstance(held, bool) or not isinstance(held, (int, float)) or not 0 <= held <= MAX_HELD_ANGLE:
+            raise SourceError(f"door angle must be a number of degrees in [0, {MAX_HELD_ANGLE}], got {held!r}")
+        return float(held)
+
+    def truth(self, t: float, door_angle: float | None = None) -> dict:
+        """Ground truth at time t: door state and angle, people, light level, IR mode (`door_angle`: as `render`)."""
         t = self._check_t(t)
         tl = self.timeline
-        angle = tl.angle(t)
+        angle = self._door_angle(t, door_angle)
         state = "open" if angle > OPEN_ANGLE else "closed"
         people, occluded = self._people_in_view(t, angle)
         i = int(round(t / GRID))
@@ -612,16 +621,21 @@ class Scene:
         rgb = bank[:, :, :1] + np.float32(0.35) * bank[:, :, 1:]
         return np.ascontiguousarray(rgb).ravel(), np.ascontiguousarray(bank[:, :, 0]).ravel()
 
-    def render(self, t: float) -> np.ndarray:
-        """The camera image (RGB uint8, height x width x 3) at t seconds after simulated midnight."""
+    def render(self, t: float, door_angle: float | None = None) -> np.ndarray:
+        """The camera image (RGB uint8, height x width x 3) at t seconds after simulated midnight.
+
+        `door_angle` holds the door at that angle instead of the day's (what an installer does to
+        photograph the door propped either side of its threshold in the light of that moment); the
+        auto-exposure still follows the day's own door, which at small angles lets through little light.
+        """
         t = self._check_t(t)
         tl, cam, p = self.timeline, self.camera, self.preset
+        angle = self._door_angle(t, door_angle)
         rng = np.random.default_rng([*self._key, int(round(t * 1000))])
         night = self._is_night(t)
         wd = float(tl.daylight(t))
         wl = float(tl.lights_on(t))
         wb = float(tl.behind_light_on(t))
-        angle = tl.angle(t)
         if night:
             w = np.array([1.0, 0.3 * wd, 0.3 * wl, 0.3 * wb], np.float32)
             flat = _weighted_sum(self._grey, w)[:, None]
@@ -747,14 +761,15 @@ class Scene:
         region = canvas[y0:y1, x0:x1]
         region *= (1.0 - contact * floor)[..., None].astype(np.float32)
 
-    def frame(self, t: float, quality: int = 85) -> Frame:
-        """A Frame with the rendered image, its JPEG encoding and the ground truth in meta."""
+    def frame(self, t: float, quality: int = 85, door_angle: float | None = None) -> Frame:
+        """A Frame with the rendered image, its JPEG encoding and the ground truth in meta (`door_angle`: as
+        `render`)."""
         if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
             raise SourceError(f"JPEG quality must be an integer in [1, 100], got {quality!r}")
-        image = self.render(t)
+        image = self.render(t, door_angle)
         jpeg = encode_jpeg(image, int(quality))
         return Frame(image=image, timestamp=float(t), source=f"sim:{self.preset_name}?seed={self.seed}", jpeg=jpeg,
-                     meta={"truth": self.truth(t)})
+                     meta={"truth": self.truth(t, door_angle)})
 
     # ---- region of interest --------------------------------------------------------------------
 
