@@ -171,8 +171,9 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         with Dataset.open(ds) as store:
             col["labels"] = store.counts()["label"]
     else:
-        if ds.exists():  # a collection a killed run left unfinished (or --reuse not given): start again
-            print(f"\n{preset}: {ds} is not a finished collection of this bench; collecting it again", flush=True)
+        if ds.exists():  # a collection a killed run left unfinished, or --reuse not given: start again
+            why = "is not a finished collection of this bench" if args.reuse else "exists (no --reuse)"
+            print(f"\n{preset}: {ds} {why}; collecting it again", flush=True)
             shutil.rmtree(ds)
         col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
         done.write_text(json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}))
@@ -197,7 +198,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         open_angles = [r.meta["truth"]["angle"] for r in records if r.label == "open"]
         near = sum(2 <= r.meta["truth"]["angle"] <= 20 for r in records)
         swing = sum(r.sampler == "smart/swing" for r in records)
-    print(f"door angles of the collected open frames: min {min(open_angles, default=float('nan')):.1f}, "
+    print(f"door angles of the labelled open frames: min {min(open_angles, default=float('nan')):.1f}, "
           f"{sum(a <= 20 for a in open_angles)} of {len(open_angles)} at 10-20 degrees; frames at 2-20 degrees "
           f"(both sides of the threshold): {near}; kept from swing bursts: {swing}", flush=True)
     seeds = [int(v) for v in args.test_seeds.split(",")]
