@@ -98,7 +98,7 @@ def test_open_door_changes_the_image_inside_the_roi(scenes):
 
 def test_a_held_door_is_rendered_and_labelled_at_its_angle(office):
     t = quiet_time(office, 12 * 3600)
-    assert np.array_equal(office.render(t, door_angle=0), office.render(t))  # the day's door is closed then
+    assert np.array_equal(office.render(t, door_angle=np.int64(0)), office.render(t))  # the day's door is closed then
     held = office.frame(t, door_angle=45.0)
     assert (held.meta["truth"]["angle"], held.meta["truth"]["state"]) == (45.0, "open")
     assert office.truth(t)["state"] == "closed"

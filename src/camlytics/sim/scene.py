@@ -9,6 +9,7 @@ noise, IR night mode and camera shake. `render(t)` is a pure function of (preset
 from __future__ import annotations
 
 import math
+import numbers
 import threading
 import zlib
 from collections import OrderedDict
@@ -36,7 +37,7 @@ READ_NOISE = 0.0012  # sensor read noise (sqrt-domain sd per unit of gain), domi
 ZONES = {"room": 0, "behind": 1, "door": 2}
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 POSTER = Material("poster", (0.5, 0.5, 0.5), roughness=0.02, ir=0.6)
-MAX_HELD_ANGLE = 100.0  # degrees: a door held by hand (render's door_angle) swings no wider than the days' doors
+MAX_HELD_ANGLE = 100.0  # degrees, for render's door_angle (a day's door opens to at most 92)
 DOOR_CACHE = 24  # door leaf renders kept (each a few MB at 1280x720); a day mostly needs angle 0
 SUN_POWER = 2.5  # direct sunlight, relative to the window's sky radiance
 PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
@@ -584,7 +585,7 @@ class Scene:
         """The day's door angle at t, or `held` (degrees, 0..MAX_HELD_ANGLE) when the door is held there."""
         if held is None:
             return self.timeline.angle(t)
-        if isinstance(held, bool) or not isinstance(held, (int, float)) or not 0 <= held <= MAX_HELD_ANGLE:
+        if isinstance(held, bool) or not isinstance(held, numbers.Real) or not 0 <= held <= MAX_HELD_ANGLE:
             raise SourceError(f"door angle must be a number of degrees in [0, {MAX_HELD_ANGLE}], got {held!r}")
         return float(held)
 
