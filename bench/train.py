@@ -190,7 +190,9 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
             print(f"\n{preset}: {ds} {why}; collecting it again", flush=True)
             shutil.rmtree(ds)
         col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
-        done.write_text(json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}))
+        from camlytics.store.files import write_atomic  # a kill leaves the marker absent or whole
+
+        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}).encode())
     if args.held_door:  # also into a reused dataset, once
         from camlytics.train.simdata import label_from_truth
 
@@ -322,9 +324,12 @@ def held_door_arg(text: str) -> tuple[list[float], list[float]]:
         parsed = [float(v) for v in angles.split(",")], [float(v) for v in hours.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected ANGLES@HOURS such as 9,11@7,13, got {text!r}") from None
+    from camlytics.sim.scene import MAX_HELD_ANGLE  # the limit Scene.render's door_angle enforces
+
     last = 24 - 7 * len(parsed[0]) / 3600  # each hour takes one frame per angle, 7 s apart, within the day
-    if not all(0 <= a <= 90 for a in parsed[0]) or not all(0 <= h < last for h in parsed[1]):
-        raise argparse.ArgumentTypeError(f"angles must be 0-90 deg and hours 0-{last:.3f}, got {text!r}")
+    if not all(0 <= a <= MAX_HELD_ANGLE for a in parsed[0]) or not all(0 <= h < last for h in parsed[1]):
+        raise argparse.ArgumentTypeError(f"angles must be 0-{MAX_HELD_ANGLE:g} deg and hours 0-{last:.3f}, "
+                                         f"got {text!r}")
     return parsed
 
 
