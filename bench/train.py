@@ -11,6 +11,7 @@ curve (the same training with only 50 and 100 of the labels).
     .venv/bin/python bench/train.py --train-seed 11 --days 7     # the same budget collected over a week
     .venv/bin/python bench/train.py --more-seeds 2 --no-curve     # spread over 3 training seeds
     .venv/bin/python bench/train.py --held-door 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21   # + door held near the threshold
+    .venv/bin/python bench/train.py --candidates 3 --more-seeds 2 --no-curve   # keep the best of 3 students on the probe
 
 Timings are wall-clock and process CPU seconds of the training run in this process (single torch
 thread by default; `--threads 0` uses up to 2 cores).
@@ -158,11 +159,26 @@ def held_out(models: dict, jpegs: list[bytes], labels: list[str], angles: np.nda
     return out
 
 
-def train_once(dataset: Path, out: Path, args: argparse.Namespace) -> tuple[dict, dict, float, float]:
-    """Run the pipeline; (metrics, models, wall seconds, CPU seconds)."""
+def write_probe(path: Path, preset: str, seed: int) -> int:
+    """The probe as a labelled dataset (the check set of `camlytics train --candidates`), made afresh."""
+    from camlytics.store import Dataset
+    from camlytics.train.simdata import label_from_truth
+
+    shutil.rmtree(path, ignore_errors=True)
+    with Dataset.open(path, create=True) as ds:
+        for frame, angle in held_door_frames(preset, seed, list(PROBE_ANGLES), list(PROBE_HOURS)):
+            ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="probe",
+                         reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
+        return label_from_truth(ds)
+
+
+def train_once(dataset: Path, out: Path, args: argparse.Namespace,
+               check: Path | None = None) -> tuple[dict, dict, float, float]:
+    """Run the pipeline (`check`: the check set of `--candidates`); (metrics, models, wall seconds, CPU seconds)."""
     from camlytics.train.pipeline import TrainConfig, run_training
 
-    cfg = TrainConfig(teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads)
+    cfg = TrainConfig(teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads,
+                      candidates=args.candidates, check=str(check) if check else None)
     models: dict = {}
     w0, c0 = time.monotonic(), time.process_time()
     metrics = run_training(dataset, out, cfg, console=None, models=models)
@@ -217,9 +233,14 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     print(f"door angles of the labelled open frames: min {min(open_angles, default=float('nan')):.1f}, "
           f"{sum(a <= 20 for a in open_angles)} of {len(open_angles)} at 10-20 degrees; frames at 2-20 degrees "
           f"(both sides of the threshold): {near}; kept from swing bursts: {swing}", flush=True)
+    check = work / f"{preset}-probe" if args.candidates > 1 else None
+    if check:
+        n = write_probe(check, preset, args.train_seed)
+        print(f"check set for --candidates {args.candidates}: the probe, {n} frames of day {args.train_seed} with the "
+              f"door held at {list(PROBE_ANGLES)} deg at hours {list(PROBE_HOURS)}", flush=True)
     seeds = [int(v) for v in args.test_seeds.split(",")]
     jpegs, labels, angles = test_day(preset, seeds[0], args.test_open, args.test_closed)
-    metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args)
+    metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args, check)
     acc = held_out(models, jpegs, labels, angles)
     more = {seeds[0]: acc}
     test_days = {seeds[0]: (jpegs, labels, angles)}
@@ -251,6 +272,9 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         print(f"the same without doors within {NEAR_BAND:g} deg of the threshold: " + ", ".join(
             f"{s}: {pct(a['int8 clear'])} ({a['n near threshold']} left out)" for s, a in more.items())
             + f"; mean {pct(float(np.mean([a['int8 clear'] for a in more.values()])))}", flush=True)
+    cands = {}
+    if args.candidates > 1:
+        cands[args.seed] = candidate_table(args.seed, metrics, models, test_days, seeds)
     by_seed = None
     if args.more_seeds:
         # The same data, other training seeds (initialisation, augmentation, validation block): how
@@ -258,13 +282,15 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         # The probe (door held either side of the threshold on the training day, as an installer could
         # photograph it) is scored too: it ranks training runs as the held-out days do (README). Not when
         # --held-door put frames of those angles and hours into training.
-        probe = None if args.held_door else probe_set(preset, args.train_seed)
+        probe = None if args.held_door or args.candidates > 1 else probe_set(preset, args.train_seed)
         table = {args.seed: {d: a["int8"] for d, a in more.items()}}
         clear = {args.seed: {d: a["int8 clear"] for d, a in more.items()}}
         probed = {args.seed: held_out(models, *probe)["int8"]} if probe else {}
         for k in range(1, args.more_seeds + 1):
             run_args = argparse.Namespace(**{**vars(args), "seed": args.seed + k})
-            _, mod, _, _ = train_once(ds, work / f"{preset}-model-seed{args.seed + k}", run_args)
+            met, mod, _, _ = train_once(ds, work / f"{preset}-model-seed{args.seed + k}", run_args, check)
+            if args.candidates > 1:
+                cands[args.seed + k] = candidate_table(args.seed + k, met, mod, test_days, seeds)
             scored = {d: held_out(mod, *test_days[d]) for d in seeds}
             table[args.seed + k] = {d: a["int8"] for d, a in scored.items()}
             clear[args.seed + k] = {d: a["int8 clear"] for d, a in scored.items()}
@@ -293,14 +319,22 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     result = {"preset": preset, "collect": col, "held_out": acc, "held_out_days": more, "train_wall_s": wall, "train_cpu_s": cpu,
               "macs": metrics["macs"], "weight_bytes": metrics["weight_bytes"],
               "model_file_bytes": metrics["model_file_bytes"], "val": {k: st[k]["val_balanced_accuracy"] for k in keys},
-              "by_training_seed": by_seed}
+              "by_training_seed": by_seed, "candidates": cands or None}
+    if len(cands) > 1:
+        kept = [c["kept"] for c in cands.values()]
+        first = [c["first"] for c in cands.values()]
+        best = [c["best"] for c in cands.values()]
+        print(f"\nover {len(cands)} training seeds x {args.candidates} candidates, held-out days mean: kept (best on "
+              f"the probe) {pct(float(np.mean(kept)))} (min {pct(min(kept))}); candidate 0 (one-candidate run) "
+              f"{pct(float(np.mean(first)))} (min {pct(min(first))}); best possible {pct(float(np.mean(best)))}; "
+              f"the kept one was the best in {sum(k == b for k, b in zip(kept, best))} of {len(kept)}", flush=True)
     if args.curve:
         curve = {}
         for n in (50, 100):
             sub = work / f"{preset}-day1-{n}"
             counts = subset_labels(ds, sub, n, args.seed)
             try:
-                m, mod, w, c = train_once(sub, work / f"{preset}-model-{n}", args)
+                m, mod, w, c = train_once(sub, work / f"{preset}-model-{n}", args, check)
                 a = held_out(mod, jpegs, labels, angles)
                 curve[n] = {"labels": counts, "int8": a["int8"], "float": a["final"], "wall_s": w}
             except Exception as exc:  # e.g. too few labels of a class: report it, go on
@@ -315,6 +349,29 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
                 print(f"| {n} | {r.get('labels', col['labels'])} | {pct(r['int8'])} | {pct(r['float'])} | {r['wall_s']:.0f} |")
         result["curve"] = curve
     return result
+
+
+def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, days: list[int]) -> dict:
+    """Print every candidate's probe (check set) and held-out scores; the kept one's, the first's, the best's."""
+    from camlytics.train import int8ref
+    from camlytics.train.data import load_input
+    from camlytics.train.metrics import balanced_accuracy
+
+    spec, classes = models["spec"], models["int8"].classes
+    arrays = {d: (np.stack([load_input(j, spec) for j in test_days[d][0]]),
+                  np.array([classes.index(lab) for lab in test_days[d][1]])) for d in days}
+    rows = []
+    for c, m in zip(metrics["candidates"], models["candidates"]):
+        accs = [balanced_accuracy(y, int8ref.forward(m["int8"], x).argmax(1), len(classes)) for x, y in arrays.values()]
+        rows.append((c, accs, float(np.mean(accs))))
+    print(f"\ntraining seed {seed}: int8 balanced accuracy of each candidate student\n")
+    print("| candidate | probe (check set) | validation | " + " | ".join(f"day {d}" for d in days) + " | mean | |")
+    print("|---" * (len(days) + 5) + "|")
+    for c, accs, mean in rows:
+        print(f"| {c['index']} | {pct(c['check_balanced_accuracy'])} | {pct(c['val_balanced_accuracy'])} | "
+              + " | ".join(pct(a) for a in accs) + f" | {pct(mean)} | {'kept' if c['chosen'] else ''} |")
+    return {"kept": next(mean for c, _, mean in rows if c["chosen"]), "first": rows[0][2],
+            "best": max(mean for _, _, mean in rows), "rows": [(c, accs) for c, accs, _ in rows]}
 
 
 def held_door_arg(text: str) -> tuple[list[float], list[float]]:
@@ -347,6 +404,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")
+    p.add_argument("--candidates", type=int, default=1, help="train this many candidate students per run and keep "
+                   "the best on the probe (camlytics train --candidates K --check PROBE); prints every candidate")
     p.add_argument("--no-curve", dest="curve", action="store_false")
     p.add_argument("--held-door", type=held_door_arg, metavar="ANGLES@HOURS",
                    help="also add labelled frames with the door held at these angles at these hours of the first "
@@ -356,6 +415,9 @@ def main() -> int:
     p.add_argument("--json", help="write all figures as JSON here")
     args = p.parse_args()
     overlap = sorted(set(int(v) for v in args.test_seeds.split(",")) & set(range(args.train_seed, args.train_seed + args.days)))
+    if args.candidates > 1 and args.held_door:
+        p.error("--candidates uses the probe (door held near the threshold) as its check set; with --held-door such "
+                "frames are also trained on")
     if overlap:
         p.error(f"held-out day(s) {overlap} are also training days (--train-seed {args.train_seed} --days {args.days})")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="camlytics-bench-train-"))

@@ -80,6 +80,26 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _candidates_html(metrics: dict[str, Any]) -> str:
+    """The candidate students and the check set, when the run had more than one or a check set."""
+    check = metrics.get("check")
+    if len(metrics["candidates"]) < 2 and not check:
+        return ""
+    rows = [[c["index"], f"{100 * c['check_balanced_accuracy']:.2f}%" if "check_balanced_accuracy" in c else "",
+             f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
+            for c in metrics["candidates"]]
+    by = "the check set, then validation" if metrics["selected_by"] == "check" else "validation"
+    out = (f"<h2>Candidate students (int8 balanced accuracy)</h2><p>Kept: the best on {by}.</p>"
+           + _table(rows, ["candidate", "check set", "validation", "seconds", ""]))
+    if check:
+        per_class = [[c, f"{100 * v['precision']:.1f}%", f"{100 * v['recall']:.1f}%", v["support"]]
+                     for c, v in check["int8"]["per_class"].items()]
+        out += (f"<p>Check set {html.escape(check['dataset'])}: {html.escape(str(check['counts']))}; the kept int8 "
+                f"model scores {100 * check['int8']['balanced_accuracy']:.2f}% balanced accuracy.</p>"
+                + _table(per_class, ["class", "precision", "recall", "support"]))
+    return out
+
+
 def write_report(out: Path, metrics: dict[str, Any], x_val: np.ndarray, y_val: np.ndarray,
                  float_logits: np.ndarray, int8_logits: np.ndarray) -> Path:
     """Write report.html and its PNGs into `out`; returns the HTML path."""
@@ -112,6 +132,7 @@ model file {metrics['model_file_bytes']} bytes (budget {metrics['budget']['macs'
 {metrics['budget']['weight_bytes']} bytes). int8 and float agree on {100 * metrics['int8_float_agreement']:.1f}%
 of validation images; ONNX vs PyTorch max logit difference {metrics['onnx_max_abs_diff']:.2e}.
 Training took {metrics['train_seconds']:.0f} s.</p>
+{_candidates_html(metrics)}
 <h2>Training curves</h2><img src="curves.png" alt="training curves">
 <h2>int8 per class (validation)</h2>
 {_table(per_class, ["class", "precision", "recall", "support"])}
