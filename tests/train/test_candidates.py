@@ -1,0 +1,125 @@
+"""`camlytics train --candidates K --check DATASET`: several students from one teacher, the best kept."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camlytics.cli import main
+from camlytics.store import Dataset
+
+from .conftest import FAST_TRAIN, make_sim_dataset, shared
+from .test_commands import _expect_error
+
+
+@pytest.fixture(scope="session")
+def check_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 labelled office frames of another simulated day: the check set."""
+    return shared(tmp_path_factory, "train-check", lambda p: make_sim_dataset(p, 12, 12, seed=5))
+
+
+def _fast_config(**extra: object):
+    """TrainConfig with the settings of conftest.FAST_TRAIN (the `model_dir` fixture's run)."""
+    from camlytics.train.pipeline import TrainConfig
+
+    return TrainConfig(input_wh=(16, 16), budget_macs=40000, epochs_teacher=2, epochs_student=3, epochs_finetune=1,
+                       epochs_qat=1, pool=192, **extra)
+
+
+def _check_scores(model: object, check: Path) -> float:
+    from camlytics.train import int8ref
+    from camlytics.train.data import InputSpec, load_input
+    from camlytics.train.metrics import balanced_accuracy
+
+    q = int8ref.as_model(model)
+    spec = InputSpec(16, 16, "gray", tuple(q.meta["preprocess"]["roi"]), tuple(q.meta["preprocess"]["source_size"]))
+    with Dataset.open(check) as ds:
+        records = ds.records(labelled=True)
+        x = np.stack([load_input(ds.read_image(r), spec) for r in records])
+        y = np.array([q.classes.index(r.label) for r in records])
+    return balanced_accuracy(y, int8ref.forward(q, x).argmax(1), len(q.classes))
+
+
+def test_the_best_candidate_on_the_check_set_is_kept(sim_dataset: Path, check_dataset: Path, model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    from camlytics.train.pipeline import run_training
+
+    models: dict = {}
+    metrics = run_training(sim_dataset, tmp_path / "m", _fast_config(candidates=3, check=str(check_dataset)),
+                           models=models)
+    cands = metrics["candidates"]
+    assert [c["index"] for c in cands] == [0, 1, 2] and sum(c["chosen"] for c in cands) == 1
+    assert metrics["selected_by"] == "check" and metrics["check"]["counts"] == {"closed": 12, "open": 12}
+
+    # Candidate 0 is the model a one-candidate run with the same seed makes, bit for bit.
+    first = models["candidates"][0]["int8"].to_bytes()
+    assert first == (model_dir / "model.cml").read_bytes()
+    # The candidates differ (their own initial weights and batch order) ...
+    assert len({m["int8"].to_bytes() for m in models["candidates"]}) == 3
+    # ... each is scored on the check set as the int8 reference scores it ...
+    for c, m in zip(cands, models["candidates"]):
+        assert c["check_balanced_accuracy"] == pytest.approx(_check_scores(m["int8"], check_dataset))
+    # ... and the kept one is the best: check accuracy, then validation, then lower check log loss; ties to the first.
+    keys = [(c["check_balanced_accuracy"], c["val_balanced_accuracy"], -c["check_log_loss"]) for c in cands]
+    kept = keys.index(max(keys))
+    assert cands[kept]["chosen"]
+    written = (tmp_path / "m" / "model.cml").read_bytes()
+    assert written == models["candidates"][kept]["int8"].to_bytes()
+    assert metrics["check"]["int8"]["balanced_accuracy"] == pytest.approx(_check_scores(written, check_dataset))
+
+    report = (tmp_path / "m" / "report.html").read_text()
+    assert "Candidate students" in report and report.count("<td>kept</td>") == 1
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["candidates"] == 3
+
+
+def test_without_a_check_set_validation_picks(sim_dataset: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--candidates", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "candidate 0:" in printed and "candidate 1:" in printed and "kept (best on the validation)" in printed
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["selected_by"] == "validation" and "check" not in metrics
+    assert all("check_balanced_accuracy" not in c for c in metrics["candidates"])
+    keys = [(c["val_balanced_accuracy"], -c["val_log_loss"]) for c in metrics["candidates"]]
+    assert metrics["candidates"][keys.index(max(keys))]["chosen"]
+
+
+# ---- bad input: one clear line, exit code 2, nothing left where MODEL_DIR would be ----
+
+@pytest.mark.parametrize("k", ["0", "17", "-1"])
+def test_candidates_out_of_range(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, k: str) -> None:
+    _expect_error(sim_dataset, tmp_path, capsys, f"candidates must be a whole number 1-16, got {k}", "--candidates", k)
+
+
+def test_the_training_dataset_is_no_check_set(sim_dataset: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    _expect_error(sim_dataset, tmp_path, capsys, "is the training dataset", "--check", str(sim_dataset))
+
+
+def test_a_missing_check_set(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _expect_error(sim_dataset, tmp_path, capsys, f"--check: dataset {tmp_path / 'nope'} does not exist",
+                  "--check", str(tmp_path / "nope"))
+
+
+def test_a_check_set_with_other_classes(check_dataset: Path, sim_dataset: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "check"
+    shutil.copytree(check_dataset, bad)
+    with Dataset.open(bad) as ds:
+        ds.set_classes(["closed", "open", "ajar"])
+        ds.set_label(ds.records(labelled=True)[0].id, "ajar", "test")
+    _expect_error(sim_dataset, tmp_path, capsys, "--check: labels ['ajar']", "--check", str(bad))
+
+
+def test_a_check_set_of_another_frame_size(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from camlytics.sim import Scene
+    from camlytics.train.simdata import build_sim_dataset, state_times
+
+    times = state_times(Scene("office", 5, 480, 270), 10, 10, np.random.default_rng(5))
+    build_sim_dataset(tmp_path / "check", "office", 5, times, width=480, height=270)
+    _expect_error(sim_dataset, tmp_path, capsys, "frames are 480x270, the training frames 320x180", "--check",
+                  str(tmp_path / "check"))
