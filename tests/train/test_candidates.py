@@ -88,6 +88,20 @@ def test_without_a_check_set_validation_picks(sim_dataset: Path, tmp_path: Path,
     assert metrics["candidates"][keys.index(max(keys))]["chosen"]
 
 
+def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--check",
+                 str(check_dataset)]) == 0
+    printed = capsys.readouterr().out
+    assert "candidate 0: int8 check" in printed and "kept" not in printed
+    assert (tmp_path / "m" / "model.cml").read_bytes() == (model_dir / "model.cml").read_bytes()
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    (cand,) = metrics["candidates"]
+    assert cand["check_balanced_accuracy"] == pytest.approx(_check_scores(tmp_path / "m" / "model.cml", check_dataset))
+    assert metrics["check"]["int8"]["n"] == 24
+    assert "One candidate" in (tmp_path / "m" / "report.html").read_text()
+
+
 # ---- bad input: one clear line, exit code 2, nothing left where MODEL_DIR would be ----
 
 @pytest.mark.parametrize("k", ["0", "17", "-1"])

@@ -146,7 +146,7 @@ def train_command(args: argparse.Namespace) -> int:
         for c in metrics["candidates"]:
             score = f"check {100 * c['check_balanced_accuracy']:6.2f}%, " if "check_balanced_accuracy" in c else ""
             print(f"candidate {c['index']}: int8 {score}val {100 * c['val_balanced_accuracy']:6.2f}%"
-                  + (f"  <- kept (best on the {by})" if c["chosen"] else ""))
+                  + (f"  <- kept (best on the {by})" if c["chosen"] and len(metrics["candidates"]) > 1 else ""))
     print(f"int8 model: {metrics['macs']} MACs, {metrics['weight_bytes']} weight bytes, "
           f"{metrics['model_file_bytes']} file bytes; {metrics['train_seconds']:.0f} s")
     print(f"wrote {Path(args.out)}/ (report.html, model.cml, model.onnx, student.pt, metrics.json, config.json)")

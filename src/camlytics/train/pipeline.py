@@ -1,4 +1,4 @@
-"""The whole `camlytics train` run: data -> teacher -> student alone -> distilled -> pruned -> int8.
+"""The whole `camlytics train` run: data -> teacher -> (per candidate) student alone -> distilled -> pruned -> int8.
 
 Everything is written into a temporary directory next to MODEL_DIR and renamed into place at the
 very end, so a failed or interrupted run never leaves a partial model directory behind.
@@ -271,7 +271,8 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
     return metrics
 
 
-def _stage_record(model: Any, val: Any, k: int, chw: tuple[int, int, int], seconds: float, **extra: Any) -> dict[str, Any]:
+def _stage_record(model: Any, val: Any, k: int, chw: tuple[int, int, int], seconds: float,
+                  **extra: Any) -> dict[str, Any]:
     """A stage's entry of metrics.json: validation balanced accuracy, MACs, parameters, seconds."""
     from camlytics.train.fit import predict_logits
     from camlytics.train.metrics import balanced_accuracy

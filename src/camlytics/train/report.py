@@ -89,7 +89,8 @@ def _candidates_html(metrics: dict[str, Any]) -> str:
              f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
             for c in metrics["candidates"]]
     by = "the check set, then validation" if metrics["selected_by"] == "check" else "validation"
-    out = (f"<h2>Candidate students (int8 balanced accuracy)</h2><p>Kept: the best on {by}.</p>"
+    kept = f"Kept: the best on {by}." if len(rows) > 1 else "One candidate (--candidates 1)."
+    out = (f"<h2>Candidate students (int8 balanced accuracy)</h2><p>{kept}</p>"
            + _table(rows, ["candidate", "check set", "validation", "seconds", ""]))
     if check:
         per_class = [[c, f"{100 * v['precision']:.1f}%", f"{100 * v['recall']:.1f}%", v["support"]]
