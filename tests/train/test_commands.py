@@ -124,6 +124,33 @@ def test_evaluate_scores_a_folder_against_a_labels_csv(model_dir: Path, sim_data
     assert "unknown runtime 'tpu'" in capsys.readouterr().err
 
 
+def test_evaluate_scores_a_dataset_by_its_own_labels(model_dir: Path, sim_dataset: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    # The same frames and labels as a folder + CSV give the same figures.
+    folder, rows = tmp_path / "frames", []
+    folder.mkdir()
+    with Dataset.open(sim_dataset) as ds:
+        for i, r in enumerate(ds.records(labelled=True)):
+            (folder / f"f{i:03d}.jpg").write_bytes(ds.read_image(r))
+            rows.append(f"f{i:03d}.jpg,{r.label}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows))
+    out_csv, out_ds = tmp_path / "csv.json", tmp_path / "ds.json"
+    assert main(["evaluate", str(model_dir), str(folder), "--labels", str(tmp_path / "labels.csv"),
+                 "--json", str(out_csv)]) == 0
+    assert main(["evaluate", str(model_dir), str(sim_dataset), "--json", str(out_ds)]) == 0
+    by_csv, by_ds = json.loads(out_csv.read_text()), json.loads(out_ds.read_text())
+    assert by_ds["n"] == len(rows) == 30 and by_ds["confusion"] == by_csv["confusion"]
+    assert by_ds["balanced_accuracy"] == by_csv["balanced_accuracy"]
+    capsys.readouterr()
+    # Without --labels, SOURCE must be a dataset, and one with labels.
+    assert main(["evaluate", str(model_dir), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a camlytics dataset" in err and "without --labels, SOURCE must be a camlytics dataset" in err
+    Dataset.open(tmp_path / "empty", create=True).close()
+    assert main(["evaluate", str(model_dir), str(tmp_path / "empty")]) == 2
+    assert "has no labelled images to evaluate on" in capsys.readouterr().err
+
+
 # ---- bad input: one clear line on stderr, exit code 2, nothing left where MODEL_DIR would be ----
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Evaluate a model directory on any frame source against a CSV of ground-truth labels."""
+"""Evaluate a model directory on any frame source against a CSV of ground-truth labels, or on a labelled dataset."""
 
 from __future__ import annotations
 
@@ -86,16 +86,43 @@ def collect_labelled(predictor: Predictor, frames: Iterable[Frame], labels: dict
     return np.stack(xs), ys, unlabelled
 
 
-def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path, runtime: str = "int8",
+def dataset_labelled(predictor: Predictor, path: str | Path, progress: Any = None) -> tuple[np.ndarray, list[str], int]:
+    """Inputs and labels of a camlytics dataset's labelled records (its stored JPEGs, as training reads them)."""
+    from camlytics.errors import CamlyticsError
+    from camlytics.store import Dataset
+    from camlytics.train.data import load_input
+
+    try:
+        ds = Dataset.open(path, create=False)
+    except CamlyticsError as exc:
+        raise SourceError(f"{exc}; without --labels, SOURCE must be a camlytics dataset") from None
+    with ds:
+        records = ds.records(labelled=True)
+        if not records:
+            raise SourceError(f"dataset {path} has no labelled images to evaluate on")
+        unlabelled = len(ds.records(labelled=False))
+        task = progress.add_task("evaluate", total=len(records), status="") if progress is not None else None
+        xs = []
+        for r in records:
+            xs.append(load_input(ds.read_image(r), predictor.spec, f"record {r.id} ({r.path})"))
+            if task is not None:
+                progress.advance(task)
+    return np.stack(xs), [r.label for r in records], unlabelled
+
+
+def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path | None, runtime: str = "int8",
                     progress: Any = None) -> dict[str, Any]:
-    """Run a model over a frame source and score it against `labels_csv`."""
+    """Run a model over a frame source and score it against `labels_csv`, or over a dataset's labelled records."""
     from camlytics.sources import open_source
     from camlytics.train.predictor import load_predictor
 
     predictor = load_predictor(model_dir, runtime)
-    labels = read_labels_csv(labels_csv)
-    with open_source(source) as frames:
-        x, y, unlabelled = collect_labelled(predictor, frames, labels, progress)
+    if labels_csv is None:
+        x, y, unlabelled = dataset_labelled(predictor, source, progress)
+    else:
+        labels = read_labels_csv(labels_csv)
+        with open_source(source) as frames:
+            x, y, unlabelled = collect_labelled(predictor, frames, labels, progress)
     report = evaluate_arrays(predictor, x, y)
     report["unlabelled_frames"] = unlabelled
     report["model_dir"] = str(model_dir)
