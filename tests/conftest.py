@@ -159,7 +159,11 @@ def door_model(tmp_path_factory) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (model_dir / "model.cml").exists():
             dataset = build_sim_dataset(shared / "door-dataset", n_per_class=90)
-            cfg = TrainConfig(epochs_teacher=4, epochs_student=8, epochs_finetune=3, epochs_qat=1,
-                              pool=1024, seed=0)
+            # Small and quick (about 20 s), yet confident on both classes: the edge-app tests need votes over
+            # the tracker's 0.6 threshold on the closed door before the event. With 8 student epochs and a
+            # pool of 1024, seed 0 sat at 0.45-0.55 there after a dependency update; with these settings the
+            # lowest P(true class) around the event was 0.75 / 0.99 / 0.99 / 0.98 for seeds 0-3.
+            cfg = TrainConfig(epochs_teacher=4, epochs_student=12, epochs_finetune=5, epochs_qat=1,
+                              pool=2048, seed=1)
             run_training(dataset, model_dir, cfg)
     return model_dir
