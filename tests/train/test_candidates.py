@@ -129,6 +129,19 @@ def test_a_check_set_with_other_classes(check_dataset: Path, sim_dataset: Path, 
     _expect_error(sim_dataset, tmp_path, capsys, "--check: labels ['ajar']", "--check", str(bad))
 
 
+def test_a_check_set_sharing_images_with_the_training_set(sim_dataset: Path, check_dataset: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    mixed = tmp_path / "check"
+    shutil.copytree(check_dataset, mixed)
+    with Dataset.open(sim_dataset) as train, Dataset.open(mixed) as ds:
+        for r in train.records(labelled=True)[:3]:  # three training images copied into the check set
+            rid = ds.add_image(train.read_image(r), timestamp=r.timestamp, source=r.source, sampler="copy",
+                               reason="test", score=0.0)
+            ds.set_label(rid, r.label, "test")
+    _expect_error(sim_dataset, tmp_path, capsys, "3 of its labelled images are also in the training dataset",
+                  "--check", str(mixed))
+
+
 def test_a_check_set_of_another_frame_size(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from camlytics.sim import Scene
     from camlytics.train.simdata import build_sim_dataset, state_times
