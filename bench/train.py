@@ -178,7 +178,7 @@ def train_once(dataset: Path, out: Path, args: argparse.Namespace,
     from camlytics.train.pipeline import TrainConfig, run_training
 
     cfg = TrainConfig(teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads,
-                      candidates=args.candidates, check=str(check) if check else None)
+                      candidates=args.candidates, check=str(check) if check else None, input_wh=args.input)
     models: dict = {}
     w0, c0 = time.monotonic(), time.process_time()
     metrics = run_training(dataset, out, cfg, console=None, models=models)
@@ -391,6 +391,9 @@ def held_door_arg(text: str) -> tuple[list[float], list[float]]:
 
 
 def main() -> int:
+    from camlytics.train.commands import parse_size
+    from camlytics.train.pipeline import DEFAULT_INPUT
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", default="office,warehouse,home")
     p.add_argument("--interval", type=float, default=20.0, help="seconds between simulated frames offered to the sampler")
@@ -401,6 +404,8 @@ def main() -> int:
     p.add_argument("--days", type=int, default=1, help="collect the budget over this many consecutive days")
     p.add_argument("--test-seeds", default="2,3,4,5", help="held-out days; the first one fills the tables")
     p.add_argument("--teacher-weights", default=None)
+    p.add_argument("--input", type=parse_size, default=DEFAULT_INPUT, metavar="WxH", help="network input size "
+                   "(camlytics train --input; default %dx%d)" % DEFAULT_INPUT)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")

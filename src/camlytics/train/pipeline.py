@@ -77,6 +77,11 @@ class TrainConfig:
             raise TrainingError(f"pool must be 0 (automatic) or >= 16, got {self.pool!r}")
         if not (isinstance(self.candidates, int) and 1 <= self.candidates <= MAX_CANDIDATES):
             raise TrainingError(f"candidates must be a whole number 1-{MAX_CANDIDATES}, got {self.candidates!r}")
+        if self.candidates > 1 and not self.check:
+            # Measured (README, bench/train.py --candidates): the validation block scores most candidates 100 %,
+            # and picking by it was worse on average than training one.
+            raise TrainingError("--candidates needs --check CHECK_DATASET: the validation block cannot tell "
+                                "candidates apart")
         if self.prune_headroom < 1.0:
             raise TrainingError(f"prune-headroom must be >= 1, got {self.prune_headroom!r}")
 
@@ -216,7 +221,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
             if check is not None:
                 cand.check = _int8_score(cand.qmodel, check)
             candidates.append(cand)
-        chosen = max(candidates, key=lambda c: _selection_key(c, check is not None))  # ties: the earlier candidate
+        chosen = max(candidates, key=_selection_key)  # ties: the earlier candidate
         chosen.chosen = True
         timings.update(chosen.timings)
         timings["candidates"] = sum(sum(c.timings.values()) for c in candidates)
@@ -249,7 +254,6 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         "model_file_bytes": len(model_bytes), "onnx_max_abs_diff": onnx_diff,
         "budget": {"macs": cfg.budget_macs, "weight_bytes": cfg.budget_bytes},
         "candidates": [c.summary() for c in candidates],
-        "selected_by": "check" if check is not None else "validation",
         "timings": timings, "train_seconds": time.monotonic() - started,
         "histories": [h.to_dict() for h in histories],
     }
@@ -308,12 +312,10 @@ class Candidate:
         return out
 
 
-def _selection_key(c: Candidate, by_check: bool) -> tuple[float, ...]:
-    """Larger is better: int8 balanced accuracy on the check set (when given), then on validation, then the
-    check set's (else validation's) log loss."""
-    if by_check and c.check is not None:
-        return c.check[0], c.val[0], -c.check[1]
-    return c.val[0], -c.val[1]
+def _selection_key(c: Candidate) -> tuple[float, ...]:
+    """Larger is better: int8 balanced accuracy on the check set, then on validation, then the check set's
+    log loss (more than one candidate always has a check set)."""
+    return (c.check[0], c.val[0], -c.check[1]) if c.check is not None else ()
 
 
 def _int8_score(qmodel: Any, arrays: Any) -> tuple[float, float]:

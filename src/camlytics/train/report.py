@@ -88,8 +88,7 @@ def _candidates_html(metrics: dict[str, Any]) -> str:
     rows = [[c["index"], f"{100 * c['check_balanced_accuracy']:.2f}%" if "check_balanced_accuracy" in c else "",
              f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
             for c in metrics["candidates"]]
-    by = "the check set, then validation" if metrics["selected_by"] == "check" else "validation"
-    kept = f"Kept: the best on {by}." if len(rows) > 1 else "One candidate (--candidates 1)."
+    kept = "Kept: the best on the check set, then on validation." if len(rows) > 1 else "One candidate."
     out = (f"<h2>Candidate students (int8 balanced accuracy)</h2><p>{kept}</p>"
            + _table(rows, ["candidate", "check set", "validation", "seconds", ""]))
     if check:
