@@ -1,4 +1,4 @@
-"""`camlytics train --candidates K --check DATASET`: several students from one teacher, the best kept."""
+"""`camlytics train --candidates K --check DATASET`: whole runs with K seeds, the best on the check set kept."""
 
 from __future__ import annotations
 
@@ -44,36 +44,39 @@ def _check_scores(model: object, check: Path) -> float:
     return balanced_accuracy(y, int8ref.forward(q, x).argmax(1), len(q.classes))
 
 
-def test_the_best_candidate_on_the_check_set_is_kept(sim_dataset: Path, check_dataset: Path, model_dir: Path,
-                                                     tmp_path: Path) -> None:
+def test_the_best_run_on_the_check_set_is_kept(sim_dataset: Path, check_dataset: Path, model_dir: Path,
+                                               tmp_path: Path) -> None:
     from camlytics.train.pipeline import run_training
 
     models: dict = {}
     metrics = run_training(sim_dataset, tmp_path / "m", _fast_config(candidates=3, check=str(check_dataset)),
                            models=models)
     cands = metrics["candidates"]
-    assert [c["index"] for c in cands] == [0, 1, 2] and sum(c["chosen"] for c in cands) == 1
-    assert metrics["check"]["counts"] == {"closed": 12, "open": 12}
+    assert [(c["index"], c["seed"]) for c in cands] == [(0, 0), (1, 1), (2, 2)] and sum(c["chosen"] for c in cands) == 1
 
-    # Candidate 0 is the model a one-candidate run with the same seed makes, bit for bit.
-    first = models["candidates"][0]["int8"].to_bytes()
-    assert first == (model_dir / "model.cml").read_bytes()
-    # The candidates differ (their own initial weights and batch order) ...
-    assert len({m["int8"].to_bytes() for m in models["candidates"]}) == 3
-    # ... each is scored on the check set as the int8 reference scores it ...
-    for c, m in zip(cands, models["candidates"]):
-        assert c["check_balanced_accuracy"] == pytest.approx(_check_scores(m["int8"], check_dataset))
+    # Candidate i is the one-candidate run with seed i, bit for bit.
+    runs = [m["int8"].to_bytes() for m in models["candidates"]]
+    assert runs[0] == (model_dir / "model.cml").read_bytes()
+    assert main(["train", str(sim_dataset), "--out", str(tmp_path / "seed1"), *FAST_TRAIN, "--seed", "1"]) == 0
+    assert runs[1] == (tmp_path / "seed1" / "model.cml").read_bytes()
+    assert len(set(runs)) == 3
+    # Each is scored on the check set as the int8 reference scores it ...
+    for c, run in zip(cands, runs):
+        assert c["check_balanced_accuracy"] == pytest.approx(_check_scores(run, check_dataset))
     # ... and the kept one is the best: check accuracy, then validation, then lower check log loss; ties to the first.
     keys = [(c["check_balanced_accuracy"], c["val_balanced_accuracy"], -c["check_log_loss"]) for c in cands]
     kept = keys.index(max(keys))
     assert cands[kept]["chosen"]
-    written = (tmp_path / "m" / "model.cml").read_bytes()
-    assert written == models["candidates"][kept]["int8"].to_bytes()
-    assert metrics["check"]["int8"]["balanced_accuracy"] == pytest.approx(_check_scores(written, check_dataset))
+    out = tmp_path / "m"
+    assert (out / "model.cml").read_bytes() == runs[kept]
+    assert metrics["check"]["int8"]["balanced_accuracy"] == cands[kept]["check_balanced_accuracy"]
+    assert not [p for p in out.iterdir() if p.name.startswith("candidate")]  # only the kept run's files
 
-    report = (tmp_path / "m" / "report.html").read_text()
-    assert "Candidate students" in report and report.count("<td>kept</td>") == 1
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["candidates"] == 3
+    report = (out / "report.html").read_text()
+    assert "Candidate runs" in report and report.count("<td>kept</td>") == 1 and "Check set (int8)" in report
+    config = json.loads((out / "config.json").read_text())
+    assert (config["candidates"], config["seed"], config["kept_seed"]) == (3, 0, kept)
+    assert json.loads((out / "metrics.json").read_text())["candidates"] == cands
 
 
 def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,
@@ -81,13 +84,23 @@ def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, che
     assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--check",
                  str(check_dataset)]) == 0
     printed = capsys.readouterr().out
-    assert "candidate 0: int8 check" in printed and "kept" not in printed
+    assert "check set: int8 balanced accuracy" in printed and "kept" not in printed
     assert (tmp_path / "m" / "model.cml").read_bytes() == (model_dir / "model.cml").read_bytes()
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
-    (cand,) = metrics["candidates"]
-    assert cand["check_balanced_accuracy"] == pytest.approx(_check_scores(tmp_path / "m" / "model.cml", check_dataset))
-    assert metrics["check"]["int8"]["n"] == 24
-    assert "One candidate." in (tmp_path / "m" / "report.html").read_text()
+    assert "candidates" not in metrics and metrics["check"]["int8"]["n"] == 24
+    assert metrics["check"]["int8"]["balanced_accuracy"] == pytest.approx(
+        _check_scores(tmp_path / "m" / "model.cml", check_dataset))
+    report = (tmp_path / "m" / "report.html").read_text()
+    assert "Check set (int8)" in report and "Candidate runs" not in report
+
+
+def test_candidates_print_a_line_each(sim_dataset: Path, check_dataset: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--candidates", "2",
+                 "--check", str(check_dataset), "--seed", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "candidate 0 (seed 5): int8 check" in printed and "candidate 1 (seed 6): int8 check" in printed
+    assert printed.count("<- kept (best on the check set)") == 1
 
 
 # ---- bad input: one clear line, exit code 2, nothing left where MODEL_DIR would be ----

@@ -94,8 +94,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pool", type=int, default=0, metavar="N", help="augmented training images shared by all "
                    "stages (default: 30 per training image, 1024..8192)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
-    p.add_argument("--candidates", type=int, default=1, metavar="K", help="train K students (one teacher; about 50 s "
-                   "each at the defaults) and keep the best int8 one on --check, which K > 1 needs (default 1)")
+    p.add_argument("--candidates", type=int, default=1, metavar="K", help="train K whole runs with seeds SEED.."
+                   "SEED+K-1 (each as long as one run) and keep the best int8 model on --check, which K > 1 needs "
+                   "(default 1)")
     p.add_argument("--check", metavar="CHECK_DATASET", help="a labelled dataset of other frames of this camera, never "
                    "trained on: picks among --candidates and is scored in the report. Best: the door held just either "
                    "side of the open/closed line at several times of day")
@@ -143,11 +144,12 @@ def train_command(args: argparse.Namespace) -> int:
     print("stage       val balanced accuracy")
     for name in ("teacher", "student", "distilled", "pruned", "int8"):
         print(f"{name:<11} {100 * stages[name]['val_balanced_accuracy']:6.2f}%")
-    if len(metrics["candidates"]) > 1 or "check" in metrics:
-        for c in metrics["candidates"]:
-            score = f"check {100 * c['check_balanced_accuracy']:6.2f}%, " if "check_balanced_accuracy" in c else ""
-            print(f"candidate {c['index']}: int8 {score}val {100 * c['val_balanced_accuracy']:6.2f}%"
-                  + ("  <- kept (best on the check set)" if c["chosen"] and len(metrics["candidates"]) > 1 else ""))
+    for c in metrics.get("candidates") or []:
+        print(f"candidate {c['index']} (seed {c['seed']}): int8 check {100 * c['check_balanced_accuracy']:6.2f}%, "
+              f"val {100 * c['val_balanced_accuracy']:6.2f}%" + ("  <- kept (best on the check set)" if c["chosen"] else ""))
+    if "check" in metrics:
+        print(f"check set: int8 balanced accuracy {100 * metrics['check']['int8']['balanced_accuracy']:.2f}% on "
+              f"{metrics['check']['int8']['n']} images")
     print(f"int8 model: {metrics['macs']} MACs, {metrics['weight_bytes']} weight bytes, "
           f"{metrics['model_file_bytes']} file bytes; {metrics['train_seconds']:.0f} s")
     print(f"wrote {Path(args.out)}/ (report.html, model.cml, model.onnx, student.pt, metrics.json, config.json)")

@@ -1,4 +1,5 @@
-"""The whole `camlytics train` run: data -> teacher -> (per candidate) student alone -> distilled -> pruned -> int8.
+"""The whole `camlytics train` run: data -> teacher -> student alone -> distilled -> pruned -> int8,
+once, or once per seed with `candidates`, keeping the run that scores best on a check set.
 
 Everything is written into a temporary directory next to MODEL_DIR and renamed into place at the
 very end, so a failed or interrupted run never leaves a partial model directory behind.
@@ -11,7 +12,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,11 @@ class TrainConfig:
     student_blocks: list[tuple[int, int, str]] | None = None  # None: models.BASE_BLOCKS
     prune_headroom: float = 1.6  # the student starts this much over budget; pruning brings it back
     seed: int = 0
-    # Students trained from different initial weights and batch orders (one teacher), the best on the check set
-    # kept: on held-out simulated days runs differing only in seed spread by up to 5 points on a hard day. With the
-    # door held near the threshold as check set, 3 candidates gained 1.2 points on one preset of three and none on
-    # the others (README, bench/train.py --candidates).
+    # Whole training runs with seeds seed, seed + 1, ..., the best int8 model on the check set kept. Runs that
+    # differ only in seed spread by up to 5 points on a hard held-out day while validation scores them all
+    # 100 %; frames of the door held near the threshold told them apart (README, bench/train.py --candidates).
     candidates: int = 1
-    check: str | None = None  # labelled dataset of other frames of the camera, used only to pick a candidate
+    check: str | None = None  # labelled dataset of other frames of the camera: scored, never trained on
     threads: int = 1  # small convs gain little from more; OpenMP spinning wastes a loaded CI box
     name: str = "door"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -78,8 +78,6 @@ class TrainConfig:
         if not (isinstance(self.candidates, int) and 1 <= self.candidates <= MAX_CANDIDATES):
             raise TrainingError(f"candidates must be a whole number 1-{MAX_CANDIDATES}, got {self.candidates!r}")
         if self.candidates > 1 and not self.check:
-            # Measured (README, bench/train.py --candidates): the validation block scores most candidates 100 %,
-            # and picking by it was worse on average than training one.
             raise TrainingError("--candidates needs --check CHECK_DATASET: the validation block cannot tell "
                                 "candidates apart")
         if self.prune_headroom < 1.0:
@@ -120,13 +118,12 @@ def _set_threads(cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads or max(1, min(2, os.cpu_count() or 1)))  # 0: use up to 2 cores
 
 
-def _stage_seed(seed: int, stage: str, candidate: int = 0) -> np.random.Generator:
-    """Seed torch for one stage (of one candidate) and return its numpy generator."""
+def _stage_seed(seed: int, stage: str) -> np.random.Generator:
     import torch
 
     offset = {"pool": 0, "teacher": 1, "student": 2, "distilled": 3, "pruned": 4, "qat": 5}[stage]
-    torch.manual_seed(seed * 101 + offset + 1_000_003 * candidate)
-    return np.random.default_rng([seed, offset] + ([candidate] if candidate else []))
+    torch.manual_seed(seed * 101 + offset)
+    return np.random.default_rng([seed, offset])
 
 
 def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, console: Any = None,
@@ -135,13 +132,19 @@ def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, cons
 
     When a `models` dict is given it receives every stage's model (teacher, student, distilled,
     pruned, final = the float model that was quantized: torch modules; int8: the QuantizedModel)
-    and `spec` (the InputSpec), for benchmarks.
+    and `spec` (the InputSpec), for benchmarks; with candidates, those of the kept run and
+    `candidates`, every run's models dict.
     """
     cfg.validate()
     out = Path(out)
     tmp = prepare_output(out)
+    models = models if models is not None else {}
     try:
-        metrics = _train_into(Path(dataset), tmp, cfg, console, models if models is not None else {})
+        if cfg.candidates == 1:
+            metrics, report_args = _train_into(Path(dataset), tmp, cfg, console, models)
+        else:
+            metrics, report_args = _train_candidates(Path(dataset), tmp, cfg, console, models)
+        _write_results(tmp, metrics, report_args)
         commit_output(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -157,14 +160,20 @@ def _progress(console: Any) -> Any:
                     disable=console is None)
 
 
-def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models: dict[str, Any]) -> dict[str, Any]:
+def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
+                models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """One training run into `tmp`: model files and config.json; returns metrics and what the report plots."""
+    import torch
+
     from camlytics.train import int8ref
     from camlytics.train.augment import AugmentConfig, augmented_pool
     from camlytics.train.data import load_labelled, time_block_split
     from camlytics.train.distill import distillation_loss, hard_loss, teacher_logits
     from camlytics.train.fit import Arrays, fit, predict_logits
-    from camlytics.train.metrics import classification_report
-    from camlytics.train.models import StudentSpec, count_macs, int8_weight_bytes, save_student, size_student, spec_dict
+    from camlytics.train.metrics import balanced_accuracy, classification_report
+    from camlytics.train.models import (StudentSpec, build_student, count_macs, int8_weight_bytes, save_student,
+                                        size_student, spec_dict)
+    from camlytics.train.prune import prune_to_budget
     from camlytics.train.teacher import build_teacher
 
     started = time.monotonic()
@@ -176,6 +185,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         load_imagenet_weights(MobileNetV2(2), teacher_weights)
 
     timings: dict[str, float] = {}
+    stages: dict[str, dict[str, Any]] = {}
     histories = []
     with _progress(console) as progress:
         t0 = time.monotonic()
@@ -187,6 +197,14 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         timings["data"] = time.monotonic() - t0
         k = len(data.classes)
         chw = (data.spec.channels, data.spec.height, data.spec.width)
+
+        def score(model: torch.nn.Module) -> float:
+            return balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k)
+
+        def record(name: str, model: torch.nn.Module, t_start: float, **extra: Any) -> None:
+            timings[name] = time.monotonic() - t_start
+            stages[name] = {"val_balanced_accuracy": score(model), "macs": count_macs(model, chw),
+                            "params": int(sum(p.numel() for p in model.parameters())), "seconds": timings[name], **extra}
 
         # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
         t0 = time.monotonic()
@@ -202,43 +220,74 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         teacher = build_teacher(data.spec.channels, k, teacher_weights)
         histories.append(fit(teacher, pool, val, hard_loss(), epochs=cfg.epochs_teacher,
                              lr=1e-3 if teacher_weights else 3e-3, rng=rng, name="teacher", progress=progress))
-        timings["teacher"] = time.monotonic() - t0
-        teacher_stage = _stage_record(teacher, val, k, chw, timings["teacher"],
-                                      kind="mobilenet_v2" if teacher_weights else "wide_cnn")
+        record("teacher", teacher, t0, kind="mobilenet_v2" if teacher_weights else "wide_cnn")
 
+        # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
         base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
         if cfg.student_blocks:
             base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
         spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
                                    int(cfg.budget_bytes * cfg.prune_headroom))
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "student")
+        student = build_student(spec)
+        init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
+        histories.append(fit(student, pool, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                             name="student", progress=progress))
+        record("student", student, t0, width=width)
         kd = distillation_loss(teacher_logits(teacher, pool.x))
-        preprocess = data.spec.model_meta()["preprocess"]
-        # 2-5 once per candidate (one teacher serves all); candidate 0 is the run a single-candidate training makes.
-        candidates = []
-        for index in range(cfg.candidates):
-            cand = _train_candidate(index, cfg, spec, width, pool, train, val, kd, hard_loss(), data.classes,
-                                    preprocess, chw, progress)
-            if check is not None:
-                cand.check = _int8_score(cand.qmodel, check)
-            candidates.append(cand)
-        chosen = max(candidates, key=_selection_key)  # ties: the earlier candidate
-        chosen.chosen = True
-        timings.update(chosen.timings)
-        timings["candidates"] = sum(sum(c.timings.values()) for c in candidates)
-        histories.extend(chosen.histories)
 
-    qmodel, final = chosen.qmodel, chosen.final
-    stages = {"teacher": teacher_stage, **chosen.stages}
-    models.update(teacher=teacher, student=chosen.student, distilled=chosen.distilled, pruned=chosen.pruned,
-                  final=final, int8=qmodel, spec=data.spec, candidates=[{"final": c.final, "int8": c.qmodel}
-                                                                        for c in candidates])
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "distilled")
+        distilled = build_student(spec)
+        distilled.load_state_dict(init_state)
+        histories.append(fit(distilled, pool, val, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                             name="distilled", progress=progress))
+        record("distilled", distilled, t0, width=width)
+
+        # 4. Structured pruning to the budget of the better student by validation, fine-tuned the way
+        # it was trained. Ties go to the student alone: on held-out simulated days the distilled
+        # student generalised worse than the student alone (bench/train.py), so it must earn its place.
+        t0 = time.monotonic()
+        rng = _stage_seed(cfg.seed, "pruned")
+        use_kd = stages["distilled"]["val_balanced_accuracy"] > stages["student"]["val_balanced_accuracy"]
+        source, finetune_loss = (distilled, kd) if use_kd else (student, hard_loss())
+        pruned, keep_ratio = prune_to_budget(source, chw, cfg.budget_macs, cfg.budget_bytes)
+        histories.append(fit(pruned, pool, val, finetune_loss, epochs=cfg.epochs_finetune, lr=2e-3, rng=rng,
+                             name="pruned", progress=progress))
+        record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
+
+        # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
+        t0 = time.monotonic()
+        preprocess = data.spec.model_meta()["preprocess"]
+        qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
+        int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
+        float_acc = stages["pruned"]["val_balanced_accuracy"]
+        ptq_acc, qat_used = int8_acc, False
+        final = pruned  # the float model that was quantized: the pruned one, or its QAT fine-tune
+        if float_acc - int8_acc > PTQ_TOLERANCE:
+            from camlytics.train.quantize import prepare_qat
+            rng = _stage_seed(cfg.seed, "qat")
+            qat = prepare_qat(pruned, train.x)
+            histories.append(fit(qat, pool, val, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat",
+                                 progress=progress))
+            qat_model = qat.to_sequential().eval()
+            q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
+            acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
+            if acc2 > int8_acc:
+                final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
+        timings["int8"] = time.monotonic() - t0
+
+    models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
+                  spec=data.spec)
     # 6. Artefacts.
     model_bytes = qmodel.to_bytes()
     (tmp / "model.cml").write_bytes(model_bytes)
     int8_logits = int8ref.forward(qmodel, val.x)
     float_logits = predict_logits(final, val.x)
-    stages["int8"].update(macs=count_macs(final, chw), weight_bytes=int8_weight_bytes(final),
-                          file_bytes=len(model_bytes))
+    stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,
+                      "macs": count_macs(final, chw), "weight_bytes": int8_weight_bytes(final),
+                      "file_bytes": len(model_bytes), "seconds": timings["int8"]}
     meta = {"classes": data.classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": cfg.name}
     save_student(tmp / "student.pt", final, meta)
     onnx_diff = _export_onnx(final, tmp / "model.onnx", val.x, data.classes)
@@ -253,152 +302,72 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, models
         "macs": stages["int8"]["macs"], "weight_bytes": stages["int8"]["weight_bytes"],
         "model_file_bytes": len(model_bytes), "onnx_max_abs_diff": onnx_diff,
         "budget": {"macs": cfg.budget_macs, "weight_bytes": cfg.budget_bytes},
-        "candidates": [c.summary() for c in candidates],
         "timings": timings, "train_seconds": time.monotonic() - started,
         "histories": [h.to_dict() for h in histories],
     }
     if check is not None:
+        check_logits = int8ref.forward(qmodel, check.x)
+        p_true = int8ref.scores(qmodel, check_logits)[np.arange(len(check.y)), check.y]
         metrics["check"] = {"dataset": str(cfg.check),
                             "counts": {c: int((check.y == i).sum()) for i, c in enumerate(data.classes)},
-                            "int8": classification_report(check.y, int8ref.forward(qmodel, check.x).argmax(1),
-                                                          data.classes)}
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+                            "int8": classification_report(check.y, check_logits.argmax(1), data.classes),
+                            "log_loss": float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))}
     config = {**{k_: v for k_, v in asdict(cfg).items() if k_ != "extra"}, **cfg.extra, "dataset": str(dataset),
               "classes": data.classes, "input": data.spec.to_dict(), "student": spec_dict(spec),
               "record_ids": {"train": [data.record_ids[i] for i in train_idx],
                              "val": [data.record_ids[i] for i in val_idx]}}
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    from camlytics.train.report import write_report
-    write_report(tmp, metrics, val.x, val.y, float_logits, int8_logits)
     metrics["train_seconds"] = time.monotonic() - started
-    return metrics
+    return metrics, (val.x, val.y, float_logits, int8_logits)
 
 
-def _stage_record(model: Any, val: Any, k: int, chw: tuple[int, int, int], seconds: float,
-                  **extra: Any) -> dict[str, Any]:
-    """A stage's entry of metrics.json: validation balanced accuracy, MACs, parameters, seconds."""
-    from camlytics.train.fit import predict_logits
-    from camlytics.train.metrics import balanced_accuracy
-    from camlytics.train.models import count_macs
+def _write_results(tmp: Path, metrics: dict[str, Any], report_args: tuple[Any, ...]) -> None:
+    """metrics.json and report.html (with its PNGs) of the run whose model files are in `tmp`."""
+    from camlytics.train.report import write_report
 
-    return {"val_balanced_accuracy": balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k),
-            "macs": count_macs(model, chw), "params": int(sum(p.numel() for p in model.parameters())),
-            "seconds": seconds, **extra}
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_report(tmp, metrics, *report_args)
 
 
-@dataclass
-class Candidate:
-    """One student trained from its own initial weights and batch order: every stage's model and figures."""
+def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
+                      models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """Whole runs with seeds seed .. seed + K - 1, each exactly the one-candidate run with that seed; the best
+    int8 model on the check set (ties: validation, then the check set's log loss, then the earlier seed) kept."""
+    runs = []
+    for index in range(cfg.candidates):
+        run_cfg = replace(cfg, seed=cfg.seed + index, candidates=1)
+        if console is not None:
+            console.print(f"candidate {index + 1} of {cfg.candidates}: seed {run_cfg.seed}")
+        run_dir = tmp / f"candidate-{index}"
+        run_dir.mkdir()
+        run_models: dict[str, Any] = {}
+        metrics, report_args = _train_into(dataset, run_dir, run_cfg, console, run_models)
+        runs.append((metrics, report_args, run_dir, run_models))
 
-    index: int
-    student: Any
-    distilled: Any
-    pruned: Any
-    final: Any  # the float model that was quantized: the pruned one, or its QAT fine-tune
-    qmodel: Any
-    stages: dict[str, dict[str, Any]]
-    timings: dict[str, float]
-    histories: list[Any]
-    val: tuple[float, float]  # int8 (balanced accuracy, mean log loss) on the validation block
-    check: tuple[float, float] | None = None  # the same on the check set
-    chosen: bool = False
+    def key(run: tuple[Any, ...]) -> tuple[float, float, float]:
+        m = run[0]
+        return m["check"]["int8"]["balanced_accuracy"], m["stages"]["int8"]["val_balanced_accuracy"], -m["check"]["log_loss"]
 
-    def summary(self) -> dict[str, Any]:
-        """metrics.json's entry for this candidate."""
-        out: dict[str, Any] = {"index": self.index, "chosen": self.chosen, "val_balanced_accuracy": self.val[0],
-                               "val_log_loss": self.val[1], "seconds": sum(self.timings.values())}
-        if self.check is not None:
-            out.update(check_balanced_accuracy=self.check[0], check_log_loss=self.check[1])
-        return out
-
-
-def _selection_key(c: Candidate) -> tuple[float, ...]:
-    """Larger is better: int8 balanced accuracy on the check set, then on validation, then the check set's
-    log loss (more than one candidate always has a check set)."""
-    return (c.check[0], c.val[0], -c.check[1]) if c.check is not None else ()
-
-
-def _int8_score(qmodel: Any, arrays: Any) -> tuple[float, float]:
-    """(balanced accuracy, mean log loss of the true class) of the int8 model on `arrays`."""
-    from camlytics.train import int8ref
-    from camlytics.train.metrics import balanced_accuracy
-
-    logits = int8ref.forward(qmodel, arrays.x)
-    p = int8ref.scores(qmodel, logits)[np.arange(len(arrays.y)), arrays.y]
-    return (balanced_accuracy(arrays.y, logits.argmax(1), logits.shape[1]),
-            float(-np.mean(np.log(np.clip(p, 1e-12, 1.0)))))
-
-
-def _train_candidate(index: int, cfg: TrainConfig, spec: Any, width: float, pool: Any, train: Any, val: Any,
-                     kd: Any, hard: Any, classes: list[str], preprocess: dict[str, Any],
-                     chw: tuple[int, int, int], progress: Any) -> Candidate:
-    """2. student alone, 3. distilled student (same initial weights), 4. pruned, 5. int8, for one candidate."""
-    from camlytics.train.fit import fit
-    from camlytics.train.models import build_student
-    from camlytics.train.prune import prune_to_budget
-
-    k = len(classes)
-    stages: dict[str, dict[str, Any]] = {}
-    timings: dict[str, float] = {}
-    histories = []
-    tag = f" {index + 1}/{cfg.candidates}" if cfg.candidates > 1 else ""
-
-    def seeded(stage: str) -> tuple[np.random.Generator, float]:
-        return _stage_seed(cfg.seed, stage, index), time.monotonic()
-
-    def run(stage: str, model: Any, loss: Any, epochs: int, lr: float, rng: np.random.Generator, t0: float,
-            **extra: Any) -> None:
-        histories.append(fit(model, pool, val, loss, epochs=epochs, lr=lr, rng=rng, name=stage + tag,
-                             progress=progress))
-        timings[stage] = time.monotonic() - t0
-        stages[stage] = _stage_record(model, val, k, chw, timings[stage], **extra)
-
-    # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
-    # (Each stage seeds torch before it builds its model, so candidate 0 repeats a one-candidate run exactly.)
-    rng, t0 = seeded("student")
-    student = build_student(spec)
-    init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
-    run("student", student, hard, cfg.epochs_student, 5e-3, rng, t0, width=width)
-    rng, t0 = seeded("distilled")
-    distilled = build_student(spec)
-    distilled.load_state_dict(init_state)
-    run("distilled", distilled, kd, cfg.epochs_student, 5e-3, rng, t0, width=width)
-
-    # 4. Structured pruning to the budget of the better student by validation, fine-tuned the way
-    # it was trained. Ties go to the student alone: on held-out simulated days the distilled
-    # student generalised worse than the student alone (bench/train.py), so it must earn its place.
-    use_kd = stages["distilled"]["val_balanced_accuracy"] > stages["student"]["val_balanced_accuracy"]
-    source, finetune_loss = (distilled, kd) if use_kd else (student, hard)
-    rng, t0 = seeded("pruned")
-    pruned, keep_ratio = prune_to_budget(source, chw, cfg.budget_macs, cfg.budget_bytes)
-    run("pruned", pruned, finetune_loss, cfg.epochs_finetune, 2e-3, rng, t0, keep_ratio=keep_ratio,
-        source="distilled" if use_kd else "student")
-
-    # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
-    t0 = time.monotonic()
-    qmodel = _quantize(pruned, train.x, classes, preprocess, cfg.name)
-    score = _int8_score(qmodel, val)
-    ptq_acc, qat_used = score[0], False
-    final = pruned
-    if stages["pruned"]["val_balanced_accuracy"] - score[0] > PTQ_TOLERANCE:
-        from camlytics.train.quantize import prepare_qat
-        rng = _stage_seed(cfg.seed, "qat", index)
-        qat = prepare_qat(pruned, train.x)
-        histories.append(fit(qat, pool, val, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng,
-                             name="qat" + tag, progress=progress))
-        qat_model = qat.to_sequential().eval()
-        q2 = _quantize(qat_model, train.x, classes, preprocess, cfg.name)
-        score2 = _int8_score(q2, val)
-        if score2[0] > score[0]:
-            final, qmodel, score, qat_used = qat_model, q2, score2, True
-    timings["int8"] = time.monotonic() - t0
-    stages["int8"] = {"val_balanced_accuracy": score[0], "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,
-                      "seconds": timings["int8"]}
-    return Candidate(index, student, distilled, pruned, final, qmodel, stages, timings, histories, score)
+    best = max(runs, key=key)  # max keeps the first of equals: the earlier seed
+    metrics, report_args, run_dir, run_models = best
+    for path in run_dir.iterdir():
+        path.rename(tmp / path.name)
+    for *_, other, _ in runs:
+        shutil.rmtree(other)
+    metrics["candidates"] = [{"index": i, "seed": cfg.seed + i, "chosen": run is best,
+                              "check_balanced_accuracy": run[0]["check"]["int8"]["balanced_accuracy"],
+                              "check_log_loss": run[0]["check"]["log_loss"],
+                              "val_balanced_accuracy": run[0]["stages"]["int8"]["val_balanced_accuracy"],
+                              "seconds": run[0]["train_seconds"]} for i, run in enumerate(runs)]
+    config = json.loads((tmp / "config.json").read_text())
+    config.update(candidates=cfg.candidates, kept_seed=config["seed"], seed=cfg.seed)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    models.update(run_models, candidates=[r[3] for r in runs])
+    return metrics, report_args
 
 
 def _load_check(cfg: TrainConfig, dataset: Path, data: Any, progress: Any) -> Any:
-    """The check set: labelled frames of the same camera, never trained on, that pick among candidates."""
+    """The check set: labelled frames of the same camera, never trained on (scored, and picks candidates)."""
     from camlytics.train.data import load_labelled
     from camlytics.train.fit import Arrays
 

@@ -81,21 +81,22 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
 
 
 def _candidates_html(metrics: dict[str, Any]) -> str:
-    """The candidate students and the check set, when the run had more than one or a check set."""
+    """The candidate runs and the check set, when the run had them."""
+    out = ""
+    cands = metrics.get("candidates") or []
+    if cands:
+        rows = [[c["index"], c["seed"], f"{100 * c['check_balanced_accuracy']:.2f}%",
+                 f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
+                for c in cands]
+        out += ("<h2>Candidate runs (int8 balanced accuracy)</h2><p>One whole training run per seed; kept: the best "
+                "on the check set, then on validation.</p>"
+                + _table(rows, ["candidate", "seed", "check set", "validation", "seconds", ""]))
     check = metrics.get("check")
-    if len(metrics["candidates"]) < 2 and not check:
-        return ""
-    rows = [[c["index"], f"{100 * c['check_balanced_accuracy']:.2f}%" if "check_balanced_accuracy" in c else "",
-             f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
-            for c in metrics["candidates"]]
-    kept = "Kept: the best on the check set, then on validation." if len(rows) > 1 else "One candidate."
-    out = (f"<h2>Candidate students (int8 balanced accuracy)</h2><p>{kept}</p>"
-           + _table(rows, ["candidate", "check set", "validation", "seconds", ""]))
     if check:
         per_class = [[c, f"{100 * v['precision']:.1f}%", f"{100 * v['recall']:.1f}%", v["support"]]
                      for c, v in check["int8"]["per_class"].items()]
-        out += (f"<p>Check set {html.escape(check['dataset'])}: {html.escape(str(check['counts']))}; the kept int8 "
-                f"model scores {100 * check['int8']['balanced_accuracy']:.2f}% balanced accuracy.</p>"
+        out += (f"<h2>Check set (int8)</h2><p>{html.escape(check['dataset'])}: {html.escape(str(check['counts']))}, "
+                f"never trained on; balanced accuracy {100 * check['int8']['balanced_accuracy']:.2f}%.</p>"
                 + _table(per_class, ["class", "precision", "recall", "support"]))
     return out
 
