@@ -11,7 +11,7 @@ curve (the same training with only 50 and 100 of the labels).
     .venv/bin/python bench/train.py --train-seed 11 --days 7     # the same budget collected over a week
     .venv/bin/python bench/train.py --more-seeds 2 --no-curve     # spread over 3 training seeds
     .venv/bin/python bench/train.py --held-door 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21   # + door held near the threshold
-    .venv/bin/python bench/train.py --candidates 3 --more-seeds 2 --no-curve   # keep the best of 3 students on the probe
+    .venv/bin/python bench/train.py --candidates 3 --no-curve   # 3 runs (seeds 0-2), the best on the probe kept
 
 Timings are wall-clock and process CPU seconds of the training run in this process (single torch
 thread by default; `--threads 0` uses up to 2 cores).
@@ -324,7 +324,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         kept = [c["kept"] for c in cands.values()]
         first = [c["first"] for c in cands.values()]
         best = [c["best"] for c in cands.values()]
-        print(f"\nover {len(cands)} training seeds x {args.candidates} candidates, held-out days mean: kept (best on "
+        print(f"\nover {len(cands)} trainings x {args.candidates} candidate runs, held-out days mean: kept (best on "
               f"the probe) {pct(float(np.mean(kept)))} (min {pct(min(kept))}); candidate 0 (one-candidate run) "
               f"{pct(float(np.mean(first)))} (min {pct(min(first))}); best possible {pct(float(np.mean(best)))}; "
               f"the kept one was the best in {sum(k == b for k, b in zip(kept, best))} of {len(kept)}", flush=True)
@@ -364,11 +364,11 @@ def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, day
     for c, m in zip(metrics["candidates"], models["candidates"]):
         accs = [balanced_accuracy(y, int8ref.forward(m["int8"], x).argmax(1), len(classes)) for x, y in arrays.values()]
         rows.append((c, accs, float(np.mean(accs))))
-    print(f"\ntraining seed {seed}: int8 balanced accuracy of each candidate student\n")
-    print("| candidate | probe (check set) | validation | " + " | ".join(f"day {d}" for d in days) + " | mean | |")
+    print(f"\n--seed {seed}: int8 balanced accuracy of each candidate run\n")
+    print("| candidate (seed) | probe (check set) | validation | " + " | ".join(f"day {d}" for d in days) + " | mean | |")
     print("|---" * (len(days) + 5) + "|")
     for c, accs, mean in rows:
-        print(f"| {c['index']} | {pct(c['check_balanced_accuracy'])} | {pct(c['val_balanced_accuracy'])} | "
+        print(f"| {c['index']} ({c['seed']}) | {pct(c['check_balanced_accuracy'])} | {pct(c['val_balanced_accuracy'])} | "
               + " | ".join(pct(a) for a in accs) + f" | {pct(mean)} | {'kept' if c['chosen'] else ''} |")
     return {"kept": next(mean for c, _, mean in rows if c["chosen"]), "first": rows[0][2],
             "best": max(mean for _, _, mean in rows), "rows": [(c, accs) for c, accs, _ in rows]}
@@ -409,8 +409,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")
-    p.add_argument("--candidates", type=int, default=1, help="train this many candidate students per run and keep "
-                   "the best on the probe (camlytics train --candidates K --check PROBE); prints every candidate")
+    p.add_argument("--candidates", type=int, default=1, help="train this many whole runs (seeds SEED..) per training "
+                   "and keep the best on the probe (camlytics train --candidates K --check PROBE); prints every one")
     p.add_argument("--no-curve", dest="curve", action="store_false")
     p.add_argument("--held-door", type=held_door_arg, metavar="ANGLES@HOURS",
                    help="also add labelled frames with the door held at these angles at these hours of the first "

@@ -89,7 +89,7 @@ def _candidates_html(metrics: dict[str, Any]) -> str:
                  f"{100 * c['val_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
                 for c in cands]
         out += ("<h2>Candidate runs (int8 balanced accuracy)</h2><p>One whole training run per seed; kept: the best "
-                "on the check set, then on validation.</p>"
+                "on the check set (ties: its lower log loss).</p>"
                 + _table(rows, ["candidate", "seed", "check set", "validation", "seconds", ""]))
     check = metrics.get("check")
     if check:
