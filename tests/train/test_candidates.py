@@ -77,6 +77,7 @@ def test_the_best_run_on_the_check_set_is_kept(sim_dataset: Path, check_dataset:
     config = json.loads((out / "config.json").read_text())
     assert (config["candidates"], config["seed"], config["kept_seed"]) == (3, 0, kept)
     assert json.loads((out / "metrics.json").read_text())["candidates"] == cands
+    assert metrics["train_seconds"] >= sum(c["seconds"] for c in cands)  # the whole run, not the kept one's
 
 
 def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,

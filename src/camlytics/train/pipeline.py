@@ -334,6 +334,7 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
     """Whole runs with seeds seed .. seed + K - 1, each exactly the one-candidate run with that seed; the best
     int8 model on the check set (ties: the lower log loss there, then the earlier seed) kept. Validation does
     not take part: each seed holds out its own time block, so their scores do not compare."""
+    started = time.monotonic()
     runs = []
     for index in range(cfg.candidates):
         run_cfg = replace(cfg, seed=cfg.seed + index, candidates=1)
@@ -363,6 +364,7 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
     config.update(candidates=cfg.candidates, kept_seed=config["seed"], seed=cfg.seed)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     models.update(run_models, candidates=[r[3] for r in runs])
+    metrics["train_seconds"] = time.monotonic() - started  # all the runs (each run's own: candidates' seconds)
     return metrics, report_args
 
 
