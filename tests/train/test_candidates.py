@@ -49,7 +49,7 @@ def test_the_best_run_on_the_check_set_is_kept(sim_dataset: Path, check_dataset:
     from camlytics.train.pipeline import run_training
 
     models: dict = {}
-    metrics = run_training(sim_dataset, tmp_path / "m", _fast_config(candidates=3, check=str(check_dataset)),
+    metrics = run_training(sim_dataset, tmp_path / "m", _fast_config(candidates=3, check=str(check_dataset), jobs=2),
                            models=models)
     cands = metrics["candidates"]
     assert [(c["index"], c["seed"]) for c in cands] == [(0, 0), (1, 1), (2, 2)] and sum(c["chosen"] for c in cands) == 1
@@ -75,9 +75,61 @@ def test_the_best_run_on_the_check_set_is_kept(sim_dataset: Path, check_dataset:
     report = (out / "report.html").read_text()
     assert "Candidate runs" in report and report.count("<td>kept</td>") == 1 and "Check set (int8)" in report
     config = json.loads((out / "config.json").read_text())
-    assert (config["candidates"], config["seed"], config["kept_seed"]) == (3, 0, kept)
+    assert (config["candidates"], config["seed"], config["kept_seed"], config["jobs"]) == (3, 0, kept, 2)
     assert json.loads((out / "metrics.json").read_text())["candidates"] == cands
-    assert metrics["train_seconds"] >= sum(c["seconds"] for c in cands)  # the whole run, not the kept one's
+    assert metrics["train_seconds"] >= max(c["seconds"] for c in cands)  # the whole run, not the kept one's
+
+
+def test_runs_in_parallel_processes_equal_runs_one_after_another(sim_dataset: Path, check_dataset: Path,
+                                                                  tmp_path: Path) -> None:
+    import multiprocessing
+
+    from camlytics.train.pipeline import run_training
+
+    results = {}
+    for jobs in (1, 3):
+        models: dict = {}
+        metrics = run_training(sim_dataset, tmp_path / f"jobs{jobs}",
+                               _fast_config(candidates=3, check=str(check_dataset), jobs=jobs), models=models)
+        results[jobs] = ([{k: v for k, v in c.items() if k != "seconds"} for c in metrics["candidates"]],
+                         [m["int8"].to_bytes() for m in models["candidates"]],
+                         (tmp_path / f"jobs{jobs}" / "model.cml").read_bytes())
+    assert results[1] == results[3]
+    assert len(set(results[1][1])) == 3
+    assert json.loads((tmp_path / "jobs1" / "config.json").read_text())["jobs"] == 1
+    assert not multiprocessing.active_children()  # every worker process has ended
+    # One after another, the whole run takes at least the sum of the runs.
+    metrics = json.loads((tmp_path / "jobs1" / "metrics.json").read_text())
+    assert metrics["train_seconds"] >= sum(c["seconds"] for c in metrics["candidates"])
+
+
+def test_a_candidate_process_that_dies_stops_the_run(sim_dataset: Path, check_dataset: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """A worker killed from outside (as the kernel's OOM killer would) ends training with one clear line."""
+    import os
+    import signal
+    import threading
+
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        for _ in range(600):
+            workers = [pid for pid in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+                       if b"spawn_main" in _cmdline(pid)]
+            if workers:
+                os.kill(int(workers[0]), signal.SIGKILL)
+                killed.append(int(workers[0]))
+                return
+            threading.Event().wait(0.05)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    try:
+        _expect_error(sim_dataset, tmp_path, capsys, "its process ended with exit code -9", "--candidates", "2",
+                      "--jobs", "2", "--check", str(check_dataset))
+    finally:
+        killer.join()
+    assert killed
 
 
 def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,
@@ -104,7 +156,21 @@ def test_candidates_print_a_line_each(sim_dataset: Path, check_dataset: Path, tm
     assert printed.count("<- kept (best on the check set)") == 1
 
 
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # ended meanwhile
+        return b""
+
+
 # ---- bad input: one clear line, exit code 2, nothing left where MODEL_DIR would be ----
+
+@pytest.mark.parametrize("n", ["17", "-1"])
+def test_jobs_out_of_range(sim_dataset: Path, check_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                           n: str) -> None:
+    _expect_error(sim_dataset, tmp_path, capsys, f"jobs must be a whole number 0-16 (0: one per core), got {n}",
+                  "--candidates", "2", "--check", str(check_dataset), "--jobs", n)
+
 
 @pytest.mark.parametrize("k", ["0", "17", "-1"])
 def test_candidates_out_of_range(sim_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, k: str) -> None:
@@ -126,14 +192,16 @@ def test_a_missing_check_set(sim_dataset: Path, tmp_path: Path, capsys: pytest.C
                   "--check", str(tmp_path / "nope"))
 
 
+@pytest.mark.parametrize("candidates", [[], ["--candidates", "2", "--jobs", "2"]], ids=["one run", "in processes"])
 def test_a_check_set_with_other_classes(check_dataset: Path, sim_dataset: Path, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture) -> None:
+                                        capsys: pytest.CaptureFixture, candidates: list[str]) -> None:
+    """Also when the error is raised in a candidate's own process: the same one line, nothing left."""
     bad = tmp_path / "check"
     shutil.copytree(check_dataset, bad)
     with Dataset.open(bad) as ds:
         ds.set_classes(["closed", "open", "ajar"])
         ds.set_label(ds.records(labelled=True)[0].id, "ajar", "test")
-    _expect_error(sim_dataset, tmp_path, capsys, "--check: labels ['ajar']", "--check", str(bad))
+    _expect_error(sim_dataset, tmp_path, capsys, "--check: labels ['ajar']", "--check", str(bad), *candidates)
 
 
 def test_a_check_set_sharing_images_with_the_training_set(sim_dataset: Path, check_dataset: Path, tmp_path: Path,

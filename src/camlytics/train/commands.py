@@ -100,7 +100,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--check", metavar="CHECK_DATASET", help="a labelled dataset of other frames of this camera, never "
                    "trained on: picks among --candidates and is scored in the report. Best: the door held just either "
                    "side of the open/closed line at several times of day")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: up to 2 cores)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="candidate runs trained at once, each in its own "
+                   "process; the kept model does not depend on it (default 0: one per core)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command, color="gray")
 
@@ -134,7 +136,7 @@ def train_command(args: argparse.Namespace) -> int:
     cfg = TrainConfig(classes=args.classes, roi=args.roi, input_wh=args.input, color=args.color,
                       budget_macs=args.budget_macs, budget_bytes=args.budget_bytes,
                       teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads, pool=args.pool,
-                      candidates=args.candidates, check=args.check)
+                      candidates=args.candidates, check=args.check, jobs=args.jobs)
     for stage, n in epochs.items():
         setattr(cfg, f"epochs_{stage}", n)
     if args.threads < 0:

@@ -58,6 +58,7 @@ class TrainConfig:
     # 100 %; frames of the door held near the threshold told them apart (README, bench/train.py --candidates).
     candidates: int = 1
     check: str | None = None  # labelled dataset of other frames of the camera: scored, never trained on
+    jobs: int = 0  # candidate runs trained at once, each in its own process; 0: as many as the cores allow
     threads: int = 1  # small convs gain little from more; OpenMP spinning wastes a loaded CI box
     name: str = "door"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,8 @@ class TrainConfig:
             raise TrainingError(f"pool must be 0 (automatic) or >= 16, got {self.pool!r}")
         if not (isinstance(self.candidates, int) and 1 <= self.candidates <= MAX_CANDIDATES):
             raise TrainingError(f"candidates must be a whole number 1-{MAX_CANDIDATES}, got {self.candidates!r}")
+        if not (isinstance(self.jobs, int) and 0 <= self.jobs <= MAX_CANDIDATES):
+            raise TrainingError(f"jobs must be a whole number 0-{MAX_CANDIDATES} (0: one per core), got {self.jobs!r}")
         if self.candidates > 1 and not self.check:
             raise TrainingError("--candidates needs --check CHECK_DATASET: the validation block cannot tell "
                                 "candidates apart")
@@ -140,10 +143,11 @@ def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, cons
     tmp = prepare_output(out)
     models = models if models is not None else {}
     try:
-        if cfg.candidates == 1:
-            metrics, report_args = _train_into(Path(dataset), tmp, cfg, console, models)
-        else:
-            metrics, report_args = _train_candidates(Path(dataset), tmp, cfg, console, models)
+        with _progress(console) as progress:
+            if cfg.candidates == 1:
+                metrics, report_args = _train_into(Path(dataset), tmp, cfg, progress, models)
+            else:
+                metrics, report_args = _train_candidates(Path(dataset), tmp, cfg, console, progress, models)
         _write_results(tmp, metrics, report_args)
         commit_output(tmp, out)
     except BaseException:
@@ -160,9 +164,12 @@ def _progress(console: Any) -> Any:
                     disable=console is None)
 
 
-def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
+def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
                 models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """One training run into `tmp`: model files and config.json; returns metrics and what the report plots."""
+    """One training run into `tmp`: model files and config.json; returns metrics and what the report plots.
+
+    `progress` is a rich Progress (or anything with its add_task / advance / update) showing each stage.
+    """
     import torch
 
     from camlytics.train import int8ref
@@ -187,96 +194,95 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
     timings: dict[str, float] = {}
     stages: dict[str, dict[str, Any]] = {}
     histories = []
-    with _progress(console) as progress:
-        t0 = time.monotonic()
-        data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
-                             progress=progress)
-        check = _load_check(cfg, dataset, data, progress) if cfg.check else None
-        train_idx, val_idx = time_block_split(data.timestamps, data.y, seed=cfg.seed)
-        train, val = data.subset(train_idx), data.subset(val_idx)
-        timings["data"] = time.monotonic() - t0
-        k = len(data.classes)
-        chw = (data.spec.channels, data.spec.height, data.spec.width)
+    t0 = time.monotonic()
+    data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
+                         progress=progress)
+    check = _load_check(cfg, dataset, data, progress) if cfg.check else None
+    train_idx, val_idx = time_block_split(data.timestamps, data.y, seed=cfg.seed)
+    train, val = data.subset(train_idx), data.subset(val_idx)
+    timings["data"] = time.monotonic() - t0
+    k = len(data.classes)
+    chw = (data.spec.channels, data.spec.height, data.spec.width)
 
-        def score(model: torch.nn.Module) -> float:
-            return balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k)
+    def score(model: torch.nn.Module) -> float:
+        return balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k)
 
-        def record(name: str, model: torch.nn.Module, t_start: float, **extra: Any) -> None:
-            timings[name] = time.monotonic() - t_start
-            stages[name] = {"val_balanced_accuracy": score(model), "macs": count_macs(model, chw),
-                            "params": int(sum(p.numel() for p in model.parameters())), "seconds": timings[name], **extra}
+    def record(name: str, model: torch.nn.Module, t_start: float, **extra: Any) -> None:
+        timings[name] = time.monotonic() - t_start
+        stages[name] = {"val_balanced_accuracy": score(model), "macs": count_macs(model, chw),
+                        "params": int(sum(p.numel() for p in model.parameters())), "seconds": timings[name], **extra}
 
-        # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
-        t0 = time.monotonic()
-        # Many augmented copies per image: on held-out simulated days 30 per image (~6000) and 25 student
-        # epochs beat 8 per image and 15 epochs by about a point, and made unlucky seeds rarer (bench/train.py).
-        pool_size = cfg.pool or max(1024, min(8192, cfg.pool_per_image * len(train)))
-        pool = Arrays(*augmented_pool(train.x, train.y, pool_size, _stage_seed(cfg.seed, "pool"), AugmentConfig()))
-        timings["augment"] = time.monotonic() - t0
+    # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
+    t0 = time.monotonic()
+    # Many augmented copies per image: on held-out simulated days 30 per image (~6000) and 25 student
+    # epochs beat 8 per image and 15 epochs by about a point, and made unlucky seeds rarer (bench/train.py).
+    pool_size = cfg.pool or max(1024, min(8192, cfg.pool_per_image * len(train)))
+    pool = Arrays(*augmented_pool(train.x, train.y, pool_size, _stage_seed(cfg.seed, "pool"), AugmentConfig()))
+    timings["augment"] = time.monotonic() - t0
 
-        # 1. Teacher.
-        t0 = time.monotonic()
-        rng = _stage_seed(cfg.seed, "teacher")
-        teacher = build_teacher(data.spec.channels, k, teacher_weights)
-        histories.append(fit(teacher, pool, val, hard_loss(), epochs=cfg.epochs_teacher,
-                             lr=1e-3 if teacher_weights else 3e-3, rng=rng, name="teacher", progress=progress))
-        record("teacher", teacher, t0, kind="mobilenet_v2" if teacher_weights else "wide_cnn")
+    # 1. Teacher.
+    t0 = time.monotonic()
+    rng = _stage_seed(cfg.seed, "teacher")
+    teacher = build_teacher(data.spec.channels, k, teacher_weights)
+    histories.append(fit(teacher, pool, val, hard_loss(), epochs=cfg.epochs_teacher,
+                         lr=1e-3 if teacher_weights else 3e-3, rng=rng, name="teacher", progress=progress))
+    record("teacher", teacher, t0, kind="mobilenet_v2" if teacher_weights else "wide_cnn")
 
-        # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
-        base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
-        if cfg.student_blocks:
-            base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
-        spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
-                                   int(cfg.budget_bytes * cfg.prune_headroom))
-        t0 = time.monotonic()
-        rng = _stage_seed(cfg.seed, "student")
-        student = build_student(spec)
-        init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
-        histories.append(fit(student, pool, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
-                             name="student", progress=progress))
-        record("student", student, t0, width=width)
-        kd = distillation_loss(teacher_logits(teacher, pool.x))
+    # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
+    base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
+    if cfg.student_blocks:
+        base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
+    spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
+                               int(cfg.budget_bytes * cfg.prune_headroom))
+    t0 = time.monotonic()
+    rng = _stage_seed(cfg.seed, "student")
+    student = build_student(spec)
+    init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
+    histories.append(fit(student, pool, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                         name="student", progress=progress))
+    record("student", student, t0, width=width)
+    kd = distillation_loss(teacher_logits(teacher, pool.x))
 
-        t0 = time.monotonic()
-        rng = _stage_seed(cfg.seed, "distilled")
-        distilled = build_student(spec)
-        distilled.load_state_dict(init_state)
-        histories.append(fit(distilled, pool, val, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng,
-                             name="distilled", progress=progress))
-        record("distilled", distilled, t0, width=width)
+    t0 = time.monotonic()
+    rng = _stage_seed(cfg.seed, "distilled")
+    distilled = build_student(spec)
+    distilled.load_state_dict(init_state)
+    histories.append(fit(distilled, pool, val, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng,
+                         name="distilled", progress=progress))
+    record("distilled", distilled, t0, width=width)
 
-        # 4. Structured pruning to the budget of the better student by validation, fine-tuned the way
-        # it was trained. Ties go to the student alone: on held-out simulated days the distilled
-        # student generalised worse than the student alone (bench/train.py), so it must earn its place.
-        t0 = time.monotonic()
-        rng = _stage_seed(cfg.seed, "pruned")
-        use_kd = stages["distilled"]["val_balanced_accuracy"] > stages["student"]["val_balanced_accuracy"]
-        source, finetune_loss = (distilled, kd) if use_kd else (student, hard_loss())
-        pruned, keep_ratio = prune_to_budget(source, chw, cfg.budget_macs, cfg.budget_bytes)
-        histories.append(fit(pruned, pool, val, finetune_loss, epochs=cfg.epochs_finetune, lr=2e-3, rng=rng,
-                             name="pruned", progress=progress))
-        record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
+    # 4. Structured pruning to the budget of the better student by validation, fine-tuned the way
+    # it was trained. Ties go to the student alone: on held-out simulated days the distilled
+    # student generalised worse than the student alone (bench/train.py), so it must earn its place.
+    t0 = time.monotonic()
+    rng = _stage_seed(cfg.seed, "pruned")
+    use_kd = stages["distilled"]["val_balanced_accuracy"] > stages["student"]["val_balanced_accuracy"]
+    source, finetune_loss = (distilled, kd) if use_kd else (student, hard_loss())
+    pruned, keep_ratio = prune_to_budget(source, chw, cfg.budget_macs, cfg.budget_bytes)
+    histories.append(fit(pruned, pool, val, finetune_loss, epochs=cfg.epochs_finetune, lr=2e-3, rng=rng,
+                         name="pruned", progress=progress))
+    record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
 
-        # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
-        t0 = time.monotonic()
-        preprocess = data.spec.model_meta()["preprocess"]
-        qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
-        int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
-        float_acc = stages["pruned"]["val_balanced_accuracy"]
-        ptq_acc, qat_used = int8_acc, False
-        final = pruned  # the float model that was quantized: the pruned one, or its QAT fine-tune
-        if float_acc - int8_acc > PTQ_TOLERANCE:
-            from camlytics.train.quantize import prepare_qat
-            rng = _stage_seed(cfg.seed, "qat")
-            qat = prepare_qat(pruned, train.x)
-            histories.append(fit(qat, pool, val, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat",
-                                 progress=progress))
-            qat_model = qat.to_sequential().eval()
-            q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
-            acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
-            if acc2 > int8_acc:
-                final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
-        timings["int8"] = time.monotonic() - t0
+    # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
+    t0 = time.monotonic()
+    preprocess = data.spec.model_meta()["preprocess"]
+    qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
+    int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
+    float_acc = stages["pruned"]["val_balanced_accuracy"]
+    ptq_acc, qat_used = int8_acc, False
+    final = pruned  # the float model that was quantized: the pruned one, or its QAT fine-tune
+    if float_acc - int8_acc > PTQ_TOLERANCE:
+        from camlytics.train.quantize import prepare_qat
+        rng = _stage_seed(cfg.seed, "qat")
+        qat = prepare_qat(pruned, train.x)
+        histories.append(fit(qat, pool, val, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat",
+                             progress=progress))
+        qat_model = qat.to_sequential().eval()
+        q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
+        acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
+        if acc2 > int8_acc:
+            final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
+    timings["int8"] = time.monotonic() - t0
 
     models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
                   spec=data.spec)
@@ -329,31 +335,39 @@ def _write_results(tmp: Path, metrics: dict[str, Any], report_args: tuple[Any, .
     write_report(tmp, metrics, *report_args)
 
 
-def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
+def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, progress: Any,
                       models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """Whole runs with seeds seed .. seed + K - 1, each exactly the one-candidate run with that seed; the best
     int8 model on the check set (ties: the lower log loss there, then the earlier seed) kept. Validation does
     not take part: each seed holds out its own time block, so their scores do not compare."""
     started = time.monotonic()
-    runs = []
-    for index in range(cfg.candidates):
-        run_cfg = replace(cfg, seed=cfg.seed + index, candidates=1)
+    jobs = candidate_jobs(cfg)
+    run_cfgs = [replace(cfg, seed=cfg.seed + index, candidates=1) for index in range(cfg.candidates)]
+    if jobs > 1:
         if console is not None:
-            console.print(f"candidate {index + 1} of {cfg.candidates}: seed {run_cfg.seed}")
-        run_dir = tmp / f"candidate-{index}"
-        run_dir.mkdir()
-        run_models: dict[str, Any] = {}
-        metrics, report_args = _train_into(dataset, run_dir, run_cfg, console, run_models)
-        runs.append((metrics, report_args, run_dir, run_models))
+            progress.console.print(f"{cfg.candidates} candidates (seeds {cfg.seed}-{cfg.seed + cfg.candidates - 1}), "
+                                   f"{jobs} at a time")
+        runs = [(*result, tmp / f"candidate-{i}") for i, result in
+                enumerate(_train_in_processes(dataset, tmp, run_cfgs, jobs, progress))]
+    else:
+        runs = []
+        for index, run_cfg in enumerate(run_cfgs):
+            if console is not None:
+                progress.console.print(f"candidate {index + 1} of {cfg.candidates}: seed {run_cfg.seed}")
+            run_dir = tmp / f"candidate-{index}"
+            run_dir.mkdir()
+            run_models: dict[str, Any] = {}
+            metrics, report_args = _train_into(dataset, run_dir, run_cfg, progress, run_models)
+            runs.append((metrics, report_args, run_models, run_dir))
 
     def key(run: tuple[Any, ...]) -> tuple[float, float]:
         return run[0]["check"]["int8"]["balanced_accuracy"], -run[0]["check"]["log_loss"]
 
     best = max(runs, key=key)  # max keeps the first of equals: the earlier seed
-    metrics, report_args, run_dir, run_models = best
+    metrics, report_args, run_models, run_dir = best
     for path in run_dir.iterdir():
         path.rename(tmp / path.name)
-    for *_, other, _ in runs:
+    for *_, other in runs:
         shutil.rmtree(other)
     metrics["candidates"] = [{"index": i, "seed": cfg.seed + i, "chosen": run is best,
                               "check_balanced_accuracy": run[0]["check"]["int8"]["balanced_accuracy"],
@@ -361,11 +375,123 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any,
                               "val_balanced_accuracy": run[0]["stages"]["int8"]["val_balanced_accuracy"],
                               "seconds": run[0]["train_seconds"]} for i, run in enumerate(runs)]
     config = json.loads((tmp / "config.json").read_text())
-    config.update(candidates=cfg.candidates, kept_seed=config["seed"], seed=cfg.seed)
+    config.update(candidates=cfg.candidates, kept_seed=config["seed"], seed=cfg.seed, jobs=jobs)
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    models.update(run_models, candidates=[r[3] for r in runs])
+    models.update(run_models, candidates=[r[2] for r in runs])
     metrics["train_seconds"] = time.monotonic() - started  # all the runs (each run's own: candidates' seconds)
     return metrics, report_args
+
+
+def candidate_jobs(cfg: TrainConfig) -> int:
+    """How many candidate runs train at once: `cfg.jobs`, or (0) one per core at `cfg.threads` torch threads each."""
+    if cfg.jobs:
+        return min(cfg.jobs, cfg.candidates)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cfg.candidates, cores // (cfg.threads or min(2, cores))))
+
+
+def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], jobs: int,
+                        progress: Any) -> list[tuple[Any, ...]]:
+    """Train each config into tmp/candidate-<i>, `jobs` fresh processes at a time; (metrics, report inputs,
+    models) per config, in order. One bar per candidate follows its stages; the first failure stops them all.
+
+    Each run is the same computation as in this process (single-threaded torch, seeded per stage), so the
+    results do not depend on `jobs`. Processes are spawned, not forked: a forked torch can deadlock.
+    """
+    import multiprocessing
+    import pickle
+    import queue as queue_module
+
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    rows = [progress.add_task(f"seed {c.seed}", total=None, status="waiting") for c in run_cfgs]
+    todo, running, results = list(range(len(run_cfgs))), {}, {}
+    try:
+        while len(results) < len(run_cfgs):
+            while todo and len(running) < jobs:
+                i = todo.pop(0)
+                running[i] = ctx.Process(target=_candidate_worker, daemon=True, name=f"camlytics-candidate-{i}",
+                                         args=(messages, os.getpid(), dataset, tmp / f"candidate-{i}", run_cfgs[i], i))
+                running[i].start()
+            for i, proc in running.items():
+                if proc.exitcode not in (None, 0):  # killed: by the kernel for memory, or by someone
+                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with exit "
+                                        f"code {proc.exitcode} (out of memory?)")
+            try:
+                kind, i, *args = messages.get(timeout=0.5)
+            except queue_module.Empty:
+                continue
+            if kind == "add":
+                progress.reset(rows[i], total=args[1], description=f"seed {run_cfgs[i].seed} {args[0]}", status="")
+            elif kind == "advance":
+                progress.advance(rows[i], args[0])
+            elif kind == "status":
+                progress.update(rows[i], status=args[0])
+            elif kind == "failed":
+                raise pickle.loads(args[0])
+            else:  # "done"
+                progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status=args[0])
+                results[i] = pickle.loads(args[1])
+                running.pop(i).join()
+    finally:
+        for proc in running.values():
+            proc.terminate()
+            proc.join()
+    return [results[i] for i in range(len(run_cfgs))]
+
+
+def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, cfg: TrainConfig, index: int) -> None:
+    """One candidate run in its own process; progress, then the result or the error, go to `messages`.
+
+    Results are pickled by plain pickle: torch's multiprocessing pickler would hand tensors over in shared
+    memory owned by this short-lived process."""
+    import pickle
+    import traceback
+
+    relay = _ProgressRelay(messages, index, parent)
+    try:
+        run_dir.mkdir()
+        models: dict[str, Any] = {}
+        metrics, report_args = _train_into(dataset, run_dir, cfg, relay, models)
+        check = metrics["check"]["int8"]["balanced_accuracy"]
+        relay.update(0)  # the last advances
+        messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%",
+                      pickle.dumps((metrics, report_args, models))))
+    except BaseException as exc:  # handed to the parent, which raises it
+        if not isinstance(exc, TrainingError):
+            exc = RuntimeError(f"candidate {index} (seed {cfg.seed}) failed:\n{traceback.format_exc()}")
+        messages.put(("failed", index, pickle.dumps(exc)))
+
+
+class _ProgressRelay:
+    """Stands in for rich's Progress inside a candidate's worker: sends its bar's changes to the parent, at
+    most a few advances a second, and ends the worker when the parent has gone (nothing would use the run)."""
+
+    def __init__(self, queue: Any, index: int, parent: int) -> None:
+        self.queue, self.index, self.parent = queue, index, parent
+        self.pending, self.sent = 0, time.monotonic()
+
+    def add_task(self, description: str, total: float | None = None, status: str = "") -> int:
+        self._flush()
+        self.queue.put(("add", self.index, description, total))
+        return 0
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.pending += advance
+        if time.monotonic() - self.sent > 0.25:
+            self._flush()
+
+    def update(self, task: int, status: str | None = None, **_: Any) -> None:
+        self._flush()
+        if status is not None:
+            self.queue.put(("status", self.index, status))
+
+    def _flush(self) -> None:
+        if os.getppid() != self.parent:
+            os._exit(1)
+        if self.pending:
+            self.queue.put(("advance", self.index, self.pending))
+        self.pending, self.sent = 0, time.monotonic()
 
 
 def _load_check(cfg: TrainConfig, dataset: Path, data: Any, progress: Any) -> Any:
