@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from camlytics.errors import TrainingError
+from camlytics.errors import CamlyticsError, TrainingError
 
 BUDGET_MACS = 500_000
 BUDGET_BYTES = 32 * 1024
@@ -458,7 +458,7 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
         messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%",
                       pickle.dumps((metrics, report_args, models))))
     except BaseException as exc:  # handed to the parent, which raises it
-        if not isinstance(exc, TrainingError):
+        if not isinstance(exc, CamlyticsError):  # a user's problem stays one line; a bug keeps its traceback
             exc = RuntimeError(f"candidate {index} (seed {cfg.seed}) failed:\n{traceback.format_exc()}")
         messages.put(("failed", index, pickle.dumps(exc)))
 
