@@ -121,10 +121,11 @@ def test_interval_spaces_snapshots(simcam):
 
 
 def test_a_slow_snapshot_does_not_make_the_next_one_come_at_once():
-    # The first snapshot of a scene nobody rendered yet takes a while (the camera builds it); the
-    # snapshot after a late one is still `interval` later, not a burst to catch up.
+    # The first snapshot of a scene nobody rendered yet takes a while (the camera builds it: about 1 s at
+    # 960x540 here, 0.15-0.2 s at 320x180, too close to the interval on a fast machine); the snapshot after
+    # a late one is still `interval` later, not a burst to catch up.
     with SimulatedCamera(preset="home", seed=4321, auth=None, prewarm=False) as cam:
-        with open_source(cam.url, count=3, interval=0.1, resolution="320x180") as src:
+        with open_source(cam.url, count=3, interval=0.1, resolution="960x540") as src:
             times = [f.timestamp for f in src]
     assert times[1] - times[0] > 0.15  # the slow one
     assert min(b - a for a, b in zip(times, times[1:])) >= 0.095
