@@ -87,9 +87,9 @@ def held_door_frames(preset: str, seed: int, angles: list[float], hours: list[fl
             yield scene.frame(hour * 3600 + 7 * k + 0.5, door_angle=angle), angle
 
 
-def probe_set(preset: str, seed: int) -> tuple[list[bytes], list[str], np.ndarray]:
-    """The probe: PROBE_ANGLES x PROBE_HOURS frames of the training day with the door held (as `test_day`)."""
-    frames = list(held_door_frames(preset, seed, list(PROBE_ANGLES), list(PROBE_HOURS)))
+def probe_set(preset: str, seed: int, hours: list[float]) -> tuple[list[bytes], list[str], np.ndarray]:
+    """The probe: PROBE_ANGLES x `hours` frames of the training day with the door held (as `test_day`)."""
+    frames = list(held_door_frames(preset, seed, list(PROBE_ANGLES), hours))
     return ([f.jpeg for f, _ in frames], [f.meta["truth"]["state"] for f, _ in frames],
             np.array([a for _, a in frames], dtype=float))
 
@@ -160,14 +160,14 @@ def held_out(models: dict, jpegs: list[bytes], labels: list[str], angles: np.nda
     return out
 
 
-def write_probe(path: Path, preset: str, seed: int) -> int:
+def write_probe(path: Path, preset: str, seed: int, hours: list[float]) -> int:
     """The probe as a labelled dataset (the check set of `camlytics train --candidates`), made afresh."""
     from camlytics.store import Dataset
     from camlytics.train.simdata import label_from_truth
 
     shutil.rmtree(path, ignore_errors=True)
     with Dataset.open(path, create=True) as ds:
-        for frame, angle in held_door_frames(preset, seed, list(PROBE_ANGLES), list(PROBE_HOURS)):
+        for frame, angle in held_door_frames(preset, seed, list(PROBE_ANGLES), hours):
             ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="probe",
                          reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
         return label_from_truth(ds)
@@ -243,9 +243,9 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
           f"(both sides of the threshold): {near}; kept from swing bursts: {swing}", flush=True)
     check = work / f"{preset}-probe" if args.candidates > 1 else None
     if check:
-        n = write_probe(check, preset, args.train_seed)
+        n = write_probe(check, preset, args.train_seed, args.probe_hours)
         print(f"check set for --candidates {args.candidates}: the probe, {n} frames of day {args.train_seed} with the "
-              f"door held at {list(PROBE_ANGLES)} deg at hours {list(PROBE_HOURS)}", flush=True)
+              f"door held at {list(PROBE_ANGLES)} deg at hours {args.probe_hours}", flush=True)
     seeds = [int(v) for v in args.test_seeds.split(",")]
     jpegs, labels, angles = test_day(preset, seeds[0], args.test_open, args.test_closed)
     metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model", args, check)
@@ -290,7 +290,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         # The probe (door held either side of the threshold on the training day, as an installer could
         # photograph it) is scored too: it ranks training runs as the held-out days do (README). Not when
         # --held-door put frames of those angles and hours into training.
-        probe = None if args.held_door or args.candidates > 1 else probe_set(preset, args.train_seed)
+        probe = None if args.held_door or args.candidates > 1 else probe_set(preset, args.train_seed, args.probe_hours)
         table = {args.seed: {d: a["int8"] for d, a in more.items()}}
         clear = {args.seed: {d: a["int8 clear"] for d, a in more.items()}}
         probed = {args.seed: held_out(models, *probe)["int8"]} if probe else {}
@@ -314,7 +314,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
         if probe:
             best = max(probed, key=lambda k: probed[k])  # ties: the first seed
             print(f"\nprobe: {len(probe[0])} frames of day {args.train_seed} with the door held at "
-                  f"{list(PROBE_ANGLES)} deg at hours {list(PROBE_HOURS)}; best-probed training seed {best}: "
+                  f"{list(PROBE_ANGLES)} deg at hours {args.probe_hours}; best-probed training seed {best}: "
                   f"all days mean {pct(float(np.mean(list(table[best].values()))))}", flush=True)
         allv = [v for row in table.values() for v in row.values()]
         first = [row[seeds[0]] for row in table.values()]
@@ -382,6 +382,18 @@ def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, day
             "best": max(mean for _, _, mean in rows), "rows": [(c, accs) for c, accs, _ in rows]}
 
 
+def hours_arg(text: str) -> list[float]:
+    """Parse `--probe-hours` (comma-separated hours of the day, each leaving room for the probe's frames)."""
+    last = 24 - 7 * len(PROBE_ANGLES) / 3600
+    try:
+        hours = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hours such as 10,10.25, got {text!r}") from None
+    if not all(0 <= h < last for h in hours):
+        raise argparse.ArgumentTypeError(f"hours must be 0-{last:.3f}, got {text!r}")
+    return hours
+
+
 def held_door_arg(text: str) -> tuple[list[float], list[float]]:
     """Parse `--held-door ANGLES@HOURS` (comma-separated degrees and hours of the day)."""
     try:
@@ -419,6 +431,9 @@ def main() -> int:
     p.add_argument("--more-seeds", type=int, default=0, help="also train with this many further seeds (spread of results)")
     p.add_argument("--candidates", type=int, default=1, help="train this many whole runs (seeds SEED..) per training "
                    "and keep the best on the probe (camlytics train --candidates K --check PROBE); prints every one")
+    p.add_argument("--probe-hours", type=hours_arg, default=list(PROBE_HOURS), metavar="H,H,...",
+                   help="hours of the training day at which the probe holds the door (default: %s)"
+                   % ",".join(f"{h:g}" for h in PROBE_HOURS))
     p.add_argument("--jobs", type=int, default=0, help="candidate runs at once (camlytics train --jobs; 0: one per core)")
     p.add_argument("--no-curve", dest="curve", action="store_false")
     p.add_argument("--held-door", type=held_door_arg, metavar="ANGLES@HOURS",
