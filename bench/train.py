@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+# The probe: the door held either side of the 10 deg threshold, at these hours of the training day.
+from camlytics.train.simdata import HELD_ANGLES as PROBE_ANGLES
+from camlytics.train.simdata import HELD_HOURS as PROBE_HOURS
+
 NEAR_BAND = 3.0  # degrees either side of the simulator's open threshold (10 deg)
-PROBE_ANGLES = (7, 8, 9, 9.5, 10.5, 11, 12, 13)  # the probe: the door held either side of the 10 deg threshold
-PROBE_HOURS = (2, 4, 6, 7, 8, 10.5, 13, 17, 19, 21)  # ... at these hours of the training day
 
 
 def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int, days: int = 1) -> dict:
@@ -64,31 +66,15 @@ def add_held_door(path: Path, preset: str, seed: int, angles: list[float], hours
     The scene's auto-exposure still follows the day's real door (`Scene.render`'s `door_angle`; a door at
     7-13 deg lets through under 3 % of the light of a wide-open one).
     """
-    from camlytics.store import Dataset
-    from camlytics.train.simdata import label_from_truth
+    from camlytics.train.simdata import build_held_door_dataset
 
-    added = 0
-    with Dataset.open(path) as ds:
-        for frame, angle in held_door_frames(preset, seed, angles, hours):
-            ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="held-door",
-                         reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
-            added += 1
-        label_from_truth(ds)
-    return added
-
-
-def held_door_frames(preset: str, seed: int, angles: list[float], hours: list[float]):
-    """(frame, angle) of day `seed` with the door held at each angle at each hour (angles 7 s apart)."""
-    from camlytics.sim import Scene
-
-    scene = Scene(preset, seed)
-    for hour in hours:
-        for k, angle in enumerate(angles):
-            yield scene.frame(hour * 3600 + 7 * k + 0.5, door_angle=angle), angle
+    return sum(build_held_door_dataset(path, preset, seed, angles, hours).values())
 
 
 def probe_set(preset: str, seed: int, hours: list[float]) -> tuple[list[bytes], list[str], np.ndarray]:
     """The probe: PROBE_ANGLES x `hours` frames of the training day with the door held (as `test_day`)."""
+    from camlytics.train.simdata import held_door_frames
+
     frames = list(held_door_frames(preset, seed, list(PROBE_ANGLES), hours))
     return ([f.jpeg for f, _ in frames], [f.meta["truth"]["state"] for f, _ in frames],
             np.array([a for _, a in frames], dtype=float))
@@ -162,15 +148,10 @@ def held_out(models: dict, jpegs: list[bytes], labels: list[str], angles: np.nda
 
 def write_probe(path: Path, preset: str, seed: int, hours: list[float]) -> int:
     """The probe as a labelled dataset (the check set of `camlytics train --candidates`), made afresh."""
-    from camlytics.store import Dataset
-    from camlytics.train.simdata import label_from_truth
+    from camlytics.train.simdata import build_held_door_dataset
 
     shutil.rmtree(path, ignore_errors=True)
-    with Dataset.open(path, create=True) as ds:
-        for frame, angle in held_door_frames(preset, seed, list(PROBE_ANGLES), hours):
-            ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="probe",
-                         reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
-        return label_from_truth(ds)
+    return sum(build_held_door_dataset(path, preset, seed, PROBE_ANGLES, hours).values())
 
 
 def train_once(dataset: Path, out: Path, args: argparse.Namespace,

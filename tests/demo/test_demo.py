@@ -38,6 +38,7 @@ def test_quick_demo_produces_every_artefact(tmp_path):
     check_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo)
     check_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo)
     check_model_directory_loads_and_its_metrics_match_the_file(demo)
+    check_two_runs_trained_and_the_better_on_the_check_set_kept(demo)
     check_held_out_scores_from_host_int8_and_micropython_agree(demo)
     check_acap_package_was_built_with_the_model_and_deployed(demo)
     check_mqtt_reported_a_true_door_change_with_the_right_state(demo)
@@ -81,6 +82,23 @@ def check_model_directory_loads_and_its_metrics_match_the_file(demo) -> None:
         assert (model_dir / name).is_file(), name
     predictor = load_predictor(model_dir, "int8")
     assert predictor.classes == ["closed", "open"]
+
+
+def check_two_runs_trained_and_the_better_on_the_check_set_kept(demo) -> None:
+    from camlytics.store import Dataset
+
+    out, summary, stdout = demo
+    with Dataset.open(out / "check") as ds:  # the door held at 7-13 deg, labelled by the 10 deg threshold
+        records = ds.records(labelled=True)
+        assert len(records) == 80 and {r.label for r in records} == {"open", "closed"}
+        assert all((r.label == "open") == (float(r.reason.split()[3]) > 10) for r in records)
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    cands = metrics["candidates"]
+    assert [c["seed"] for c in cands] == [0, 1] and sum(c["chosen"] for c in cands) == 1
+    kept = max(cands, key=lambda c: (c["check_balanced_accuracy"], -c["check_log_loss"]))
+    assert kept["chosen"] and metrics["check"]["int8"]["n"] == 80
+    assert json.loads((out / "model" / "config.json").read_text())["kept_seed"] == kept["seed"]
+    assert f"run with seed {kept['seed']}: int8 on the check set" in stdout and stdout.count("<- kept") == 1
 
 
 def check_held_out_scores_from_host_int8_and_micropython_agree(demo) -> None:
@@ -144,6 +162,15 @@ def test_a_second_run_refuses_a_directory_the_demo_did_not_write(tmp_path):
     assert proc.returncode == 2
     assert "no earlier demo wrote" in proc.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("k", ["0", "17"])
+def test_candidates_out_of_range_is_one_line_and_writes_nothing(tmp_path, k):
+    proc = subprocess.run([sys.executable, "-m", "camlytics", "demo", "--candidates", k, "--out", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"camlytics demo: error: --candidates must be in 1..16, got {k}"
+    assert not (tmp_path / "d").exists()
 
 
 def test_an_earlier_demos_output_is_replaced_and_other_files_kept(tmp_path):

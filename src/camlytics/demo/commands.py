@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole pipeline on a simulated camera (no camera, no configuration) and write a report",
         description="Start a simulated Axis camera; collect a simulated day with the smart sampler (and a "
         "time-based one for comparison); label the kept frames from the simulator's ground truth (standing in "
-        "for `camlytics annotate`); train the teacher and the distilled, pruned int8 student; evaluate it on "
+        "for `camlytics annotate`) and render a check set of the door held near its threshold; train the teacher "
+        "and the distilled, pruned int8 student twice and keep the better on the check set; evaluate it on "
         "another day on the host and under MicroPython; bundle the ACAP, deploy and start it on the simulated "
         "camera and print its MQTT state events; write OUT/report.html. About 5 minutes on 2 cores.",
     )
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, help="frames each sampler keeps (default 300; --quick 150)")
     p.add_argument("--epochs", type=_epochs, metavar="N|stage=N,...", help="training epochs as for `camlytics "
                    "train --epochs` (default: train's defaults; --quick teacher=3,student=6,finetune=2,qat=1)")
+    p.add_argument("--candidates", type=int, default=2, metavar="K", help="training runs with seeds SEED..SEED+K-1 "
+                   "(in parallel), the best on a check set of the door held near the threshold kept, as `camlytics "
+                   "train --candidates K --check`; 1: one run, no check set (default 2)")
     p.add_argument("--speed", type=float, default=30.0, help="simulated seconds per second during the live part "
                    "(default 30)")
     p.add_argument("--live-seconds", type=float, help="wall-clock seconds of the live part (default 75; --quick 40)")
@@ -50,6 +54,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig(out=args.out, preset=args.preset, seed=args.seed, quick=args.quick,
                      frames_per_day=args.frames_per_day, budget=args.budget, epochs=args.epochs, speed=args.speed,
+                     candidates=args.candidates,
                      live_seconds=args.live_seconds, workers=args.workers, images=args.readme_images)
     run_demo(cfg, Console())
     return 0

@@ -56,3 +56,41 @@ def build_sim_dataset(path: str | Path, preset: str, seed: int, times: np.ndarra
         label_from_truth(ds)
         ds.set_roi(scene.door_roi)
     return tuple(scene.door_roi)  # type: ignore[return-value]
+
+
+# A check set an installer can take: the door held just either side of the simulator's 10 deg open threshold,
+# one round of angles at each of several hours of the day (the light matters: one 12-minute session at 10:00
+# picked the best of four training runs less often than these ten rounds; README, Benchmarks).
+HELD_ANGLES = (7, 8, 9, 9.5, 10.5, 11, 12, 13)
+HELD_HOURS = (2, 4, 6, 7, 8, 10.5, 13, 17, 19, 21)
+HELD_STEP = 7.0  # seconds between the angles of one round: the time to move the door and take a snapshot
+
+
+def held_door_frames(preset: str, seed: int, angles: Any = HELD_ANGLES, hours: Any = HELD_HOURS, *, width: int = 640,
+                     height: int = 360) -> Any:
+    """(frame, angle) of day `seed` with the door held at each angle, one round per hour of the day in `hours`."""
+    from camlytics.sim import Scene
+
+    scene = Scene(preset, seed, width, height)
+    for hour in hours:
+        for k, angle in enumerate(angles):
+            yield scene.frame(float(hour) * 3600 + HELD_STEP * k + 0.5, door_angle=float(angle)), float(angle)
+
+
+def build_held_door_dataset(path: str | Path, preset: str, seed: int, angles: Any = HELD_ANGLES,
+                            hours: Any = HELD_HOURS, *, width: int = 640, height: int = 360) -> dict[str, int]:
+    """A store at `path` of `held_door_frames`, labelled from truth, ROI = the door's; returns the label counts."""
+    from collections import Counter
+
+    from camlytics.sim import Scene
+    from camlytics.store import Dataset
+
+    counts: Counter = Counter()
+    with Dataset.open(path, create=True) as ds:
+        for frame, angle in held_door_frames(preset, seed, angles, hours, width=width, height=height):
+            ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="held-door",
+                         reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
+            counts[frame.meta["truth"]["state"]] += 1
+        label_from_truth(ds)
+        ds.set_roi(Scene(preset, seed, width, height).door_roi)
+    return dict(counts)
