@@ -95,8 +95,8 @@ def register(subparsers: Any) -> None:
                    "stages (default: 30 per training image, 1024..8192)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="K", help="train K whole runs with seeds SEED.."
-                   "SEED+K-1 (each as long as one run) and keep the best int8 model on --check, which K > 1 needs "
-                   "(default 1)")
+                   "SEED+K-1 (side by side, --jobs at a time; each as long as one run) and keep the best int8 model "
+                   "on --check, which K > 1 needs (default 1)")
     p.add_argument("--check", metavar="CHECK_DATASET", help="a labelled dataset of other frames of this camera, never "
                    "trained on: picks among --candidates and is scored in the report. Best: the door held just either "
                    "side of the open/closed line at several times of day")
