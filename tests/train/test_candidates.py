@@ -156,6 +156,33 @@ def test_candidates_print_a_line_each(sim_dataset: Path, check_dataset: Path, tm
     assert printed.count("<- kept (best on the check set)") == 1
 
 
+def test_sigterm_stops_training_like_ctrl_c(sim_dataset: Path, check_dataset: Path, tmp_path: Path) -> None:
+    """`kill PID` (a service manager stopping it, `timeout`) ends the workers and leaves nothing behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "model"
+    proc = subprocess.Popen([sys.executable, "-m", "camlytics", "train", str(sim_dataset), "--out", str(out),
+                             *FAST_TRAIN, "--candidates", "2", "--jobs", "2", "--check", str(check_dataset)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        workers = [pid for pid in (children.read_text().split() if children.exists() else [])
+                   if b"spawn_main" in _cmdline(pid)]
+        time.sleep(0.05)
+    assert len(workers) == 2, "the candidate processes did not start"
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().endswith("camlytics train: interrupted")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".model.tmp")]
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # ended and reaped
+
+
 def _cmdline(pid: str) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()

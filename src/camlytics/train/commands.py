@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,27 @@ def _console(quiet: bool) -> Any:
     return Console(stderr=True)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (a service manager, `timeout`, `kill`) stops training as Ctrl-C does: candidate processes
+    ended, no temporary directory left beside MODEL_DIR. Only in the main thread, where Python runs handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train_command(args: argparse.Namespace) -> int:
     """Run the training pipeline and print a summary."""
     from camlytics.train.pipeline import TrainConfig, run_training
@@ -141,7 +164,8 @@ def train_command(args: argparse.Namespace) -> int:
         setattr(cfg, f"epochs_{stage}", n)
     if args.threads < 0:
         raise TrainingError(f"--threads must be >= 0, got {args.threads}")
-    metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
+    with _sigterm_as_interrupt():
+        metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
     stages = metrics["stages"]
     print("stage       val balanced accuracy")
     for name in ("teacher", "student", "distilled", "pruned", "int8"):
