@@ -99,6 +99,8 @@ def check_two_runs_trained_and_the_better_on_the_check_set_kept(demo) -> None:
     assert kept["chosen"] and metrics["check"]["int8"]["n"] == 80
     assert json.loads((out / "model" / "config.json").read_text())["kept_seed"] == kept["seed"]
     assert f"run with seed {kept['seed']}: int8 on the check set" in stdout and stdout.count("<- kept") == 1
+    assert summary["training"]["runs"] == f"2 (seeds 0, 1), kept seed {kept['seed']}"
+    assert f"kept seed {kept['seed']}; check set {summary['training']['check']}" in stdout  # the summary table
 
 
 def check_held_out_scores_from_host_int8_and_micropython_agree(demo) -> None:

@@ -416,12 +416,10 @@ def _write_report(cfg: DemoConfig, collected: dict, labels: dict, metrics: dict,
     if delays:
         sizes["live: median delay after a true change (simulated s / wall ms)"] = \
             f"{np.median(delays):.1f} s / {1000 * np.median(delays) / live.speed:.0f} ms"
-    if metrics.get("candidates"):
-        kept = next(c for c in metrics["candidates"] if c["chosen"])
-        sizes["training runs"] = (f"{len(metrics['candidates'])} (seeds "
-                                  f"{', '.join(str(c['seed']) for c in metrics['candidates'])}), kept seed {kept['seed']}")
-        sizes["check set (door held at 7-13 deg): int8 balanced accuracy"] = \
-            f"{100 * metrics['check']['int8']['balanced_accuracy']:.1f}% of {metrics['check']['int8']['n']} frames"
+    training = _training_summary(metrics)
+    if training:
+        sizes["training runs"] = training["runs"]
+        sizes["check set (door held at 7-13 deg): int8 balanced accuracy"] = training["check"]
     sizes["training seconds"] = f"{metrics['train_seconds']:.0f}"
     sizes["demo seconds"] = f"{time.monotonic() - started:.0f}"
     samplers = {k: {kk: vv for kk, vv in s.items() if kk != "truths"} for k, s in collected["samplers"].items()}
@@ -429,7 +427,7 @@ def _write_report(cfg: DemoConfig, collected: dict, labels: dict, metrics: dict,
          "frames_seen": collected["seen"], "interval": collected["interval"], "budget": cfg.budget,
          "samplers": samplers, "day_open_fraction": Timeline(PRESETS[cfg.preset], cfg.seed).open_fraction(),
          "dataset": str(out / "dataset"), "labels": labels, "metrics": metrics, "heldout": heldout,
-         "heldout_n": len(test_frames), "agreement": agreement, "confusions": confusions,
+         "heldout_n": len(test_frames), "agreement": agreement, "confusions": confusions, "training": training,
          "live": {"summary": summary_line, "stats": stats_line, "events": rows, "transport": live.transport,
                   "start": live.start, "end": live.end, "speed": live.speed,
                   "true_changes": [(round(t, 2), s) for t, s in live.true_changes]},
@@ -444,6 +442,17 @@ def _write_report(cfg: DemoConfig, collected: dict, labels: dict, metrics: dict,
     return r
 
 
+def _training_summary(metrics: dict[str, Any]) -> dict[str, str] | None:
+    """The candidate runs and the check set of the demo's training, as the report and the summary show them."""
+    cands = metrics.get("candidates")
+    if not cands:
+        return None
+    kept = next(c for c in cands if c["chosen"])
+    return {"runs": f"{len(cands)} (seeds {', '.join(str(c['seed']) for c in cands)}), kept seed {kept['seed']}",
+            "check": f"{100 * metrics['check']['int8']['balanced_accuracy']:.1f}% of {metrics['check']['int8']['n']} "
+                     "frames"}
+
+
 def _print_summary(console: Any, s: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -454,10 +463,8 @@ def _print_summary(console: Any, s: dict[str, Any]) -> None:
     table.add_row("collect", f"{s['frames_seen']} frames; smart kept {sm['kept']} ({sm['open']} open), "
                              f"time-based {tb['kept']} ({tb['open']} open)")
     table.add_row("labels", ", ".join(f"{k} {v}" for k, v in sorted(s["labels"].items())))
-    runs = s["sizes"].get("training runs")
-    if runs:
-        table.add_row("train", f"{runs}; check set "
-                               f"{s['sizes']['check set (door held at 7-13 deg): int8 balanced accuracy']}")
+    if s["training"]:
+        table.add_row("train", f"{s['training']['runs']}; check set {s['training']['check']}")
     for h in s["heldout"]:
         table.add_row(f"held-out {h['runtime']}", f"balanced accuracy {100 * h['balanced_accuracy']:.1f}% on "
                                                   f"{h['n']} frames, {h['ms_preprocess'] + h['ms_infer']:.1f} ms/frame")
