@@ -80,6 +80,75 @@ def test_retraining_replaces_a_model_dir_and_refuses_other_dirs(sim_dataset: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["notes"]  # no temporary directory left behind
 
 
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_killed_runs_directories_are_tidied_by_the_next_run(tmp_path: Path) -> None:
+    """Only this MODEL_DIR's working directories of dead processes on this host: removed, or put back."""
+    import os
+    import socket
+
+    from camlytics.train.pipeline import _side_name, remove_stale_work
+
+    out = tmp_path / "model"
+    dead, alive = _dead_pid(), os.getppid()
+    host = _side_name(out, "tmp").split("@", 1)[1]
+    names = {
+        "dead_tmp": f".model.tmp-{dead}@{host}abc_12",
+        "dead_old": f".model.old-{dead}@{host}0",
+        "alive_tmp": f".model.tmp-{alive}@{host}xyz",
+        "other_host": f".model.tmp-{dead}@not-{socket.gethostname()}.q",
+        "other_model": f".model2.tmp-{dead}@{host}q",
+        "no_pid": ".model.tmp-k2j4h5g6",  # named by an older camlytics: whose it is cannot be told
+    }
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+
+    # MODEL_DIR missing: the killed run had set the previous model aside: it is put back
+    done = remove_stale_work(out)
+    assert (out / "config.json").is_file() and not (tmp_path / names["dead_old"]).exists()
+    assert not (tmp_path / names["dead_tmp"]).exists()
+    assert any(line.startswith(f"put back {out}") for line in done) and len(done) == 2
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"model"} | {names[k] for k in ("alive_tmp", "other_host", "other_model", "no_pid")}
+
+    # MODEL_DIR present: a set-aside old model is garbage
+    (tmp_path / names["dead_old"]).mkdir()
+    (tmp_path / names["dead_old"] / "config.json").write_text("{}")
+    assert remove_stale_work(out) == [f"removed {names['dead_old']} beside {out}, left by a run that was killed"]
+    assert {p.name for p in tmp_path.iterdir()} == left
+
+
+def test_the_next_run_removes_what_a_sigkilled_run_left(sim_dataset: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "model"
+    proc = subprocess.Popen([sys.executable, "-m", "camlytics", "train", str(sim_dataset), "--out", str(out),
+                             *FAST_TRAIN, "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".model.tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = list(tmp_path.glob(".model.tmp-*"))
+    assert len(left) == 1 and not out.exists()  # nothing could run after SIGKILL
+
+    assert main(["train", str(sim_dataset), "--out", str(out), *FAST_TRAIN]) == 0
+    assert f"removed {left[0].name} beside {out}, left by a run that was killed" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
 def test_predictor_runtimes_agree(model_dir: Path, sim_dataset: Path) -> None:
     from camlytics.frames import Frame, decode_jpeg
     from camlytics.train.predictor import load_predictor

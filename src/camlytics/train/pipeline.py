@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -98,9 +101,67 @@ def prepare_output(out: Path) -> Path:
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        return Path(tempfile.mkdtemp(prefix=_side_name(out, "tmp"), dir=parent))
     except OSError as exc:
         raise TrainingError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _side_name(out: Path, kind: str) -> str:
+    """Name prefix of this process's working directories beside MODEL_DIR: `.NAME.KIND-PID@HOST.`.
+
+    The process id and host name let a later run tell the directories of a killed run (SIGKILL, power loss)
+    from those of a run still going, also on a directory shared between machines."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    return f".{out.name}.{kind}-{os.getpid()}@{host}."
+
+
+def remove_stale_work(out: Path) -> list[str]:
+    """Tidy up after runs on this host that were killed while writing MODEL_DIR; one line per thing done.
+
+    A run removes its own working directories on failure, Ctrl-C and SIGTERM; a SIGKILL or a power cut gives
+    it no chance. Only directories named by `_side_name` for this MODEL_DIR, this host and a process that no
+    longer exists are touched; a run still going (or one on another machine) keeps its directory. A temporary
+    directory is removed. The previous model set aside while the new one was moved in is removed when MODEL_DIR
+    exists, and put back when the run was killed between the two renames (MODEL_DIR missing).
+    """
+    out = Path(out)
+    parent = out.resolve().parent
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    pattern = re.compile(r"\.%s\.(tmp|old)-(\d+)@(.+)\.[a-z0-9_]*" % re.escape(out.name))
+    done = []
+    try:
+        siblings = sorted(parent.iterdir()) if parent.is_dir() else []
+    except OSError:
+        return []
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match is None or match.group(3) != host or not path.is_dir() or path.is_symlink():
+            continue
+        if _process_exists(int(match.group(2))):
+            continue
+        if match.group(1) == "old" and not out.exists() and (path / MODEL_DIR_MARKER).is_file():
+            try:
+                path.rename(out)
+            except OSError:
+                continue
+            done.append(f"put back {out}: the previous model, set aside by a run killed while replacing it")
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            done.append(f"removed {path.name} beside {out}, left by a run that was killed")
+    return done
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a number no process can have: leave it alone)
+    return True
 
 
 def commit_output(tmp: Path, out: Path) -> None:
@@ -108,7 +169,7 @@ def commit_output(tmp: Path, out: Path) -> None:
     out = Path(out)
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = out.with_name(_side_name(out, "old") + "0")
         out.rename(old)
     tmp.rename(out)
     if old is not None:
@@ -141,6 +202,11 @@ def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, cons
     cfg.validate()
     out = Path(out)
     tmp = prepare_output(out)
+    for line in remove_stale_work(out):  # said even without progress bars: it removes files
+        if console is not None:
+            console.print(line)
+        else:
+            print(line, file=sys.stderr)
     models = models if models is not None else {}
     try:
         with _progress(console) as progress:
