@@ -132,6 +132,34 @@ def test_a_candidate_process_that_dies_stops_the_run(sim_dataset: Path, check_da
     assert killed
 
 
+def _saves_its_run_then_dies(messages: object, parent: int, dataset: Path, run_dir: Path, cfg: object,
+                             index: int) -> None:
+    """Stands in for pipeline._candidate_worker: saves a run; candidate 1 is then killed before it can say so."""
+    import os
+    import pickle
+    import signal
+
+    from camlytics.train.pipeline import RESULT_FILE
+
+    run_dir.mkdir()
+    (run_dir / RESULT_FILE).write_bytes(pickle.dumps(({"seed": cfg.seed}, (), {})))
+    if index == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    messages.put(("done", index, "done"))
+
+
+def test_a_candidate_killed_after_saving_its_run_still_counts(tmp_path: Path) -> None:
+    from rich.progress import Progress
+
+    from camlytics.train.pipeline import RESULT_FILE, _train_in_processes
+
+    cfgs = [_fast_config(seed=seed) for seed in (3, 4, 5)]
+    with Progress(disable=True) as progress:
+        results = _train_in_processes(tmp_path / "unused", tmp_path, cfgs, 2, progress, worker=_saves_its_run_then_dies)
+    assert [r[0]["seed"] for r in results] == [3, 4, 5]
+    assert not list(tmp_path.glob(f"candidate-*/{RESULT_FILE}"))  # read and removed
+
+
 def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,
                                                           tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--check",

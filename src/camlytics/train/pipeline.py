@@ -457,12 +457,13 @@ def candidate_jobs(cfg: TrainConfig) -> int:
 
 
 def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], jobs: int,
-                        progress: Any) -> list[tuple[Any, ...]]:
+                        progress: Any, worker: Any = None) -> list[tuple[Any, ...]]:
     """Train each config into tmp/candidate-<i>, `jobs` fresh processes at a time; (metrics, report inputs,
     models) per config, in order. One bar per candidate follows its stages; the first failure stops them all.
 
     Each run is the same computation as in this process (single-threaded torch, seeded per stage), so the
     results do not depend on `jobs`. Processes are spawned, not forked: a forked torch can deadlock.
+    `worker` (tests) replaces `_candidate_worker`, with its arguments and protocol.
     """
     import multiprocessing
     import pickle
@@ -476,16 +477,22 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
         while len(results) < len(run_cfgs):
             while todo and len(running) < jobs:
                 i = todo.pop(0)
-                running[i] = ctx.Process(target=_candidate_worker, daemon=True, name=f"camlytics-candidate-{i}",
+                running[i] = ctx.Process(target=worker or _candidate_worker, daemon=True, name=f"camlytics-candidate-{i}",
                                          args=(messages, os.getpid(), dataset, tmp / f"candidate-{i}", run_cfgs[i], i))
                 running[i].start()
-            for i, proc in running.items():
+            for i, proc in list(running.items()):
                 if proc.exitcode not in (None, 0):  # killed: by the kernel for memory, or by someone
-                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with exit "
-                                        f"code {proc.exitcode} (out of memory?)")
+                    result = _read_result(tmp / f"candidate-{i}")  # ... after its run was saved: keep it
+                    if result is None:
+                        raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with "
+                                            f"exit code {proc.exitcode} (out of memory?)")
+                    results[i] = result
+                    running.pop(i).join()
             try:
                 kind, i, *args = messages.get(timeout=0.5)
             except queue_module.Empty:
+                continue
+            if i in results:  # its process was found dead after saving its run
                 continue
             if kind == "add":
                 progress.reset(rows[i], total=args[1], description=f"seed {run_cfgs[i].seed} {args[0]}", status="")
@@ -495,9 +502,12 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
                 progress.update(rows[i], status=args[0])
             elif kind == "failed":
                 raise pickle.loads(args[0])
-            else:  # "done"
+            else:  # "done": its run is saved in its directory
                 progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status=args[0])
-                results[i] = pickle.loads(args[1])
+                result = _read_result(tmp / f"candidate-{i}")
+                if result is None:
+                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its finished run is missing")
+                results[i] = result
                 running.pop(i).join()
     finally:
         for proc in running.values():
@@ -507,10 +517,12 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
 
 
 def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, cfg: TrainConfig, index: int) -> None:
-    """One candidate run in its own process; progress, then the result or the error, go to `messages`.
+    """One candidate run in its own process; progress, then "done" or the error, go to `messages`.
 
-    Results are pickled by plain pickle: torch's multiprocessing pickler would hand tensors over in shared
-    memory owned by this short-lived process."""
+    The result (metrics, report inputs, models) is saved in `run_dir` by plain pickle, not sent through the
+    queue: every message stays small, so a worker killed while sending cannot leave half a message that
+    would block the parent, and a worker killed after saving still counts. (Torch's multiprocessing
+    pickler would also hand tensors over in shared memory owned by this short-lived process.)"""
     import pickle
     import traceback
 
@@ -521,12 +533,32 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
         metrics, report_args = _train_into(dataset, run_dir, cfg, relay, models)
         check = metrics["check"]["int8"]["balanced_accuracy"]
         relay.update(0)  # the last advances
-        messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%",
-                      pickle.dumps((metrics, report_args, models))))
+        part = run_dir / (RESULT_FILE + ".part")
+        part.write_bytes(pickle.dumps((metrics, report_args, models)))
+        part.rename(run_dir / RESULT_FILE)  # whole or not at all
+        messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%"))
     except BaseException as exc:  # handed to the parent, which raises it
         if not isinstance(exc, CamlyticsError):  # a user's problem stays one line; a bug keeps its traceback
             exc = RuntimeError(f"candidate {index} (seed {cfg.seed}) failed:\n{traceback.format_exc()}")
         messages.put(("failed", index, pickle.dumps(exc)))
+
+
+RESULT_FILE = "result.pickle"
+
+
+def _read_result(run_dir: Path) -> tuple[Any, ...] | None:
+    """The result a candidate's worker saved in `run_dir` (removed once read), or None if it saved none.
+
+    The file is written by this run's own worker process into this run's private temporary directory."""
+    import pickle
+
+    path = run_dir / RESULT_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    path.unlink()
+    return pickle.loads(data)
 
 
 class _ProgressRelay:
