@@ -12,6 +12,8 @@ curve (the same training with only 50 and 100 of the labels).
     .venv/bin/python bench/train.py --more-seeds 2 --no-curve     # spread over 3 training seeds
     .venv/bin/python bench/train.py --held-door 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21   # + door held near the threshold
     .venv/bin/python bench/train.py --candidates 3 --no-curve   # 3 runs (seeds 0-2), the best on the probe kept
+    .venv/bin/python bench/train.py --assist 6:100 --no-curve    # + a second round: 100 frames of day 6 picked
+                                                                  #   with the first model's help, trained again
 
 Timings are wall-clock and CPU seconds of the training run (this process and its candidate processes; single torch
 thread by default; `--threads 0` uses up to 2 cores).
@@ -37,8 +39,12 @@ from camlytics.train.simdata import HELD_HOURS as PROBE_HOURS
 NEAR_BAND = 3.0  # degrees either side of the simulator's open threshold (10 deg)
 
 
-def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int, days: int = 1) -> dict:
-    """Run the smart sampler over simulated days (seeds seed, seed + 1, ...) into a dataset; label from truth."""
+def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int, days: int = 1,
+                predict=None) -> dict:
+    """Run the smart sampler over simulated days (seeds seed, seed + 1, ...) into a dataset; label from truth.
+
+    `predict` (a model's predictor): the sampler also keeps that model's flips and unsure frames first, as
+    `camlytics collect --model MODEL_DIR` does. The dataset may hold earlier frames; they stay."""
     from camlytics.sampling import make_sampler
     from camlytics.sampling.collect import collect
     from camlytics.sim import Scene
@@ -50,7 +56,7 @@ def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int
     t0 = time.monotonic()
     with Dataset.open(path, create=True) as ds:
         ds.set_roi(roi)
-        sampler = make_sampler("smart", budget=budget, duration=86400.0 * days, roi=roi)
+        sampler = make_sampler("smart", budget=budget, duration=86400.0 * days, roi=roi, predict=predict)
         stats = collect(lambda: open_source(f"sim:{preset}?seed={seed}&interval={interval:g}&days={days}"), ds, sampler,
                         live=False)
         labelled = label_from_truth(ds)
@@ -317,6 +323,9 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
               f"the probe) {pct(float(np.mean(kept)))} (min {pct(min(kept))}); candidate 0 (one-candidate run) "
               f"{pct(float(np.mean(first)))} (min {pct(min(first))}); best possible {pct(float(np.mean(best)))}; "
               f"the kept one was the best in {sum(k == b for k, b in zip(kept, best))} of {len(kept)}", flush=True)
+    if args.assist:
+        result["assist"] = assist_round(preset, work, args, ds, work / f"{preset}-model", check, test_days, seeds,
+                                        more)
     if args.curve:
         curve = {}
         for n in (50, 100):
@@ -338,6 +347,48 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
                 print(f"| {n} | {r.get('labels', col['labels'])} | {pct(r['int8'])} | {pct(r['float'])} | {r['wall_s']:.0f} |")
         result["curve"] = curve
     return result
+
+
+def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, model_dir: Path, check: Path | None,
+                 test_days: dict, seeds: list[int], before: dict) -> dict:
+    """A second round as a user runs it: `camlytics collect --model MODEL_DIR` on another day (the smart sampler,
+    the first model's flips and unsure frames first), label, train again on both days' frames, evaluate."""
+    from camlytics.store import Dataset
+    from camlytics.train.predictor import load_predictor
+
+    day, budget = args.assist
+    ds2 = work / f"{preset}-assist{day}"
+    done = work / f"{preset}-assist{day}.collected.json"
+    if args.reuse and done.exists():
+        col = json.loads(done.read_text())
+    else:
+        shutil.rmtree(ds2, ignore_errors=True)
+        shutil.copytree(ds, ds2)
+        col = collect_day(ds2, preset, day, args.interval, budget, predict=load_predictor(model_dir, "int8"))
+        from camlytics.store.files import write_atomic
+
+        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}).encode())
+    with Dataset.open(ds) as store:
+        first_ids = {r.id for r in store.records()}
+    with Dataset.open(ds2) as store:
+        new = [r for r in store.records(labelled=True) if r.id not in first_ids]
+        by = {}
+        for r in new:
+            by[r.sampler] = by.get(r.sampler, 0) + 1
+        hist = np.histogram([r.meta["truth"]["angle"] for r in new if r.label == "open"], [10, 20, 40, 70, 95])[0]
+        total = store.counts()["label"]
+    print(f"\nsecond round: {col['kept']} frames of day {day} kept with the first model's help ({by}); "
+          f"open ones at 10-20/20-40/40-70/70-95 deg: {'/'.join(map(str, hist))}; the dataset now {total}", flush=True)
+    metrics, models, wall, _ = train_once(ds2, work / f"{preset}-model-assist", args, check)
+    after = {d: held_out(models, *test_days[d]) for d in seeds}
+    print("\n| round | labels | " + " | ".join(f"day {d}" for d in seeds) + " | mean |\n" + "|---" * (len(seeds) + 3) + "|")
+    for name, accs, n in (("1 (day 1)", before, sum(v for k, v in total.items() if k != "unlabelled") - col["labelled"]),
+                          (f"2 (+ day {day})", after, sum(v for k, v in total.items() if k != "unlabelled"))):
+        vals = [accs[d]["int8"] for d in seeds]
+        print(f"| {name} | {n} | " + " | ".join(pct(v) for v in vals) + f" | {pct(float(np.mean(vals)))} |")
+    print(f"second training: {wall:.0f} s wall", flush=True)
+    return {"collect": col, "by_sampler": by, "open_angle_hist": hist.tolist(),
+            "held_out_days": {d: after[d]["int8"] for d in seeds}, "train_wall_s": wall}
 
 
 def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, days: list[int]) -> dict:
@@ -373,6 +424,18 @@ def hours_arg(text: str) -> list[float]:
     if not all(0 <= h < last for h in hours):
         raise argparse.ArgumentTypeError(f"hours must be 0-{last:.3f}, got {text!r}")
     return hours
+
+
+def assist_arg(text: str) -> tuple[int, int]:
+    """Parse `--assist DAY[:N]`."""
+    try:
+        day, _, n = text.partition(":")
+        parsed = int(day), int(n or 100)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected DAY[:N] such as 6:100, got {text!r}") from None
+    if parsed[1] < 1:
+        raise argparse.ArgumentTypeError(f"N must be >= 1, got {text!r}")
+    return parsed
 
 
 def held_door_arg(text: str) -> tuple[list[float], list[float]]:
@@ -417,6 +480,9 @@ def main() -> int:
                    % ",".join(f"{h:g}" for h in PROBE_HOURS))
     p.add_argument("--jobs", type=int, default=0, help="candidate runs at once (camlytics train --jobs; 0: one per core)")
     p.add_argument("--no-curve", dest="curve", action="store_false")
+    p.add_argument("--assist", type=assist_arg, metavar="DAY[:N]", help="a second round: collect N (default 100) "
+                   "more frames on simulated day DAY with the first model's help (camlytics collect --model), "
+                   "label them, train again on both days and compare")
     p.add_argument("--held-door", type=held_door_arg, metavar="ANGLES@HOURS",
                    help="also add labelled frames with the door held at these angles at these hours of the first "
                         "training day, e.g. 7,8,9,9.5,10.5,11,12,13@2,7,10.5,13,17,21")
@@ -428,6 +494,8 @@ def main() -> int:
     if args.candidates > 1 and args.held_door:
         p.error("--candidates uses the probe (door held near the threshold) as its check set; with --held-door such "
                 "frames are also trained on")
+    if args.assist and args.assist[0] in [int(v) for v in args.test_seeds.split(",")]:
+        p.error(f"--assist day {args.assist[0]} is a held-out day")
     if overlap:
         p.error(f"held-out day(s) {overlap} are also training days (--train-seed {args.train_seed} --days {args.days})")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="camlytics-bench-train-"))
