@@ -111,8 +111,11 @@ def _side_name(out: Path, kind: str) -> str:
 
     The process id and host name let a later run tell the directories of a killed run (SIGKILL, power loss)
     from those of a run still going, also on a directory shared between machines."""
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
-    return f".{out.name}.{kind}-{os.getpid()}@{host}."
+    return f".{out.name}.{kind}-{os.getpid()}@{_host()}."
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
 
 
 def remove_stale_work(out: Path) -> list[str]:
@@ -126,7 +129,7 @@ def remove_stale_work(out: Path) -> list[str]:
     """
     out = Path(out)
     parent = out.resolve().parent
-    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+    host = _host()
     pattern = re.compile(r"\.%s\.(tmp|old)-(\d+)@(.+)\.[a-z0-9_]*" % re.escape(out.name))
     done = []
     try:
@@ -488,6 +491,7 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
                                             f"exit code {proc.exitcode} (out of memory?)")
                     results[i] = result
                     running.pop(i).join()
+                    progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status="done")
             try:
                 kind, i, *args = messages.get(timeout=0.5)
             except queue_module.Empty:
