@@ -380,6 +380,7 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
     print(f"\nsecond round: {col['kept']} frames of day {day} kept with the first model's help ({by}); "
           f"open ones at 10-20/20-40/40-70/70-95 deg: {'/'.join(map(str, hist))}; the dataset now {total}", flush=True)
     metrics, models, wall, _ = train_once(ds2, work / f"{preset}-model-assist", args, check)
+    cands = candidate_table(args.seed, metrics, models, test_days, seeds) if args.candidates > 1 else None
     after = {d: held_out(models, *test_days[d]) for d in seeds}
     print("\n| round | labels | " + " | ".join(f"day {d}" for d in seeds) + " | mean |\n" + "|---" * (len(seeds) + 3) + "|")
     for name, accs, n in (("1 (day 1)", before, sum(v for k, v in total.items() if k != "unlabelled") - col["labelled"]),
@@ -388,7 +389,7 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
         print(f"| {name} | {n} | " + " | ".join(pct(v) for v in vals) + f" | {pct(float(np.mean(vals)))} |")
     print(f"second training: {wall:.0f} s wall", flush=True)
     return {"collect": col, "by_sampler": by, "open_angle_hist": hist.tolist(),
-            "held_out_days": {d: after[d]["int8"] for d in seeds}, "train_wall_s": wall}
+            "held_out_days": {d: after[d]["int8"] for d in seeds}, "train_wall_s": wall, "candidates": cands}
 
 
 def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, days: list[int]) -> dict:
