@@ -356,18 +356,23 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
     from camlytics.store import Dataset
     from camlytics.train.predictor import load_predictor
 
+    import hashlib
+
     day, budget = args.assist
     ds2 = work / f"{preset}-assist{day}"
     done = work / f"{preset}-assist{day}.collected.json"
-    if args.reuse and done.exists():
-        col = json.loads(done.read_text())
-    else:
+    model = hashlib.sha256((model_dir / "model.cml").read_bytes()).hexdigest()[:16]
+    col = json.loads(done.read_text()) if args.reuse and done.exists() else {}
+    reused = col.get("model") == model and col.get("budget") == budget
+    if not reused:  # none yet, or made with another first model
         shutil.rmtree(ds2, ignore_errors=True)
         shutil.copytree(ds, ds2)
         col = collect_day(ds2, preset, day, args.interval, budget, predict=load_predictor(model_dir, "int8"))
+        col.update(model=model, budget=budget)
         from camlytics.store.files import write_atomic
 
-        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}).encode())
+        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels", "model",
+                                                                     "budget")}).encode())
     with Dataset.open(ds) as store:
         first_ids = {r.id for r in store.records()}
     with Dataset.open(ds2) as store:
@@ -377,7 +382,8 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
             by[r.sampler] = by.get(r.sampler, 0) + 1
         hist = np.histogram([r.meta["truth"]["angle"] for r in new if r.label == "open"], [10, 20, 40, 70, 95])[0]
         total = store.counts()["label"]
-    print(f"\nsecond round: {col['kept']} frames of day {day} kept with the first model's help ({by}); "
+    print(f"\nsecond round: {col['kept']} frames of day {day} kept with the first model's help{' (reused)' * reused} "
+          f"({by}); "
           f"open ones at 10-20/20-40/40-70/70-95 deg: {'/'.join(map(str, hist))}; the dataset now {total}", flush=True)
     metrics, models, wall, _ = train_once(ds2, work / f"{preset}-model-assist", args, check)
     cands = candidate_table(args.seed, metrics, models, test_days, seeds) if args.candidates > 1 else None
@@ -497,6 +503,8 @@ def main() -> int:
                 "frames are also trained on")
     if args.assist and args.assist[0] in [int(v) for v in args.test_seeds.split(",")]:
         p.error(f"--assist day {args.assist[0]} is a held-out day")
+    if args.assist and args.train_seed <= args.assist[0] < args.train_seed + args.days:
+        p.error(f"--assist day {args.assist[0]} is a training day of the first round")
     if overlap:
         p.error(f"held-out day(s) {overlap} are also training days (--train-seed {args.train_seed} --days {args.days})")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="camlytics-bench-train-"))
