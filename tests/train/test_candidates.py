@@ -160,6 +160,30 @@ def test_a_candidate_killed_after_saving_its_run_still_counts(tmp_path: Path) ->
     assert not list(tmp_path.glob(f"candidate-*/{RESULT_FILE}"))  # read and removed
 
 
+def test_a_workers_failure_is_one_small_message() -> None:
+    """Every message fits one atomic pipe write: a bug's deep traceback is cut to its end, a user error kept."""
+    import pickle
+
+    from camlytics.errors import DatasetError
+    from camlytics.train.pipeline import MESSAGE_LIMIT, _failure
+
+    def deep(n: int) -> None:
+        if n:
+            deep(n - 1)
+        raise ValueError("x" * 5000)
+
+    try:
+        deep(200)
+    except ValueError as exc:
+        data = _failure(exc, "candidate 1 (seed 4)")
+    assert len(data) <= MESSAGE_LIMIT
+    err = pickle.loads(data)
+    assert isinstance(err, RuntimeError) and str(err).startswith("candidate 1 (seed 4) failed:\n")
+    assert "in deep" in str(err) and "ValueError: xxx" in str(err) and str(err).endswith("...\n")  # where, what (cut)
+    user = pickle.loads(_failure(DatasetError("dataset d has no labels"), "candidate 0 (seed 0)"))
+    assert isinstance(user, DatasetError) and str(user) == "dataset d has no labels"
+
+
 def test_a_check_set_alone_is_scored_and_never_trained_on(sim_dataset: Path, check_dataset: Path, model_dir: Path,
                                                           tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", str(sim_dataset), "--out", str(tmp_path / "m"), *FAST_TRAIN, "--check",

@@ -528,7 +528,6 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
     would block the parent, and a worker killed after saving still counts. (Torch's multiprocessing
     pickler would also hand tensors over in shared memory owned by this short-lived process.)"""
     import pickle
-    import traceback
 
     relay = _ProgressRelay(messages, index, parent)
     try:
@@ -542,9 +541,32 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
         part.rename(run_dir / RESULT_FILE)  # whole or not at all
         messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%"))
     except BaseException as exc:  # handed to the parent, which raises it
-        if not isinstance(exc, CamlyticsError):  # a user's problem stays one line; a bug keeps its traceback
-            exc = RuntimeError(f"candidate {index} (seed {cfg.seed}) failed:\n{traceback.format_exc()}")
-        messages.put(("failed", index, pickle.dumps(exc)))
+        messages.put(("failed", index, _failure(exc, f"candidate {index} (seed {cfg.seed})")))
+
+
+MESSAGE_LIMIT = 3000  # bytes: below the pipe's atomic write size (4096), so a message is sent whole or not at all
+
+
+def _failure(exc: BaseException, who: str) -> bytes:
+    """A worker's exception, pickled for the parent to raise, at most MESSAGE_LIMIT bytes.
+
+    A user's problem (a camlytics error) stays its one line; a bug becomes a RuntimeError with the end of its
+    traceback (where it was raised)."""
+    import pickle
+    import traceback
+
+    if isinstance(exc, CamlyticsError):
+        data = pickle.dumps(exc)
+        if len(data) <= MESSAGE_LIMIT:
+            return data
+        exc = TrainingError(f"{who}: {str(exc)[:MESSAGE_LIMIT // 2]}...")
+        return pickle.dumps(exc)
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    what = "".join(traceback.format_exception_only(type(exc), exc))
+    part = MESSAGE_LIMIT // 3
+    stack = stack if len(stack) <= part else "...\n" + stack[-part:]
+    what = what if len(what) <= part else what[:part] + "...\n"
+    return pickle.dumps(RuntimeError(f"{who} failed:\n{stack}{what}"))
 
 
 RESULT_FILE = "result.pickle"
