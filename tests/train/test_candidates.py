@@ -160,6 +160,39 @@ def test_a_candidate_killed_after_saving_its_run_still_counts(tmp_path: Path) ->
     assert not list(tmp_path.glob(f"candidate-*/{RESULT_FILE}"))  # read and removed
 
 
+def _ends_without_a_word(messages: object, parent: int, dataset: Path, run_dir: Path, cfg: object,
+                         index: int) -> None:
+    """Stands in for pipeline._candidate_worker: exits cleanly without "done" or "failed"; saves a run unless
+    its seed is odd."""
+    import pickle
+
+    from camlytics.train.pipeline import RESULT_FILE
+
+    run_dir.mkdir()
+    if cfg.seed % 2 == 0:
+        (run_dir / RESULT_FILE).write_bytes(pickle.dumps(({"seed": cfg.seed}, (), {})))
+
+
+def test_a_worker_that_ends_without_a_message_does_not_hang_the_run(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.progress import Progress
+
+    from camlytics.errors import TrainingError
+    from camlytics.train import pipeline
+
+    monkeypatch.setattr(pipeline, "EXIT_GRACE", 0.3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with Progress(disable=True) as progress:  # runs saved: they count
+        results = pipeline._train_in_processes(tmp_path / "unused", tmp_path / "a", [_fast_config(seed=s) for s in (2, 4)],
+                                               2, progress, worker=_ends_without_a_word)
+        assert [r[0]["seed"] for r in results] == [2, 4]
+        with pytest.raises(TrainingError, match=r"candidate 1 \(seed 3\): its process ended with exit code 0 but "
+                                                r"without its result or an error"):
+            pipeline._train_in_processes(tmp_path / "unused", tmp_path / "b", [_fast_config(seed=s) for s in (2, 3)],
+                                         2, progress, worker=_ends_without_a_word)
+
+
 def test_a_workers_failure_is_one_small_message() -> None:
     """Every message fits one atomic pipe write: a bug's deep traceback is cut to its end, a user error kept."""
     import pickle

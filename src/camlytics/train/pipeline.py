@@ -476,6 +476,7 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
     messages = ctx.Queue()
     rows = [progress.add_task(f"seed {c.seed}", total=None, status="waiting") for c in run_cfgs]
     todo, running, results = list(range(len(run_cfgs))), {}, {}
+    ended: dict[int, float] = {}  # when a process was first seen ended with exit code 0
     try:
         while len(results) < len(run_cfgs):
             while todo and len(running) < jobs:
@@ -484,14 +485,21 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
                                          args=(messages, os.getpid(), dataset, tmp / f"candidate-{i}", run_cfgs[i], i))
                 running[i].start()
             for i, proc in list(running.items()):
-                if proc.exitcode not in (None, 0):  # killed: by the kernel for memory, or by someone
-                    result = _read_result(tmp / f"candidate-{i}")  # ... after its run was saved: keep it
-                    if result is None:
-                        raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with "
-                                            f"exit code {proc.exitcode} (out of memory?)")
-                    results[i] = result
-                    running.pop(i).join()
-                    progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status="done")
+                if proc.exitcode is None:
+                    continue
+                # Killed (by the kernel for memory, or by someone), or ended without a last message (only if
+                # sending it failed): its "done" or "failed" may still be on the way, so a clean exit waits
+                # EXIT_GRACE seconds first. A run saved before the end still counts.
+                if proc.exitcode == 0 and time.monotonic() - ended.setdefault(i, time.monotonic()) < EXIT_GRACE:
+                    continue
+                result = _read_result(tmp / f"candidate-{i}")
+                if result is None:
+                    why = (f"exit code {proc.exitcode} (out of memory?)" if proc.exitcode
+                           else "exit code 0 but without its result or an error")
+                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with {why}")
+                results[i] = result
+                running.pop(i).join()
+                progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status="done")
             try:
                 kind, i, *args = messages.get(timeout=0.5)
             except queue_module.Empty:
@@ -544,6 +552,7 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
         messages.put(("failed", index, _failure(exc, f"candidate {index} (seed {cfg.seed})")))
 
 
+EXIT_GRACE = 5.0  # seconds a cleanly ended worker's last message may take to arrive
 MESSAGE_LIMIT = 3000  # bytes: below the pipe's atomic write size (4096), so a message is sent whole or not at all
 
 
