@@ -65,6 +65,28 @@ def collect_day(path: Path, preset: str, seed: int, interval: float, budget: int
             "seconds": time.monotonic() - t0}
 
 
+def reuse_or_collect(ds: Path, reuse: bool, key: dict, collect) -> dict:
+    """The collection in `ds`: an earlier run's with --reuse if it was finished with the same settings (`key`),
+    else `collect()` afresh (a killed run's leftovers removed first); `reused` says which.
+
+    The marker `<ds>.collected.json` holds the counts and `key`; it is written last and atomically, so a kill
+    leaves it absent (collect again) or whole."""
+    from camlytics.store.files import write_atomic
+
+    done = ds.parent / f"{ds.name}.collected.json"
+    col = json.loads(done.read_text()) if reuse and done.exists() else {}
+    if col and all(col.get(k) == v for k, v in key.items()):
+        return {**col, "seconds": 0.0, "reused": True}
+    if ds.exists():  # not finished, made with other settings, or --reuse not given: start again
+        why = "is not a finished collection with these settings" if reuse else "exists (no --reuse)"
+        print(f"\n{ds} {why}; collecting it again", flush=True)
+        shutil.rmtree(ds)
+    col = collect()
+    write_atomic(ds.parent, done.name, json.dumps({**{k: col[k] for k in ("seen", "kept", "labelled", "labels")},
+                                                   **key}).encode())
+    return {**col, "reused": False}
+
+
 def add_held_door(path: Path, preset: str, seed: int, angles: list[float], hours: list[float]) -> int:
     """Add frames of day `seed` with the door held at each of `angles` at each of `hours`, labelled from truth.
 
@@ -123,17 +145,29 @@ def subset_labels(src: Path, dst: Path, n: int, seed: int) -> dict:
         return ds.counts()["label"]
 
 
+_DECODED: dict = {}
+
+
+def decoded(jpegs: list[bytes], spec) -> np.ndarray:
+    """The network inputs of a held-out day's JPEGs for `spec`, decoded once per list and spec (every seed,
+    candidate and round of a run scores the same days)."""
+    from camlytics.train.data import load_input
+
+    key = (id(jpegs), repr(spec))
+    if key not in _DECODED:  # keeps the list too, so that its id is not reused while cached
+        _DECODED[key] = (jpegs, np.stack([load_input(j, spec) for j in jpegs]))
+    return _DECODED[key][1]
+
+
 def held_out(models: dict, jpegs: list[bytes], labels: list[str], angles: np.ndarray) -> dict[str, float]:
     """Balanced accuracy of every stage on the held-out day, and int8 recall per door-angle range."""
     from camlytics.sim import OPEN_ANGLE
     from camlytics.train import int8ref
-    from camlytics.train.data import load_input
     from camlytics.train.fit import predict_logits
     from camlytics.train.metrics import balanced_accuracy
 
-    spec = models["spec"]
     classes = models["int8"].classes
-    x = np.stack([load_input(j, spec) for j in jpegs])
+    x = decoded(jpegs, models["spec"])
     y = np.array([classes.index(lab) for lab in labels])
     out = {name: balanced_accuracy(y, predict_logits(models[name], x).argmax(1), len(classes))
            for name in ("teacher", "student", "distilled", "pruned", "final")}
@@ -189,21 +223,13 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> dict:
     from camlytics.store import Dataset
 
     ds = work / f"{preset}-day1"
-    done = work / f"{preset}-day1.collected.json"  # written once the whole collection is in and labelled
-    if args.reuse and done.exists():  # the same collected and labelled frames as an earlier run
-        col = {**json.loads(done.read_text()), "seconds": 0.0}
+    col = reuse_or_collect(ds, args.reuse, {"day": args.train_seed, "days": args.days, "budget": args.budget,
+                                            "interval": args.interval},
+                           lambda: collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days))
+    if col["reused"]:
         col["seen"] = f"{col['seen']} (reused)"
         with Dataset.open(ds) as store:
             col["labels"] = store.counts()["label"]
-    else:
-        if ds.exists():  # a collection a killed run left unfinished, or --reuse not given: start again
-            why = "is not a finished collection of this bench" if args.reuse else "exists (no --reuse)"
-            print(f"\n{preset}: {ds} {why}; collecting it again", flush=True)
-            shutil.rmtree(ds)
-        col = collect_day(ds, preset, args.train_seed, args.interval, args.budget, args.days)
-        from camlytics.store.files import write_atomic  # a kill leaves the marker absent or whole
-
-        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels")}).encode())
     if args.held_door:  # also into a reused dataset, once
         from camlytics.train.simdata import label_from_truth
 
@@ -360,19 +386,16 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
 
     day, budget = args.assist
     ds2 = work / f"{preset}-assist{day}"
-    done = work / f"{preset}-assist{day}.collected.json"
     model = hashlib.sha256((model_dir / "model.cml").read_bytes()).hexdigest()[:16]
-    col = json.loads(done.read_text()) if args.reuse and done.exists() else {}
-    reused = col.get("model") == model and col.get("budget") == budget
-    if not reused:  # none yet, or made with another first model
-        shutil.rmtree(ds2, ignore_errors=True)
-        shutil.copytree(ds, ds2)
-        col = collect_day(ds2, preset, day, args.interval, budget, predict=load_predictor(model_dir, "int8"))
-        col.update(model=model, budget=budget)
-        from camlytics.store.files import write_atomic
 
-        write_atomic(work, done.name, json.dumps({k: col[k] for k in ("seen", "kept", "labelled", "labels", "model",
-                                                                     "budget")}).encode())
+    def collect() -> dict:
+        shutil.copytree(ds, ds2)
+        return collect_day(ds2, preset, day, args.interval, budget, predict=load_predictor(model_dir, "int8"))
+
+    # made with this first model and budget (and the first round's data: its model's hash says so)
+    col = reuse_or_collect(ds2, args.reuse, {"day": day, "budget": budget, "interval": args.interval, "model": model},
+                           collect)
+    reused = col["reused"]
     with Dataset.open(ds) as store:
         first_ids = {r.id for r in store.records()}
     with Dataset.open(ds2) as store:
@@ -401,11 +424,10 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
 def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, days: list[int]) -> dict:
     """Print every candidate's probe (check set) and held-out scores; the kept one's, the first's, the best's."""
     from camlytics.train import int8ref
-    from camlytics.train.data import load_input
     from camlytics.train.metrics import balanced_accuracy
 
     spec, classes = models["spec"], models["int8"].classes
-    arrays = {d: (np.stack([load_input(j, spec) for j in test_days[d][0]]),
+    arrays = {d: (decoded(test_days[d][0], spec),
                   np.array([classes.index(lab) for lab in test_days[d][1]])) for d in days}
     rows = []
     for c, m in zip(metrics["candidates"], models["candidates"]):
