@@ -184,7 +184,32 @@ def test_an_earlier_demos_output_is_replaced_and_other_files_kept(tmp_path):
     (tmp_path / "timeline.png").write_bytes(b"old")
     (tmp_path / "notes.txt").write_text("mine")
     prepare_out(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER, "notes.txt"]
+    assert "running" in (tmp_path / MARKER).read_text()
+
+
+def test_a_demo_that_stopped_half_way_does_not_block_the_next(tmp_path):
+    from camlytics.demo.pipeline import prepare_out
+
+    out = tmp_path / "d"
+    prepare_out(out)  # a run starts, writes a dataset, and is killed
+    (out / "dataset").mkdir()
+    (out / "dataset" / "index.sqlite").write_bytes(b"half")
+    prepare_out(out)  # the next run may start there
+    assert not (out / "dataset").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed must be a whole number 0..2147483646, got -1"),
+    (["--budget", "0"], "--budget must be at least 30 frames, got 0"),
+    (["--frames-per-day", "0"], "--frames-per-day must be in 100..86400, got 0"),
+    (["--live-seconds", "-1"], "--live-seconds must be in (0, 86400], got -1"),
+])
+def test_bad_demo_settings_are_one_line_and_write_nothing(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "camlytics", "demo", *args, "--out", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"camlytics demo: error: {message}"
+    assert not (tmp_path / "d").exists()
 
 
 def test_published_states_are_paired_with_the_latest_true_change_to_that_state():

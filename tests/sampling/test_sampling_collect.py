@@ -102,7 +102,11 @@ def _wait(condition, timeout: float = 60.0) -> None:
     "args, message",
     [
         (["sim:office?seed=1", "--roi", "1,2,3"], "--roi must be four integers"),
-        (["sim:office?seed=1", "--roi", "50,50,10,10"], "roi must satisfy"),
+        (["sim:office?seed=1", "--roi", "50,50,10,10"], "roi must satisfy 0 <= x0 < x1 and 0 <= y0 < y1, got 50,50,10,10"),
+        (["sim:office?seed=1", "--roi=-10,0,50,50"], "got -10,0,50,50"),
+        (["sim:office?seed=1", "--per-hour", "-1"], "--per-hour must be a positive whole number"),
+        (["sim:office?seed=1", "--sampler", "time", "--every", "-1"], "--every must be a positive number"),
+        (["sim:office?seed=1", "--every", "5"], "--every sets the time sampler's spacing"),
         (["/no/such/folder"], "no such file or directory"),
         (["sim:office?seed=1", "--budget", "0"], "--budget must be a positive whole number"),
     ],
@@ -111,6 +115,25 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys, args, message):
     assert main(["collect", *args, "--dataset", str(tmp_path / "ds")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_failed_collection_leaves_no_dataset_behind(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["collect", str(tmp_path / "empty"), "--dataset", str(tmp_path / "ds")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "ds").exists()
+
+
+def test_an_roi_outside_the_frames_is_refused_before_anything_is_stored(tmp_path, capsys):
+    ds = tmp_path / "ds"
+    spec = "sim:office?seed=1&interval=600&duration=3600"
+    assert main(["collect", spec, "--dataset", str(ds), "--roi", "0,0,5000,5000"]) == 2
+    err = capsys.readouterr().err
+    assert "error: roi 0,0,5000,5000 is not inside the 640x360 frames" in err and "Traceback" not in err
+    with Dataset.open(ds) as store:
+        assert store.roi is None and len(store) == 0
+    assert main(["collect", spec, "--dataset", str(ds), "--roi", "10,10,200,200"]) == 0
+    with Dataset.open(ds) as store:
+        assert store.roi == (10, 10, 200, 200) and len(store) > 0
 
 
 def test_unusable_dataset_paths_are_one_line_errors(tmp_path, capsys):

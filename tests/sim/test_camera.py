@@ -362,6 +362,19 @@ def test_simcam_command_serves_until_interrupted(free_port):
     assert proc.returncode == 0 and "Traceback" not in err
 
 
+def test_simcam_on_another_address_warns_that_anyone_can_install_apps(free_port):
+    env = {k: v for k, v in os.environ.items() if k != "CAMLYTICS_SIM_PASSWORD"}
+    proc = subprocess.Popen([sys.executable, "-m", "camlytics", "simcam", "--host", "0.0.0.0", "--port", str(free_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        warning = proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert warning.startswith("camlytics simcam: warning: listening on 0.0.0.0 with the default password 'pass'")
+    assert "install and run ACAP packages" in warning
+
+
 def test_a_client_that_resets_its_connection_prints_nothing(capfd):
     # A client hanging up mid-request is normal; the in-process camera must not print a traceback
     # into the output of the command that runs it (it did, now and then, in `snapshot` tests).

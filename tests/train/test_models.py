@@ -33,7 +33,8 @@ def test_student_is_sized_to_the_budgets(hw: tuple[int, int]) -> None:
 
 
 def test_a_budget_nothing_fits_is_a_clear_error() -> None:
-    with pytest.raises(ModelError, match="budget too small"):
+    with pytest.raises(ModelError, match=r"budget too small: the narrowest student needs [\d,]+ MACs and [\d,]+ "
+                                         r"int8 weight bytes at input 64x64; it may start with 1,000 and 32,768"):
         size_student(StudentSpec(input_hw=(64, 64)), 1000, 32 * 1024)
 
 
@@ -81,6 +82,8 @@ def test_loading_rejects_garbage_and_unknown_layers(tmp_path: Path) -> None:
     ({"pool": 8}, "pool must be 0 (automatic) or >= 16, got 8"),
     ({"color": "ir"}, "color must be 'gray' or 'rgb'"),
     ({"budget_macs": 10}, "budget-macs must be >= 1000"),
+    ({"budget_bytes": -100}, "budget-bytes must be >= 100, got -100"),
+    ({"seed": -1}, "seed must be a whole number 0-2147483647, got -1"),
 ])
 def test_a_bad_training_setting_is_named(change, message):
     from camlytics.errors import TrainingError

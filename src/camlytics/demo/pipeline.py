@@ -24,7 +24,7 @@ from camlytics.sampling.features import FrameView
 from camlytics.store import Dataset
 
 DAY = 86400.0
-MARKER = "demo.json"  # written last; marks a directory the demo may replace
+MARKER = "demo.json"  # marks a directory the demo may replace: "running" at the start, the summary at the end
 ARTEFACTS = ("dataset", "dataset-time", "check", "model", "heldout", "report.html", "edge-app.log",
              "camera-snapshot.jpg")
 
@@ -53,11 +53,11 @@ class DemoConfig:
     def resolve(self) -> "DemoConfig":
         """Fill in the defaults of a full or quick run and check the values."""
         q = self.quick
-        self.frames_per_day = self.frames_per_day or (1920 if q else 2880)
-        self.budget = self.budget or (150 if q else 300)
+        self.frames_per_day = (1920 if q else 2880) if self.frames_per_day is None else self.frames_per_day
+        self.budget = (150 if q else 300) if self.budget is None else self.budget
         self.heldout_open = self.heldout_open or (40 if q else 150)
         self.heldout_closed = self.heldout_closed or (80 if q else 300)
-        self.live_seconds = self.live_seconds or (40.0 if q else 75.0)
+        self.live_seconds = (40.0 if q else 75.0) if self.live_seconds is None else self.live_seconds
         if self.epochs is None:
             self.epochs = ({"teacher": 3, "student": 6, "finetune": 2, "qat": 1} if q else {})
         if not 100 <= self.frames_per_day <= 86400:
@@ -72,6 +72,10 @@ class DemoConfig:
             raise CamlyticsError(f"--speed must be in 1..600, got {self.speed:g}")
         from camlytics.sim import PRESETS
 
+        if not 0 <= self.seed < 2**31 - 1:  # the held-out day is seed + 1; training takes seeds seed..
+            raise CamlyticsError(f"--seed must be a whole number 0..{2**31 - 2}, got {self.seed}")
+        if self.live_seconds <= 0 or self.live_seconds > 86400:
+            raise CamlyticsError(f"--live-seconds must be in (0, 86400], got {self.live_seconds:g}")
         if self.preset not in PRESETS:
             raise CamlyticsError(f"--preset {self.preset!r} is not a scene preset; choose one of {sorted(PRESETS)}")
         return self
@@ -84,7 +88,8 @@ def prepare_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise CamlyticsError(f"--out {out} is a non-empty directory that no earlier demo wrote; choose another path")
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).unlink(missing_ok=True)
+    # A run that fails or is stopped half-way leaves this, so that the next run may replace what it wrote.
+    (out / MARKER).write_text(json.dumps({"state": "running: a demo started here and has not finished"}))
     for name in ARTEFACTS:
         path = out / name
         if path.is_dir():

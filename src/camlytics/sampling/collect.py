@@ -93,10 +93,13 @@ def collect(
     stop: StopFlag | None = None,
     on_frame: Callable[[CollectStats], None] | None = None,
     backoff_start: float = BACKOFF_START,
+    check_frame: Callable[[Frame], None] | None = None,
 ) -> CollectStats:
     """Feed every frame to the sampler and store the kept ones, until the source ends, `duration`
     seconds of frame time have passed, or `stop` is set. A live source (camera) that fails is reopened
-    with exponential backoff; a file or simulator failing is an error (SourceError)."""
+    with exponential backoff; a file or simulator failing is an error (SourceError).
+    `check_frame` sees the first frame of every opened source before it is offered (e.g. the ROI must fit
+    the frame size, which a reopened camera may have changed); what it raises ends the collection."""
     stats = CollectStats()
     stop = StopFlag() if stop is None else stop
     first_ts: float | None = None
@@ -108,8 +111,12 @@ def collect(
             if sampler.pace is not None:  # reopened during a burst
                 paced = sampler.pace
                 source.pace(paced)
+            checked = check_frame is None
             try:
                 for frame in source:
+                    if not checked:
+                        check_frame(frame)
+                        checked = True
                     if first_ts is None:
                         first_ts = frame.timestamp
                     if duration is not None and frame.timestamp - first_ts >= duration:

@@ -71,6 +71,7 @@ def run_collect(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from camlytics.errors import CamlyticsError
     from camlytics.sampling import make_sampler
     from camlytics.sampling.base import check_positive
     from camlytics.sampling.collect import StopFlag, collect
@@ -80,55 +81,75 @@ def run_collect(args: argparse.Namespace) -> int:
     check_positive("--budget", args.budget, integer=True)
     roi = parse_roi(args.roi)
     options = _source_options(args)
-    if args.duration is not None:
-        check_positive("--duration", args.duration)
+    for name in ("duration", "per_hour", "every"):
+        if getattr(args, name) is not None:
+            check_positive("--" + name.replace("_", "-"), getattr(args, name), integer=name == "per_hour")
+    if args.every is not None and args.sampler != "time":
+        raise CamlyticsError(f"--every sets the time sampler's spacing; the {args.sampler} sampler decides itself "
+                             "(use --sampler time, or --budget)")
     kind = source_kind(args.source)
     predict = None
     if args.model:
         from camlytics.train.predictor import load_predictor
 
         predict = load_predictor(args.model)
-    with Dataset.open(args.dataset, create=True) as ds:
-        first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec
-        scene = getattr(first, "scene", None)
-        if roi is None and ds.roi is None and scene is not None:
-            roi = tuple(scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
-            print(f"using the simulated door's region of interest {','.join(map(str, roi))}")
-        if roi is not None:
-            ds.set_roi(roi)
-        roi = roi or ds.roi
-        duration = _planned_duration(first, args)
-        # the simulator's bar runs on stream time: a sampler's bursts add frames, not time
-        by_time = hasattr(first, "end") and hasattr(first, "start")
-        total = duration if by_time else len(first) if hasattr(first, "__len__") else None
-        sampler = make_sampler(args.sampler, budget=args.budget, duration=duration, roi=roi, interval=args.every,
-                               predict=predict, per_hour=args.per_hour)
-        sources = [first]
+    first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec: no dataset made
+    sources = [first]  # handed to collect(), which closes it; closed here if anything fails before
+    try:
+        with Dataset.open(args.dataset, create=True) as ds:
+            scene = getattr(first, "scene", None)
+            if roi is None and ds.roi is None and scene is not None:
+                roi = tuple(scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
+                print(f"using the simulated door's region of interest {','.join(map(str, roi))}")
+            new_roi = roi is not None and roi != ds.roi
+            roi = roi or ds.roi
 
-        def next_source():
-            return sources.pop() if sources else open_source(args.source, **options)
+            def check_frame(frame) -> None:
+                """The ROI must lie inside the frames; a new one is stored with the dataset once it does."""
+                nonlocal new_roi
+                w, h = frame.size
+                if roi is not None and (roi[2] > w or roi[3] > h):
+                    raise CamlyticsError(f"roi {','.join(map(str, roi))} is not inside the {w}x{h} frames of "
+                                         f"{frame.source}")
+                if new_roi:
+                    ds.set_roi(roi)
+                    new_roi = False
 
-        console = Console(stderr=True)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[seen]} frames"),
-            TextColumn("kept {task.fields[kept]}/{task.fields[budget]}  {task.fields[by]}"),
-            TextColumn("{task.fields[rate]:.1f} frames/s"), TextColumn("[yellow]{task.fields[note]}"),
-            TimeElapsedColumn(), console=console, transient=False,
-        )
-        task = progress.add_task(f"collect ({args.sampler})", total=total, kept=0, budget=args.budget, by="",
-                                 rate=0.0, note="", seen=0)
+            duration = _planned_duration(first, args)
+            # the simulator's bar runs on stream time: a sampler's bursts add frames, not time
+            by_time = hasattr(first, "end") and hasattr(first, "start")
+            total = duration if by_time else len(first) if hasattr(first, "__len__") else None
+            sampler = make_sampler(args.sampler, budget=args.budget, duration=duration, roi=roi, interval=args.every,
+                                   predict=predict, per_hour=args.per_hour)
 
-        def show(stats) -> None:
-            by = " ".join(f"{k.removeprefix('smart/')}:{v}" for k, v in sorted(stats.kept_by.items()))
-            note = f"retrying: {stats.last_error}" if stats.last_error and stats.reconnects else ""
-            progress.update(task, completed=stats.stream_seconds if by_time else stats.seen, seen=stats.seen,
-                            kept=stats.kept, by=by, rate=stats.rate, note=note[:60])
+            def next_source():
+                return sources.pop() if sources else open_source(args.source, **options)
 
-        stop = StopFlag()
-        with progress, stop.on_sigint():
-            stats = collect(next_source, ds, sampler, live=kind in ("vapix", "mjpeg"), duration=args.duration,
-                            stop=stop, on_frame=show)
-            show(stats)
+            console = Console(stderr=True)
+            progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[seen]} frames"),
+                TextColumn("kept {task.fields[kept]}/{task.fields[budget]}  {task.fields[by]}"),
+                TextColumn("{task.fields[rate]:.1f} frames/s"), TextColumn("[yellow]{task.fields[note]}"),
+                TimeElapsedColumn(), console=console, transient=False,
+            )
+            task = progress.add_task(f"collect ({args.sampler})", total=total, kept=0, budget=args.budget, by="",
+                                     rate=0.0, note="", seen=0)
+
+            def show(stats) -> None:
+                by = " ".join(f"{k.removeprefix('smart/')}:{v}" for k, v in sorted(stats.kept_by.items()))
+                note = f"retrying: {stats.last_error}" if stats.last_error and stats.reconnects else ""
+                progress.update(task, completed=stats.stream_seconds if by_time else stats.seen, seen=stats.seen,
+                                kept=stats.kept, by=by, rate=stats.rate, note=note[:60])
+
+            stop = StopFlag()
+            with progress, stop.on_sigint():
+                stats = collect(next_source, ds, sampler, live=kind in ("vapix", "mjpeg"), duration=args.duration,
+                                stop=stop, on_frame=show, check_frame=check_frame)
+                show(stats)
+    finally:
+        for source in sources:
+            source.close()
+
     how = "stopped by Ctrl-C" if stats.stopped else "done"
     per = ", ".join(f"{k}: {v}" for k, v in sorted(stats.kept_by.items())) or "none"
     print(f"{how}: {stats.seen} frames seen, {stats.kept} kept ({per}) in {args.dataset}"

@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_simcam(args: argparse.Namespace) -> int:
     """Start the server and block until interrupted."""
+    from camlytics.annotate.commands import is_loopback
     from camlytics.sim.camera import SimulatedCamera
 
     password = args.password or os.environ.get("CAMLYTICS_SIM_PASSWORD") or "pass"
@@ -55,6 +56,10 @@ def run_simcam(args: argparse.Namespace) -> int:
     auth = "no authentication" if args.no_auth else f"{schemes} auth as user {args.user!r}"
     print(f"simulated Axis camera on {cam.url}  preset={cam.preset} seed={cam.seed} speed={cam.speed:g}x, {auth}")
     print(f"  snapshot: {cam.url}/axis-cgi/jpg/image.cgi?resolution=640x360   truth: {cam.url}/camlytics-sim/truth")
+    if not is_loopback(args.host):
+        default = " with the default password 'pass'" if not args.no_auth and password == "pass" else ""
+        print(f"camlytics simcam: warning: listening on {args.host}{default}: anyone who can reach it can install "
+              "and run ACAP packages on this machine", file=sys.stderr, flush=True)
     print("  Ctrl-C to stop", flush=True)
     try:
         while True:

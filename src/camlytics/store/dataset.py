@@ -92,11 +92,12 @@ def _check_number(name: str, value: Any) -> float:
 def check_roi(roi: Any) -> tuple[int, int, int, int]:
     """Validate an ROI (x0, y0, x1, y1) in pixels with x0 < x1 and y0 < y1."""
     try:
+        roi = tuple(roi)  # a generator would print as an object in the messages below
         x0, y0, x1, y1 = (int(v) for v in roi)
     except (TypeError, ValueError):
         raise DatasetError(f"roi must be four integers x0,y0,x1,y1, got {roi!r}") from None
     if min(x0, y0) < 0 or x0 >= x1 or y0 >= y1:
-        raise DatasetError(f"roi must satisfy 0 <= x0 < x1 and 0 <= y0 < y1, got {roi!r}")
+        raise DatasetError(f"roi must satisfy 0 <= x0 < x1 and 0 <= y0 < y1, got {','.join(map(str, roi))}")
     return (x0, y0, x1, y1)
 
 

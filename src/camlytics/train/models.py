@@ -132,8 +132,10 @@ def size_student(base: StudentSpec, budget_macs: int, budget_bytes: int) -> tupl
             break
         best = (spec, width)
     if best is None:
-        raise ModelError(f"budget too small: even the narrowest student needs more than {budget_macs} MACs "
-                         f"or {budget_bytes} weight bytes at input {base.input_hw[1]}x{base.input_hw[0]}")
+        narrow = build_student(base.scaled(1 / 16))
+        raise ModelError(f"budget too small: the narrowest student needs {count_macs(narrow, chw):,} MACs and "
+                         f"{int8_weight_bytes(narrow):,} int8 weight bytes at input {base.input_hw[1]}x"
+                         f"{base.input_hw[0]}; it may start with {budget_macs:,} and {budget_bytes:,}")
     return best
 
 

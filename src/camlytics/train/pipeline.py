@@ -28,6 +28,7 @@ BUDGET_BYTES = 32 * 1024
 PTQ_TOLERANCE = 0.005  # QAT runs when post-training quantization loses more than 0.5 points
 MODEL_DIR_MARKER = "config.json"
 MAX_CANDIDATES = 16
+MAX_SEED = 2**31 - 1  # candidate i trains with seed + i; torch and numpy take far larger ones
 
 
 DEFAULT_INPUT = (64, 32)  # (width, height)
@@ -73,6 +74,10 @@ class TrainConfig:
                 raise TrainingError(f"{key.replace('_', '-')} must be a whole number >= 1, got {getattr(self, key)!r}")
         if self.budget_macs < 1000:
             raise TrainingError(f"budget-macs must be >= 1000, got {self.budget_macs!r}")
+        if self.budget_bytes < 100:
+            raise TrainingError(f"budget-bytes must be >= 100, got {self.budget_bytes!r}")
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise TrainingError(f"seed must be a whole number 0-{MAX_SEED}, got {self.seed!r}")
         if self.color not in ("gray", "rgb"):
             raise TrainingError(f"color must be 'gray' or 'rgb', got {self.color!r}")
         if not (isinstance(self.pool_per_image, int) and self.pool_per_image >= 1):
