@@ -83,6 +83,31 @@ def test_export_csv_json_and_imagefolder_round_trip(three, tmp_path):
     assert main(["labels", "export", str(root), "--format", "imagefolder", "--out", str(tmp_path / "folder")]) == 2
 
 
+def test_export_mistakes_are_one_line_and_files_get_the_usual_permissions(three, tmp_path, capsys):
+    import os
+    import stat
+
+    root, ids = three
+    (tmp_path / "l.csv").write_text("img_0.jpg,open\nimg_1.jpg,closed\n")
+    main(["labels", "import", str(root), str(tmp_path / "l.csv")])
+    assert main(["labels", "export", str(root), "--out", str(tmp_path / "nowhere" / "x.csv")]) == 2
+    assert "folder " + str(tmp_path / "nowhere") + " does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
+    mask = os.umask(0o022)
+    try:
+        assert main(["labels", "export", str(root), "--out", str(tmp_path / "out.csv")]) == 0
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "out.csv").stat().st_mode) == 0o644
+    with Dataset.open(root) as ds:
+        missing = ds.image_path(ds.get(ids[0]))
+    missing.unlink()
+    assert main(["labels", "export", str(root), "--format", "imagefolder", "--out", str(tmp_path / "folder")]) == 2
+    err = capsys.readouterr().err
+    assert f"record {ids[0]}: its image" in err and "is missing from the dataset" in err and err.count("\n") == 1
+    assert not (tmp_path / "folder").exists() and not list(tmp_path.glob(".folder*"))  # nothing half-made
+
+
 def test_info_prints_tables(three, capsys):
     root, _ = three
     assert main(["info", str(root)]) == 0

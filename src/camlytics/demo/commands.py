@@ -22,13 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "for `camlytics annotate`) and render a check set of the door held near its threshold; train the teacher "
         "and the distilled, pruned int8 student twice and keep the better on the check set; evaluate it on "
         "another day on the host and under MicroPython; bundle the ACAP, deploy and start it on the simulated "
-        "camera and print its MQTT state events; write OUT/report.html. About 5 minutes on 2 cores.",
+        "camera and print its MQTT state events; write OUT/report.html. 3-4 minutes on 2 cores.",
     )
     p.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default demo-output; "
                    "an earlier demo's output there is replaced)")
     p.add_argument("--preset", default="office", help="scene preset: office, warehouse or home (default office)")
     p.add_argument("--seed", type=int, default=0, help="the simulated training day; the held-out day is seed+1")
-    p.add_argument("--quick", action="store_true", help="a reduced run (fewer frames and epochs, ~2 minutes)")
+    p.add_argument("--quick", action="store_true", help="a reduced run (fewer frames and epochs, about 90 s)")
     p.add_argument("--frames-per-day", type=int, help="frames rendered of the training day (default 2880 = one "
                    "every 30 s; --quick 1920)")
     p.add_argument("--budget", type=int, help="frames each sampler keeps (default 300; --quick 150)")

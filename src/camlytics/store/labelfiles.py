@@ -124,13 +124,20 @@ def import_labels(ds: Dataset, path: str | os.PathLike, annotator: str = "import
     return ImportResult(changed=len(changes), unchanged=len(wanted) - len(changes))
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_text(out: pathlib.Path, text: str) -> None:
-    """Write a whole text file or nothing (temp file in the same folder, then rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write a whole text file or nothing (temp file in the same folder, then rename), with the usual
+    permissions (mkstemp's are 0600)."""
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
@@ -142,6 +149,8 @@ def export_labels(ds: Dataset, fmt: str, out: str | os.PathLike) -> int:
     if fmt not in EXPORT_FORMATS:
         raise DatasetError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     out = pathlib.Path(out).expanduser().absolute()
+    if not out.parent.is_dir():
+        raise DatasetError(f"cannot write {out}: folder {out.parent} does not exist")
     records = ds.records(labelled=True)
     try:
         if fmt == "csv":
@@ -163,13 +172,16 @@ def _export_imagefolder(ds: Dataset, records: list[Record], out: pathlib.Path) -
     """out/<class>/<image>.jpg, built in a temp folder and renamed into place."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DatasetError(f"export folder {out} already exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         for name in ds.classes:
             (tmp / name).mkdir()
         for r in records:
-            shutil.copyfile(ds.image_path(r), tmp / r.label / pathlib.PurePath(r.path).name)
+            image = ds.image_path(r)
+            if not image.is_file():
+                raise DatasetError(f"record {r.id}: its image {r.path} is missing from the dataset; nothing exported")
+            shutil.copyfile(image, tmp / r.label / pathlib.PurePath(r.path).name)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
