@@ -35,6 +35,15 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.02)
 
 
+def one_line_error(capsys, *parts: str) -> str:
+    """The captured stderr, asserted to be one line (no traceback) containing every one of `parts`."""
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+    return err
+
+
 @pytest.fixture
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (call `find_free_port()` from this module for more)."""

@@ -63,3 +63,22 @@ def tar_gz(entries: list[tuple[str, bytes | None, dict]]) -> bytes:
             else:
                 tar.addfile(info)
     return buf.getvalue()
+
+
+@pytest.fixture
+def cam():
+    """A simulated Axis camera (Digest root:pass); `admin_url` carries the credentials."""
+    from camlytics.sim.camera import SimulatedCamera
+
+    with SimulatedCamera(auth=("root", "pass"), prewarm=False) as camera:
+        camera.admin_url = camera.url.replace("http://", "http://root:pass@")
+        yield camera
+
+
+@pytest.fixture(scope="module")
+def package(model_dir, tmp_path_factory):
+    """.eap packages of `model_dir` for every architecture."""
+    from camlytics.deploy.bundle import BundleOptions, build_bundle
+
+    return build_bundle(model_dir, tmp_path_factory.mktemp("eap"), BundleOptions(arch="all"))
+

@@ -12,29 +12,8 @@ from camlytics.cli import main
 from camlytics.deploy.bundle import BundleOptions, build_bundle
 from camlytics.deploy.vapix_apps import AppsClient, error_message
 from camlytics.errors import DeployError
-from camlytics.sim.camera import SimulatedCamera
-from tests.conftest import find_free_port
+from tests.conftest import find_free_port, one_line_error
 from tests.deploy.conftest import tar_gz
-
-
-@pytest.fixture
-def cam():
-    with SimulatedCamera(auth=("root", "pass"), prewarm=False) as camera:
-        camera.admin_url = camera.url.replace("http://", "http://root:pass@")
-        yield camera
-
-
-@pytest.fixture(scope="module")
-def package(model_dir, tmp_path_factory):
-    return build_bundle(model_dir, tmp_path_factory.mktemp("eap"), BundleOptions(arch="all"))
-
-
-def one_line_error(capsys, *parts: str) -> str:
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for part in parts:
-        assert part in err
-    return err
 
 
 def test_deploy_installs_sets_parameters_starts_and_apps_lists_and_controls(cam, package, capsys):

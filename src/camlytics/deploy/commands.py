@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from camlytics.deploy.manifest import check_app_values
 from camlytics.errors import DeployError
 
 ARCHES = ("armv7hf", "aarch64", "all")
@@ -74,6 +75,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=apps_command)
 
 
+BUNDLE_FLAGS = {"MqttHost": "--mqtt-host", "MqttPort": "--mqtt-port", "MqttPrefix": "--mqtt-prefix",
+                "MqttNodeId": "--node-id", "StableFrames": "--stable-frames", "FrameRate": "--fps",
+                "Resolution": "--resolution", "VapixUser": "--camera-user", "VirtualInputPort": "--virtual-input",
+                "WebhookUrl": "--webhook", "Threshold": "--threshold"}
+
+
 def bundle_params(args: argparse.Namespace) -> dict[str, str]:
     """App parameter defaults from the command line (only those given)."""
     params: dict[str, str] = {}
@@ -88,6 +95,7 @@ def bundle_params(args: argparse.Namespace) -> dict[str, str]:
     params.update({k: str(v) for k, v in given.items() if v is not None})
     if args.no_ha_discovery:
         params["HaDiscovery"] = "no"
+    check_app_values(params, {k: f"{flag} ({k})" for k, flag in BUNDLE_FLAGS.items()})  # bad defaults would make the app crash-loop on the camera
     return params
 
 
@@ -118,29 +126,67 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def package_app_name(package: Path) -> str:
-    """appName from the package's manifest (so deploy can start it)."""
+def package_manifest(package: Path) -> dict:
+    """The package's manifest.json, after reading the whole archive (a truncated .eap is refused here)."""
     import json
     import tarfile
+    import zlib
 
     try:
         with tarfile.open(package, "r:gz") as tar:
+            tar.getmembers()  # reads to the end: a truncated or corrupt archive fails now, not on the camera
             member = tar.getmember("manifest.json")
             if member.size > 1 << 20:
                 raise DeployError(f"{package}: manifest.json is too large")
             manifest = json.loads(tar.extractfile(member).read())
-        return manifest["acapPackageConf"]["setup"]["appName"]
+        manifest["acapPackageConf"]["setup"]["appName"]  # noqa: B018 - must be there
+        return manifest
     except FileNotFoundError:
         raise DeployError(f"no such package {package}") from None
+    except IsADirectoryError:
+        raise DeployError(f"package {package} is a directory, not an .eap file") from None
+    except (EOFError, zlib.error) as exc:
+        raise DeployError(f"{package} is not a complete .eap package (truncated or corrupt: {exc})") from None
     except (OSError, KeyError, ValueError, TypeError, tarfile.TarError) as exc:
         raise DeployError(f"{package} is not an ACAP package built by `camlytics bundle` ({exc})") from None
+
+
+def package_app_name(package: Path) -> str:
+    """appName from the package's manifest (so deploy can start it)."""
+    return package_manifest(package)["acapPackageConf"]["setup"]["appName"]
+
+
+def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
+    """--param names the package declares, with values its app accepts; DeployError before anything is uploaded."""
+    name = manifest["acapPackageConf"]["setup"]["appName"]
+    try:
+        declared = {p["name"]: p["type"] for p in manifest["acapPackageConf"].get("configuration", {})
+                    .get("paramConfig", [])}
+    except (AttributeError, KeyError, TypeError):
+        declared = {}
+    for param in params:
+        if param not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            raise DeployError(f"--param {param}: {name} has no such parameter (its parameters: {known})")
+    check_app_values(params, {p: f"--param {p}" for p in params}, declared)
+
+
+def check_timeout(timeout: float) -> None:
+    """--timeout must be a positive, finite number of seconds."""
+    import math
+
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise DeployError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
 
 
 def deploy_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
 
-    name = package_app_name(args.package)
+    check_timeout(args.timeout)
+    manifest = package_manifest(args.package)
+    name = manifest["acapPackageConf"]["setup"]["appName"]
     params = parse_params(args.param)
+    check_deploy_params(params, manifest)
     with AppsClient(args.camera, timeout=args.timeout) as cam:
         cam.upload(args.package)
         print(f"installed {name} from {args.package.name} on {cam.host}")
@@ -157,6 +203,7 @@ def deploy_command(args: argparse.Namespace) -> int:
 def apps_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
 
+    check_timeout(args.timeout)
     with AppsClient(args.camera, timeout=args.timeout) as cam:
         if args.log:
             print(cam.log(args.log), end="")

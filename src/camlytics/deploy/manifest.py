@@ -66,6 +66,58 @@ APP_PARAMS = (
 )
 
 
+FRAME_RATE_RE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")  # what the launcher accepts (need_number)
+ROI_RE = re.compile(r"[0-9]{1,5},[0-9]{1,5},[0-9]{1,5},[0-9]{1,5}")  # what the launcher accepts
+
+
+def check_app_values(params: dict[str, str], labels: dict[str, str] | None = None,
+                     types: dict[str, str] | None = None) -> None:
+    """DeployError for a parameter value the app would refuse when it starts on the camera (a crash loop there).
+
+    The checks are the ones `camlytics run` applies to the same settings (camlytics.edge.config.validate,
+    camlytics.edge.publish.Topics), after the parameter's manifest type (`types`, default APP_PARAMS).
+    `labels` names each parameter as the user gave it (e.g. "--fps"); passwords are never echoed.
+    """
+    from camlytics.edge import config as edge_config
+    from camlytics.edge.publish import Topics
+
+    labels = labels or {}
+    types = types if types is not None else {p.name: p.type for p in APP_PARAMS}
+    for name, value in params.items():
+        where = labels.get(name, name)
+        if name in types:
+            problem = check_param_value(types[name], value)
+            if problem:
+                if "password" in types[name]:
+                    problem = problem.replace(repr(value), "the value")
+                raise DeployError(f"{where}: {problem}")
+        cfg: dict[str, Any] | None = None
+        if name == "FrameRate":
+            if not FRAME_RATE_RE.fullmatch(value):
+                raise DeployError(f"{where}: must be a number of frames per second like 1 or 0.5, got {value!r}")
+            cfg = {"fps": float(value)}
+        elif name == "Resolution":
+            cfg = {"camera": {"resolution": value}}
+        elif name == "WebhookUrl" and value:
+            cfg = {"webhook": {"url": value}}
+        elif name == "Roi" and value:
+            if not ROI_RE.fullmatch(value):
+                raise DeployError(f"{where}: must look like x0,y0,x1,y1, got {value!r}")
+            cfg = {"roi": [int(v) for v in value.split(",")]}
+        elif name == "MqttPort" and re.fullmatch(r"-?[0-9]+", value):
+            cfg = {"mqtt": {"port": int(value)}}
+        elif name in ("MqttPrefix", "MqttNodeId"):
+            try:
+                Topics(**{"prefix" if name == "MqttPrefix" else "node_id": value})
+            except ValueError as exc:
+                raise DeployError(f"{where}: {exc} (no '#' or '+', not empty)") from None
+        if cfg is not None:
+            try:
+                edge_config.validate(cfg)
+            except edge_config.ConfigError as exc:
+                raise DeployError(f"{where}: {exc}") from None
+
+
 def fail(where: str, message: str) -> DeployError:
     """A manifest error naming the field."""
     return DeployError(f"manifest.json: {where} {message}")

@@ -50,10 +50,17 @@ class InstalledApp:
 
 
 def camera_endpoint(url: str) -> tuple[str, httpx.Auth | None]:
-    """Base URL and Digest auth from http://user:pass@host[:port] (credentials never printed)."""
+    """Base URL and Digest auth from http://user:pass@host[:port] (credentials never printed).
+
+    As for `snapshot` and `run`, a URL without a user or password takes them from $CAMLYTICS_USER /
+    $CAMLYTICS_PASSWORD; a malformed URL is a DeployError naming the problem (`sources.urls.parse_url`)."""
+    from camlytics.errors import SourceError
     from camlytics.runtime.commands import camera_settings
 
-    cam = camera_settings(url)
+    try:
+        cam = camera_settings(url)
+    except SourceError as exc:
+        raise DeployError(str(exc)) from None
     auth = httpx.DigestAuth(cam["user"], cam["password"] or "") if cam["user"] else None
     return cam["url"], auth
 

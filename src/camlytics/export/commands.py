@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,31 @@ def _model_file(model: Path) -> Path:
     return path
 
 
+def _prepare_out(out: Path) -> None:
+    """Create --out (and its parents) and check a file can be written in it; ModelError otherwise."""
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".camlytics-export-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ModelError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
 def export_command(args: argparse.Namespace) -> int:
     """Run the export; prints what was written."""
     model, out = Path(args.model), Path(args.out)
     if out.exists() and not out.is_dir():
         raise ModelError(f"--out {out} exists and is not a directory")
+    try:
+        return _export(args, model, out)
+    except OSError as exc:  # a write failing half-way (disk full, permissions changed...)
+        raise ModelError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _export(args: argparse.Namespace, model: Path, out: Path) -> int:
     if args.target == "onnx":
         from camlytics.export.onnx_export import export_onnx
         from camlytics.train.models import load_student
@@ -52,7 +73,7 @@ def export_command(args: argparse.Namespace) -> int:
             chw = (1 if inp.get("color", "gray") == "gray" else 3, int(inp["height"]), int(inp["width"]))
         except (KeyError, TypeError, ValueError):
             raise ModelError(f"{model / 'student.pt'}: metadata lacks the input size") from None
-        out.mkdir(parents=True, exist_ok=True)
+        _prepare_out(out)
         path = export_onnx(student, out / "model.onnx", chw, classes=meta.get("classes"))
         print(f"wrote {path}")
         return 0
@@ -60,9 +81,12 @@ def export_command(args: argparse.Namespace) -> int:
 
     source = _model_file(model)
     int8 = read_model(source)  # validates everything before anything is written
-    out.mkdir(parents=True, exist_ok=True)
+    _prepare_out(out)
     if args.target == "edge":
-        shutil.copyfile(source, out / "model.cml")
+        target = out / "model.cml"
+        if target.exists() and os.path.samefile(source, target):
+            raise ModelError(f"--out {out} is the model's own directory; choose another output directory")
+        shutil.copyfile(source, target)
         print(f"wrote {out / 'model.cml'} ({int8.meta.get('macs')} MACs, classes {', '.join(int8.classes)})")
         return 0
     from camlytics.export import c_codegen

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from camlytics.errors import CamlyticsError, ModelError
+from camlytics.sources.urls import parse_url
 
 
 def register(subparsers) -> None:
@@ -52,36 +52,71 @@ def find_model_file(model: str | Path) -> Path:
 
 
 def camera_settings(url: str) -> dict:
-    """Split http://user:pass@host:port into the edge config's camera section."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise CamlyticsError(f"camera URL must look like http://user:pass@host[:port], got {parts.scheme}://{parts.hostname or ''}")
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    """Split http://user:pass@host:port into the edge config's camera section.
+
+    Missing credentials come from $CAMLYTICS_USER / $CAMLYTICS_PASSWORD, as for `snapshot` and the sources.
+    """
+    parsed = parse_url(url, schemes=("http",))
     return {
-        "url": f"http://{netloc}",
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
+        "url": f"http://{parsed.netloc}",
+        "user": parsed.user or os.environ.get("CAMLYTICS_USER"),
+        "password": parsed.password if parsed.password is not None else os.environ.get("CAMLYTICS_PASSWORD"),
     }
 
 
 def mqtt_settings(url: str) -> dict:
     """Split mqtt://user:pass@host:port into the edge config's mqtt section."""
-    parts = urlsplit(url if "://" in url else "mqtt://" + url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise CamlyticsError(f"MQTT broker must look like mqtt://host[:port], got {url.split('@')[-1]!r}")
+    parsed = parse_url(url if "://" in url else "mqtt://" + url, what="MQTT broker URL", schemes=("mqtt",),
+                       example="mqtt://[user:pass@]host[:port]")
     return {
-        "host": parts.hostname,
-        "port": parts.port or 1883,
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else None,
+        "host": parsed.host,
+        "port": parsed.port or 1883,
+        "user": parsed.user,
+        "password": parsed.password or None,
     }
+
+
+def check_resolution(text: str | None) -> str | None:
+    """"WxH" normalised, or a SourceError naming the value and the allowed range."""
+    if text is None:
+        return None
+    from camlytics.sources.vapix import parse_resolution
+
+    return "%dx%d" % parse_resolution(text)
+
+
+def check_camera_credentials(camera: dict, resolution: str | None, timeout: float = 5.0) -> None:
+    """Ask the camera for one snapshot; a 401/403 is a clear error now, instead of retries forever.
+
+    Network problems are left to the edge app, which retries them (the camera may come up later).
+    """
+    from camlytics.errors import AuthError, SourceError
+    from camlytics.sources.http import CameraHTTP
+
+    params = {"resolution": resolution} if resolution else {}
+    http = None
+    try:
+        http = CameraHTTP(camera["url"], user=camera["user"], password=camera["password"], timeout=timeout,
+                          retries=0)
+        with http.stream("GET", "/axis-cgi/jpg/image.cgi", params=params):
+            pass
+    except AuthError as exc:
+        hint = ("put them in the URL (http://USER:PASS@host) or set $CAMLYTICS_USER and $CAMLYTICS_PASSWORD"
+                if not (camera["user"] and camera["password"])
+                else "fix them in the URL or in $CAMLYTICS_USER / $CAMLYTICS_PASSWORD")
+        raise AuthError(f"{exc}; {hint}") from None
+    except SourceError:
+        pass
+    finally:
+        if http is not None:
+            http.close()
 
 
 def build_config(args: argparse.Namespace, model_file: Path) -> dict:
     """The edge app's config.json for these command-line options."""
     cfg: dict = {
         "model": str(model_file),
-        "camera": {**camera_settings(args.camera), "resolution": args.resolution},
+        "camera": {**camera_settings(args.camera), "resolution": check_resolution(args.resolution)},
         "fps": args.fps,
         "max_frames": args.max_frames,
         "tracker": {"stable_frames": args.stable_frames, "threshold": args.threshold},
@@ -132,6 +167,7 @@ def run_command(args: argparse.Namespace) -> int:
         edge_config.validate(cfg)
     except edge_config.ConfigError as exc:
         raise CamlyticsError(str(exc)) from None
+    check_camera_credentials(cfg["camera"], cfg["camera"]["resolution"])
     with tempfile.TemporaryDirectory(prefix="camlytics-run-") as tmp:
         config_path = Path(tmp) / "config.json"
         # the file holds credentials: readable by this user only

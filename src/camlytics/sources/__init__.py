@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from camlytics.errors import SourceError
 from camlytics.sources.base import FrameSource
+from camlytics.sources.urls import parse_url
 
-__all__ = ["FrameSource", "open_source", "source_kind"]
+__all__ = ["FrameSource", "open_source", "parse_url", "source_kind"]
 
 MJPEG_HINTS = ("mjpg", "mjpeg", "video.cgi")
 
@@ -33,7 +33,7 @@ def source_kind(spec: str, mjpeg: bool | None = None) -> str:
         scheme = text.split("://", 1)[0].lower()
         if scheme not in ("http", "https"):
             raise SourceError(f"source {text.split('@')[-1]!r}: unsupported scheme {scheme!r} (use http, https or sim:)")
-        path = urlsplit(text).path.lower()
+        path = parse_url(text).path.lower()  # a bad port or bracket: a SourceError naming the URL
         if mjpeg or (mjpeg is None and any(h in path for h in MJPEG_HINTS)):
             return "mjpeg"
         return "vapix"
@@ -78,8 +78,8 @@ def open_source(spec: str, **options) -> FrameSource:
 
         return open_sim(text, **options)
     cls = _source_class(kind)
-    if kind == "vapix" and urlsplit(text).path not in ("", "/"):
-        options.setdefault("snapshot_path", urlsplit(text).path)
+    if kind == "vapix" and parse_url(text).path not in ("", "/"):
+        options.setdefault("snapshot_path", parse_url(text).path)
     target: str | Path = text if kind in ("vapix", "mjpeg") else Path(text).expanduser()
     try:
         inspect.signature(cls).bind(target, **options)

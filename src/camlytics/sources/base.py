@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Iterator
 
 from camlytics.errors import SourceError
@@ -17,8 +18,10 @@ def check_limit(name: str, value: float | int | None, *, integer: bool = False) 
         return None
     try:
         number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise SourceError(f"{name} must be a {'whole ' if integer else ''}number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise SourceError(f"{name} must be a finite number, got {value!r}")
     if integer and float(value) != number:
         raise SourceError(f"{name} must be a whole number, got {value!r}")
     if number <= 0:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from contextlib import contextmanager
 from typing import Iterator
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from camlytics.errors import AuthError, SourceError
+from camlytics.sources.urls import ParsedURL, parse_url, redact  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -22,26 +22,8 @@ AUTH_MODES = ("auto", "digest", "basic", "none")
 
 def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     """(URL without user:pass, user, password) from "http://user:pass@host:port/path"."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise SourceError(f"camera URL {redact(url)!r} must start with http:// or https://")
-    if not parts.hostname:
-        raise SourceError(f"camera URL {redact(url)!r} has no host name")
-    try:
-        port = parts.port
-    except ValueError:
-        raise SourceError(f"camera URL {redact(url)!r} has an invalid port") from None
-    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    if port:
-        netloc += f":{port}"
-    user = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), user, password
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    parsed = parse_url(url)
+    return urlunsplit((parsed.scheme, parsed.netloc, parsed.path, parsed.query, "")), parsed.user, parsed.password
 
 
 class CameraHTTP:

@@ -17,7 +17,10 @@ MAX_DAYS = 366
 
 def parse_sim_spec(spec: str) -> tuple[str, dict[str, str]]:
     """("office", {"seed": "1", ...}) from "sim:office?seed=1&..."; unknown options are an error."""
-    parts = urlsplit(spec)
+    try:
+        parts = urlsplit(spec)
+    except ValueError as exc:  # "Invalid IPv6 URL" for a stray [
+        raise SourceError(f"sim source {spec!r} is not a valid sim:PRESET?key=value spec ({exc})") from None
     preset = (parts.netloc + parts.path).strip("/") or "office"
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(options) - set(SIM_OPTIONS))
@@ -61,6 +64,8 @@ class SimSource(FrameSource):
             raise SourceError(f"sim source: quality must be 1..100, got {quality!r}")
         if not (isinstance(days, int) and 1 <= days <= MAX_DAYS):
             raise SourceError(f"sim source: days must be a whole number in 1..{MAX_DAYS}, got {days!r}")
+        if not (isinstance(seed, int) or (isinstance(seed, float) and seed.is_integer())):
+            raise SourceError(f"sim source: seed must be a whole number, got {seed!r}")
         if not 0 <= int(seed) + days - 1 < 2**32:
             raise SourceError(f"sim source: seed {seed} + days {days} runs past the largest seed (2**32 - 1)")
         super().__init__(f"sim:{preset}?seed={seed}", count=count, duration=None)
@@ -108,6 +113,8 @@ def open_sim(spec: str, **options) -> SimSource:
             number = float(value)
         except (TypeError, ValueError):
             raise SourceError(f"sim source: {key}={value!r} is not a number") from None
+        if not math.isfinite(number):
+            raise SourceError(f"sim source: {key}={value!r} must be a finite number")
         integer = key in ("seed", "width", "height", "quality", "count", "days")
         if integer and number != int(number):
             raise SourceError(f"sim source: {key}={value!r} must be a whole number")

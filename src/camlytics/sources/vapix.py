@@ -22,6 +22,20 @@ PARAM_PATH = "/axis-cgi/param.cgi"
 MAX_JPEG = 32 << 20  # a snapshot larger than this is not a camera image
 
 
+MIN_SIDE, MAX_SIDE = 16, 8192  # pixels; no camera offers a side outside this
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """(width, height) from "WIDTHxHEIGHT"; a SourceError names the value and the allowed range."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match:
+        raise SourceError(f"resolution must be WIDTHxHEIGHT like 640x360, got {text!r}")
+    width, height = int(match[1]), int(match[2])
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise SourceError(f"resolution {text!r}: width and height must each be {MIN_SIDE}..{MAX_SIDE} pixels")
+    return width, height
+
+
 def parse_resolution_list(text: str) -> list[tuple[int, int]]:
     """Resolutions from a param.cgi answer holding `...Properties.Image.Resolution=1920x1080,1280x720,...`."""
     for line in text.splitlines():
@@ -34,6 +48,7 @@ def parse_resolution_list(text: str) -> list[tuple[int, int]]:
 def nearest_resolution(wanted: tuple[int, int], supported: list[tuple[int, int]]) -> tuple[int, int]:
     """The supported resolution closest to `wanted`: same aspect ratio first, then nearest pixel count."""
     w, h = wanted
+    supported = [r for r in supported if r[0] > 0 and r[1] > 0] or [wanted]  # a 0 in a camera's list: ignore it
     return min(supported, key=lambda r: (abs(r[0] / r[1] - w / h) > 0.01, abs(r[0] * r[1] - w * h), -r[0]))
 
 
@@ -82,12 +97,15 @@ class VapixCamera(FrameSource):
             self.http.close()
             raise SourceError(f"compression must be 0..100, got {compression!r}")
         self.compression = None if compression is None else int(compression)
+        if resolution is not None:
+            try:
+                resolution = "%dx%d" % parse_resolution(resolution)
+            except SourceError:
+                self.http.close()
+                raise
         self.requested_resolution = resolution
         self.snapshot_path = snapshot_path
         self._resolution: str | None | bool = False  # False: not negotiated yet
-        if resolution is not None and not re.fullmatch(r"\d{1,5}x\d{1,5}", str(resolution)):
-            self.http.close()
-            raise SourceError(f"resolution must be WIDTHxHEIGHT like 640x360, got {resolution!r}")
 
     @property
     def resolution(self) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,13 +183,15 @@ def train_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """Evaluate and print (and optionally save) the metrics."""
-    from camlytics.train.evaluate import evaluate_source
+    from camlytics.train.evaluate import check_json_destination, evaluate_source, write_json
     from camlytics.train.metrics import format_report
 
+    if args.json:
+        check_json_destination(args.json)  # before the (slow) evaluation, not after it
     report = evaluate_source(args.model_dir, args.source, args.labels, args.runtime, progress=None)
     print(format_report(report))
     if report.get("unlabelled_frames"):
         print(f"({report['unlabelled_frames']} frames had no label and were ignored)")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0

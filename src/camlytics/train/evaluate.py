@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
@@ -110,12 +111,46 @@ def dataset_labelled(predictor: Predictor, path: str | Path, progress: Any = Non
     return np.stack(xs), [r.label for r in records], unlabelled
 
 
+def model_directory(model: str | Path) -> Path:
+    """The model directory for MODEL_DIR, which may also name its model.cml file (as export/run/bundle accept)."""
+    path = Path(model)
+    if path.is_file():
+        if path.suffix != ".cml":
+            raise ModelError(f"{path} is a file, not a model directory (or its model.cml)")
+        return path.parent
+    return path
+
+
+def check_json_destination(path: str | Path) -> Path:
+    """Check up front that --json OUT can be written (its directory exists, OUT is not a directory)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SourceError(f"--json {path} is a directory; give a file name such as {path / 'metrics.json'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise SourceError(f"--json {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise SourceError(f"--json {path}: cannot write there (permission denied)")
+    return path
+
+
+def write_json(path: str | Path, report: dict[str, Any]) -> None:
+    """Write the metrics as JSON; SourceError (one line) if it cannot be written."""
+    import json
+
+    try:
+        Path(path).write_text(json.dumps(report, indent=2))
+    except OSError as exc:
+        raise SourceError(f"--json {path}: cannot write there ({exc.strerror or exc})") from None
+
+
 def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path | None, runtime: str = "int8",
                     progress: Any = None) -> dict[str, Any]:
     """Run a model over a frame source and score it against `labels_csv`, or over a dataset's labelled records."""
     from camlytics.sources import open_source
     from camlytics.train.predictor import load_predictor
 
+    model_dir = model_directory(model_dir)
     predictor = load_predictor(model_dir, runtime)
     if labels_csv is None:
         x, y, unlabelled = dataset_labelled(predictor, source, progress)
