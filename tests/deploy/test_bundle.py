@@ -97,6 +97,14 @@ def test_soft_float_arm_and_non_elf_interpreters_are_refused(arm_binaries, tmp_p
         check_interpreter(tmp_path / "nowhere", "aarch64")
 
 
+def test_an_output_directory_is_made_like_mkdir_but_not_its_parents(model_dir, tmp_path, capsys):
+    assert main(["bundle", str(model_dir), "--out", str(tmp_path / "dist") + "/", "--arch", "aarch64"]) == 0
+    assert (tmp_path / "dist" / "camlytics_door_1_0_0_aarch64.eap").is_file()
+    assert main(["bundle", str(model_dir), "--out", str(tmp_path / "no" / "dist"), "--arch", "aarch64"]) == 2
+    assert f"directory {tmp_path / 'no' / 'dist'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
 def test_model_directory_without_an_int8_model_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no int8 edge model"):

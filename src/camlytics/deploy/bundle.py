@@ -288,6 +288,11 @@ def output_path(out: str | Path, manifest: dict) -> Path:
     if path.suffix != ".eap" or path.is_dir():
         if path.exists() and not path.is_dir():
             raise DeployError(f"--out {path} must be a directory or a .eap file name")
+        if not path.exists() and path.parent.is_dir():  # `--out dist/`: made, as `mkdir dist` would
+            try:
+                path.mkdir()
+            except OSError as exc:
+                raise DeployError(f"--out {path}: cannot create it ({exc.strerror or exc})") from None
         path = path / eap_name(manifest)
     if not path.parent.is_dir():
         raise DeployError(f"--out: directory {path.parent} does not exist")
