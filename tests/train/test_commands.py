@@ -14,7 +14,7 @@ import torch
 from camlytics.cli import main
 from camlytics.store import Dataset
 
-from .conftest import FAST_TRAIN
+from .conftest import FAST_TRAIN, SIM_SIZE
 
 
 def train(dataset: Path, out: Path, *extra: str) -> int:
@@ -218,6 +218,27 @@ def test_evaluate_scores_a_dataset_by_its_own_labels(model_dir: Path, sim_datase
     Dataset.open(tmp_path / "empty", create=True).close()
     assert main(["evaluate", str(model_dir), str(tmp_path / "empty")]) == 2
     assert "has no labelled images to evaluate on" in capsys.readouterr().err
+
+
+def test_evaluate_scores_a_simulated_day_against_its_ground_truth(model_dir: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    # The same frames written to a folder with their truth in a CSV give the same figures.
+    from camlytics.sources import open_source
+
+    spec = f"sim:office?seed=4&interval=1200&duration=43200&start=06:00&width={SIM_SIZE[0]}&height={SIM_SIZE[1]}"
+    folder, rows = tmp_path / "frames", []
+    folder.mkdir()
+    with open_source(spec) as frames:
+        for i, frame in enumerate(frames):
+            (folder / f"f{i:03d}.jpg").write_bytes(frame.to_jpeg())
+            rows.append(f"f{i:03d}.jpg,{frame.meta['truth']['state']}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows))
+    assert main(["evaluate", str(model_dir), spec, "--json", str(tmp_path / "sim.json")]) == 0
+    assert main(["evaluate", str(model_dir), str(folder), "--labels", str(tmp_path / "labels.csv"),
+                 "--json", str(tmp_path / "csv.json")]) == 0
+    by_sim, by_csv = (json.loads((tmp_path / n).read_text()) for n in ("sim.json", "csv.json"))
+    assert by_sim["n"] == len(rows) == 36 and by_sim["confusion"] == by_csv["confusion"]
+    assert by_sim["unlabelled_frames"] == 0
 
 
 # ---- bad input: one clear line on stderr, exit code 2, nothing left where MODEL_DIR would be ----

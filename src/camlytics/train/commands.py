@@ -110,12 +110,13 @@ def register(subparsers: Any) -> None:
     e = subparsers.add_parser(
         "evaluate", help="score a model directory on frames with ground-truth labels",
         description="Run MODEL_DIR over every frame of SOURCE (a folder of images, a video, a camera...) and compare "
-                    "with the labels CSV (filename,label), or over the labelled images of a camlytics dataset: "
-                    "balanced accuracy, per-class precision/recall, confusion.")
+                    "with the labels CSV (filename,label), over the labelled images of a camlytics dataset, or over "
+                    "a sim: source against the simulator's ground truth: balanced accuracy, per-class "
+                    "precision/recall, confusion.")
     e.add_argument("model_dir", metavar="MODEL_DIR")
     e.add_argument("source", metavar="SOURCE", help="frame source, e.g. a folder of JPEGs, or a camlytics dataset")
     e.add_argument("--labels", metavar="CSV", help="CSV with rows filename,label (not needed for a dataset: its "
-                   "labels are used)")
+                   "labels are used; nor for sim:, whose truth is)")
     e.add_argument("--json", metavar="OUT", help="also write the metrics as JSON to OUT")
     e.add_argument("--runtime", default="int8", help="float | int8 (default: the host reference of the edge) | edge | "
                    "micropython | c (the camera runtimes, where installed)")

@@ -67,21 +67,28 @@ def evaluate_arrays(predictor: Predictor, x: np.ndarray, labels: list[str], batc
     return report
 
 
-def collect_labelled(predictor: Predictor, frames: Iterable[Frame], labels: dict[str, str],
+def collect_labelled(predictor: Predictor, frames: Iterable[Frame], labels: dict[str, str] | None,
                      progress: Any = None) -> tuple[np.ndarray, list[str], int]:
-    """Inputs and true labels of the frames that have a label; also the count of unlabelled frames."""
+    """Inputs and true labels of the frames that have a label; also the count of unlabelled frames.
+
+    `labels` maps file names to labels; None takes each frame's ground truth (the simulator's `truth`)."""
     xs, ys, unlabelled = [], [], 0
     task = progress.add_task("evaluate", total=None, status="") if progress is not None else None
     for frame in frames:
-        name = frame_name(frame)
-        if name is None or name not in labels:
+        if labels is None:
+            label = frame.meta.get("truth", {}).get("state")
+        else:
+            label = labels.get(frame_name(frame) or "")
+        if label is None:
             unlabelled += 1
             continue
         xs.append(predictor.inputs(frame))
-        ys.append(labels[name])
+        ys.append(label)
         if task is not None:
             progress.advance(task)
     if not xs:
+        if labels is None:
+            raise SourceError(f"no frame of the source carries its ground truth ({unlabelled} frames)")
         raise SourceError(f"no frame of the source matches a file name of the labels file "
                           f"({unlabelled} frames, {len(labels)} labels)")
     return np.stack(xs), ys, unlabelled
@@ -146,13 +153,17 @@ def write_json(path: str | Path, report: dict[str, Any]) -> None:
 
 def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path | None, runtime: str = "int8",
                     progress: Any = None) -> dict[str, Any]:
-    """Run a model over a frame source and score it against `labels_csv`, or over a dataset's labelled records."""
-    from camlytics.sources import open_source
+    """Run a model over a frame source and score it against `labels_csv`, over a dataset's labelled records, or
+    over a `sim:` source against the simulator's ground truth."""
+    from camlytics.sources import open_source, source_kind
     from camlytics.train.predictor import load_predictor
 
     model_dir = model_directory(model_dir)
     predictor = load_predictor(model_dir, runtime)
-    if labels_csv is None:
+    if labels_csv is None and source_kind(source) == "sim":  # the simulator knows the truth of every frame
+        with open_source(source) as frames:
+            x, y, unlabelled = collect_labelled(predictor, frames, None, progress)
+    elif labels_csv is None:
         x, y, unlabelled = dataset_labelled(predictor, source, progress)
     else:
         labels = read_labels_csv(labels_csv)
