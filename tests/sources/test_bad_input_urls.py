@@ -169,3 +169,11 @@ def test_run_shows_the_camera_url_as_typed(model_file, capsys, url):
     assert code == 2
     line = one_error_line(err, "run", "http://user:pass@host[:port]")
     assert repr(url.replace(SECRET, "***")) in line
+
+
+def test_a_password_without_a_user_is_named_not_dropped(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CAMLYTICS_USER", raising=False)
+    for argv in (["http://127.0.0.1:9", "--password", SECRET], [f"http://:{SECRET}@127.0.0.1:9"]):
+        code, _, err = run_cli(capsys, "snapshot", *argv, "-o", str(tmp_path / "z.jpg"))
+        assert code == 2
+        one_error_line(err, "snapshot", "a password was given but no user name", "$CAMLYTICS_USER")

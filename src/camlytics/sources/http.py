@@ -56,6 +56,9 @@ class CameraHTTP:
         parts = urlsplit(base)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.user = user or url_user or os.environ.get("CAMLYTICS_USER")
+        if not self.user and (password or url_password):
+            raise AuthError(f"camera {redact(url)}: a password was given but no user name; add --user, write "
+                            "user:pass@ in the URL, or set $CAMLYTICS_USER")
         self.password = password if password is not None else (
             url_password if url_password is not None else os.environ.get("CAMLYTICS_PASSWORD"))
         self.auth_mode = "none" if (auth == "auto" and not self.user) else auth
