@@ -100,3 +100,12 @@ def test_reader_rejects_damaged_files(damage, message):
 def test_reader_names_a_missing_file(tmp_path):
     with pytest.raises(ModelError, match="nothere"):
         modelfile.read_model(tmp_path / "nothere.cml")
+
+
+def test_a_bad_model_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "model.cml"
+    path.write_bytes(testmodels.random_model_bytes(0)[:500])
+    with pytest.raises(ModelError, match=r"^" + str(path) + r": model file size 500 != \d+ \(truncated\?\)$"):
+        modelfile.read_model(path)
+    with pytest.raises(ModelError, match=r"^model file size 500"):  # bytes: no name to give
+        modelfile.read_model(path.read_bytes())

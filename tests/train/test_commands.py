@@ -215,6 +215,8 @@ def test_evaluate_scores_a_dataset_by_its_own_labels(model_dir: Path, sim_datase
     assert main(["evaluate", str(model_dir), str(folder)]) == 2
     err = capsys.readouterr().err
     assert "is not a camlytics dataset" in err and "without --labels, SOURCE must be a camlytics dataset" in err
+    assert main(["evaluate", str(model_dir), str(sim_dataset), "--labels", str(tmp_path / "labels.csv")]) == 2
+    assert "is a camlytics dataset: leave out --labels" in capsys.readouterr().err
     Dataset.open(tmp_path / "empty", create=True).close()
     assert main(["evaluate", str(model_dir), str(tmp_path / "empty")]) == 2
     assert "has no labelled images to evaluate on" in capsys.readouterr().err
@@ -258,6 +260,8 @@ def _expect_error(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, 
 
 
 def test_no_labels(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", str(model_dir), str(sim_dataset), "--labels", str(tmp_path / "labels.csv")]) == 2
+    assert "is a camlytics dataset: leave out --labels" in capsys.readouterr().err
     Dataset.open(tmp_path / "empty", create=True).close()
     _expect_error(tmp_path / "empty", tmp_path, capsys, "no labelled images")
 

@@ -113,7 +113,8 @@ def read_model(source: bytes | bytearray | str | os.PathLike) -> Int8Model:
     try:
         edge = load_model(source)
     except ModelFileError as exc:
-        raise ModelError(str(exc)) from None
+        where = "" if isinstance(source, (bytes, bytearray, memoryview)) or source in str(exc) else f"{source}: "
+        raise ModelError(f"{where}{exc}") from None
     weights = [None if lay.weights is None else np.frombuffer(lay.weights, dtype=np.int8).reshape(_wshape(lay))
                for lay in edge.layers]
     biases = [None if lay.bias is None else np.array(lay.bias, dtype=np.int32) for lay in edge.layers]

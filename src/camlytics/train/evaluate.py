@@ -165,6 +165,8 @@ def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path |
             x, y, unlabelled = collect_labelled(predictor, frames, None, progress)
     elif labels_csv is None:
         x, y, unlabelled = dataset_labelled(predictor, source, progress)
+    elif (Path(source) / "index.sqlite").is_file():
+        raise SourceError(f"{source} is a camlytics dataset: leave out --labels, its own labels are used")
     else:
         labels = read_labels_csv(labels_csv)
         with open_source(source) as frames:
