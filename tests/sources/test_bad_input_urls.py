@@ -177,3 +177,9 @@ def test_a_password_without_a_user_is_named_not_dropped(tmp_path, capsys, monkey
         code, _, err = run_cli(capsys, "snapshot", *argv, "-o", str(tmp_path / "z.jpg"))
         assert code == 2
         one_error_line(err, "snapshot", "a password was given but no user name", "$CAMLYTICS_USER")
+
+
+def test_a_camera_option_given_for_a_sim_source_is_named_as_such(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "snapshot", "sim:office", "--timeout", "5", "-o", str(tmp_path / "z.jpg"))
+    assert code == 2
+    one_error_line(err, "snapshot", "--timeout does not apply to a sim: source")

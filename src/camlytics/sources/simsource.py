@@ -105,6 +105,8 @@ def open_sim(spec: str, **options) -> SimSource:
     kwargs: dict = {}
     for key, value in merged.items():
         if key not in SIM_OPTIONS:
+            if key in options and key not in args:  # given on the command line (--timeout): a camera's option
+                raise SourceError(f"--{key} does not apply to a sim: source (it is for cameras or image folders)")
             raise SourceError(f"sim source: unknown option {key!r}; known: {list(SIM_OPTIONS)}")
         if key == "start":
             kwargs[key] = value
