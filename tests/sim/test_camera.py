@@ -362,6 +362,14 @@ def test_simcam_command_serves_until_interrupted(free_port):
     assert proc.returncode == 0 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("extra, named", [(["--basic", "only"], "--basic"), (["--password", "x"], "--password")])
+def test_simcam_without_auth_refuses_auth_settings(extra, named):
+    proc = subprocess.run([sys.executable, "-m", "camlytics", "simcam", "--no-auth", *extra, "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"camlytics simcam: error: --no-auth serves without authentication; leave out {named}"
+
+
 def test_simcam_on_another_address_warns_that_anyone_can_install_apps(free_port):
     env = {k: v for k, v in os.environ.items() if k != "CAMLYTICS_SIM_PASSWORD"}
     proc = subprocess.Popen([sys.executable, "-m", "camlytics", "simcam", "--host", "0.0.0.0", "--port", str(free_port)],

@@ -41,6 +41,9 @@ def run_simcam(args: argparse.Namespace) -> int:
     from camlytics.annotate.commands import is_loopback
     from camlytics.sim.camera import SimulatedCamera
 
+    if args.no_auth and (args.basic or args.password):
+        raise CamlyticsError(f"--no-auth serves without authentication; leave out "
+                             f"{'--basic' if args.basic else '--password'}")
     password = args.password or os.environ.get("CAMLYTICS_SIM_PASSWORD") or "pass"
     try:
         cam = SimulatedCamera(
