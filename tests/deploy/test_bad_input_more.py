@@ -32,9 +32,9 @@ def test_a_truncated_package_is_refused_before_uploading(cam, package, tmp_path,
 @pytest.mark.parametrize("timeout", ["-1", "0", "nan", "inf"])
 def test_a_timeout_that_is_not_positive_is_refused_up_front(cam, package, timeout, capsys):
     assert main(["deploy", str(package), "--camera", cam.admin_url, "--timeout", timeout]) == 2
-    one_line_error(capsys, "--timeout must be a number of seconds > 0")
+    one_line_error(capsys, "--timeout must be a positive number")
     assert main(["apps", "--camera", cam.admin_url, "--timeout", timeout]) == 2
-    err = one_line_error(capsys, "--timeout must be a number of seconds > 0")
+    err = one_line_error(capsys, "--timeout must be a positive number")
     assert "cannot reach" not in err
 
 

@@ -171,18 +171,11 @@ def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
     check_app_values(params, {p: f"--param {p}" for p in params}, declared)
 
 
-def check_timeout(timeout: float) -> None:
-    """--timeout must be a positive, finite number of seconds."""
-    import math
-
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise DeployError(f"--timeout must be a number of seconds > 0, got {timeout:g}")
-
-
 def deploy_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
+    from camlytics.sampling.base import check_positive
 
-    check_timeout(args.timeout)
+    check_positive("--timeout", args.timeout)  # seconds, finite
     manifest = package_manifest(args.package)
     name = manifest["acapPackageConf"]["setup"]["appName"]
     params = parse_params(args.param)
@@ -202,8 +195,9 @@ def deploy_command(args: argparse.Namespace) -> int:
 
 def apps_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
+    from camlytics.sampling.base import check_positive
 
-    check_timeout(args.timeout)
+    check_positive("--timeout", args.timeout)  # seconds, finite
     with AppsClient(args.camera, timeout=args.timeout) as cam:
         if args.log:
             print(cam.log(args.log), end="")

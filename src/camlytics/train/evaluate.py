@@ -142,12 +142,17 @@ def check_json_destination(path: str | Path) -> Path:
 
 
 def write_json(path: str | Path, report: dict[str, Any]) -> None:
-    """Write the metrics as JSON; SourceError (one line) if it cannot be written."""
+    """Write the metrics as JSON, whole or not at all (a temporary file renamed into place); SourceError (one
+    line) if it cannot be written."""
     import json
 
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        Path(path).write_text(json.dumps(report, indent=2))
+        tmp.write_text(json.dumps(report, indent=2))
+        os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise SourceError(f"--json {path}: cannot write there ({exc.strerror or exc})") from None
 
 
