@@ -61,3 +61,24 @@ def test_evaluate_accepts_the_model_cml_file_and_writes_json(model, dataset, tmp
     other.write_text("x")
     assert main(["evaluate", str(other), str(dataset)]) == 2
     one_line_error(capsys, "is a file, not a model directory")
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "{m}", "--target", "edge", "--out", "{tmp}/out"],
+    ["bundle", "{m}", "--out", "{tmp}"],
+    ["run", "{m}", "--camera", "http://127.0.0.1:9"],
+    ["evaluate", "{m}", "sim:office?count=2"],
+    ["evaluate", "{m}", "sim:office?count=2", "--runtime", "edge"],
+])
+def test_every_command_names_a_missing_model_file_the_same_way(argv, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for where in (empty, empty / "model.cml"):  # MODEL_DIR or its model file, both accepted
+        assert main([a.format(m=where, tmp=tmp_path) for a in argv]) == 2
+        one_line_error(capsys, f"no edge model file at {empty / 'model.cml'}", "camlytics train")
+
+
+def test_a_model_file_is_found_in_its_directory_or_by_name(model):
+    from camlytics.export.modelfile import locate_model_file
+
+    assert locate_model_file(model) == locate_model_file(model / "model.cml") == model / "model.cml"

@@ -74,13 +74,9 @@ class BundleOptions:
 def find_model(model_dir: str | Path) -> Path:
     """model.cml inside `model_dir` (or the file itself), checked with the edge reader."""
     from camlytics.edge.model import load_model
+    from camlytics.export.modelfile import locate_model_file
 
-    path = Path(model_dir)
-    if path.is_dir():
-        path = path / "model.cml"
-    if not path.is_file():
-        raise ModelError(f"no int8 edge model at {path} (train one with `camlytics train`, or export one "
-                         f"with `camlytics export MODEL_DIR --target edge`)")
+    path = locate_model_file(model_dir)
     try:
         load_model(str(path))
     except Exception as exc:  # the edge reader raises plain exceptions (it must run on MicroPython)

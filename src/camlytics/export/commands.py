@@ -29,13 +29,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=export_command)
 
 
-def _model_file(model: Path) -> Path:
-    path = model / "model.cml" if model.is_dir() else model
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file (train a model first: camlytics train ... --out {model})")
-    return path
-
-
 def _prepare_out(out: Path) -> None:
     """Create --out (and its parents) and check a file can be written in it; ModelError otherwise."""
     import tempfile
@@ -77,9 +70,9 @@ def _export(args: argparse.Namespace, model: Path, out: Path) -> int:
         path = export_onnx(student, out / "model.onnx", chw, classes=meta.get("classes"))
         print(f"wrote {path}")
         return 0
-    from camlytics.export.modelfile import read_model
+    from camlytics.export.modelfile import locate_model_file, read_model
 
-    source = _model_file(model)
+    source = locate_model_file(model)
     int8 = read_model(source)  # validates everything before anything is written
     _prepare_out(out)
     if args.target == "edge":

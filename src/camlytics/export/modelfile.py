@@ -18,6 +18,20 @@ MAGIC = b"CMLM"
 FORMAT_VERSION = 1
 HEADER_SIZE = 16
 _HEADER = struct.Struct("<4sHHII")
+MODEL_FILE = "model.cml"  # the edge model file's name inside a model directory
+
+
+def locate_model_file(model: str | os.PathLike) -> Path:
+    """The edge model file of MODEL: MODEL_DIR/model.cml, or MODEL itself when it names the file.
+
+    Every command that takes a model directory finds its model file here, so they all accept the same two
+    spellings and give the same one-line error (ModelError) when there is none."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise ModelError(f"no edge model file at {path} (train a model first: camlytics train DATASET --out MODEL_DIR)")
+    return path
 
 
 @dataclass

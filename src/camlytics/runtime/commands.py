@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from camlytics.errors import CamlyticsError, ModelError
+from camlytics.errors import CamlyticsError
 from camlytics.sources.urls import parse_url
 
 
@@ -39,16 +39,6 @@ def register(subparsers) -> None:
     p.add_argument("--spool", metavar="DIR", help="keep surprising frames here (for `camlytics collect DIR`)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = run until Ctrl-C)")
     p.set_defaults(func=run_command)
-
-
-def find_model_file(model: str | Path) -> Path:
-    """model.cml inside a model directory, or the file itself."""
-    path = Path(model)
-    if path.is_dir():
-        path = path / "model.cml"
-    if not path.is_file():
-        raise ModelError(f"no edge model file at {path} (train one with `camlytics train`)")
-    return path
 
 
 def camera_settings(url: str) -> dict:
@@ -160,8 +150,9 @@ def edge_command(runtime: str | None, config_path: Path) -> tuple[list[str], dic
 
 def run_command(args: argparse.Namespace) -> int:
     from camlytics.edge import config as edge_config
+    from camlytics.export.modelfile import locate_model_file
 
-    model_file = find_model_file(args.model_dir).resolve()
+    model_file = locate_model_file(args.model_dir).resolve()
     cfg = build_config(args, model_file)
     try:
         edge_config.validate(cfg)

@@ -65,13 +65,6 @@ for line in lines:
 """
 
 
-def _model_file(model_dir: Path) -> Path:
-    path = Path(model_dir) / "model.cml"
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file (train a model first: camlytics train ... --out {model_dir})")
-    return path
-
-
 def _as_batch(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """`x` as a contiguous uint8 NHWC batch of the model's input shape (one HWC image allowed)."""
     x = np.asarray(x)
@@ -87,9 +80,10 @@ class EdgeRuntimePredictor(Predictor):
 
     def __init__(self, runtime: str, model_dir: Path) -> None:
         from camlytics.edge.model import load_model
+        from camlytics.export.modelfile import locate_model_file
         from camlytics.train import int8ref
 
-        path = _model_file(model_dir)
+        path = locate_model_file(model_dir)
         self.model_file = path
         self.edge_model = load_model(path, error=ModelError)
         self.int8_model = int8ref.as_model(path)
@@ -246,8 +240,9 @@ def micropython_predictor(model_dir: Path) -> MicroPythonPredictor:
 def c_predictor(model_dir: Path) -> Predictor:
     """Runtime "c": the generated C runtime loaded with ctypes (built and cached on first use)."""
     from camlytics.export.c_codegen import c_predictor as make
+    from camlytics.export.modelfile import locate_model_file
 
-    _model_file(model_dir)
+    locate_model_file(model_dir)
     return make(model_dir)
 
 

@@ -121,10 +121,10 @@ def dataset_labelled(predictor: Predictor, path: str | Path, progress: Any = Non
 def model_directory(model: str | Path) -> Path:
     """The model directory for MODEL_DIR, which may also name its model.cml file (as export/run/bundle accept)."""
     path = Path(model)
-    if path.is_file():
-        if path.suffix != ".cml":
-            raise ModelError(f"{path} is a file, not a model directory (or its model.cml)")
+    if path.suffix == ".cml" and not path.is_dir():
         return path.parent
+    if path.is_file():
+        raise ModelError(f"{path} is a file, not a model directory (or its model.cml)")
     return path
 
 

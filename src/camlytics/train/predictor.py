@@ -86,12 +86,10 @@ def spec_from_model_meta(meta: dict) -> InputSpec:
 
 
 def _int8_predictor(model_dir: Path) -> Predictor:
+    from camlytics.export.modelfile import locate_model_file
     from camlytics.train import int8ref
 
-    path = model_dir / "model.cml"
-    if not path.is_file():
-        raise ModelError(f"{path}: no such file")
-    model = int8ref.as_model(path)
+    model = int8ref.as_model(locate_model_file(model_dir))
 
     def probs(x: np.ndarray) -> np.ndarray:
         return int8ref.scores(model, int8ref.forward(model, x))
