@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from camlytics.errors import CamlyticsError, TrainingError
+from camlytics.export.modelfile import MODEL_FILE
 
 BUDGET_MACS = 500_000
 BUDGET_BYTES = 32 * 1024
@@ -362,7 +363,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
                   spec=data.spec)
     # 6. Artefacts.
     model_bytes = qmodel.to_bytes()
-    (tmp / "model.cml").write_bytes(model_bytes)
+    (tmp / MODEL_FILE).write_bytes(model_bytes)
     int8_logits = int8ref.forward(qmodel, val.x)
     float_logits = predict_logits(final, val.x)
     stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from camlytics.errors import ModelError
-from camlytics.export.modelfile import Int8Model, write_model
+from camlytics.export.modelfile import MODEL_FILE, Int8Model, write_model
 from camlytics.train import int8ref
 
 INPUT_SCALE = 1.0 / 255.0  # the float student sees pixel / 255; the int8 input is the pixel itself
@@ -259,7 +259,7 @@ class QuantizedModel:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model file atomically to `path` (a file, or a directory that gets model.cml)."""
         path = Path(path)
-        return write_model(self.int8, path / "model.cml" if path.is_dir() else path)
+        return write_model(self.int8, path / MODEL_FILE if path.is_dir() else path)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """int8 logits for a uint8 HWC image or NHWC batch (bit-exact with every runtime)."""
