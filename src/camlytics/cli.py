@@ -49,10 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LIST_OPTIONS = ("--roi",)  # options whose value is a comma list that may start with a minus sign
+
+
+def join_list_values(argv: list[str]) -> list[str]:
+    """`--roi -10,0,50,50` -> `--roi=-10,0,50,50`: argparse reads a value that starts with '-' and holds a comma
+    as another option ("expected one argument"); joined, the value reaches the option's own check, which names it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in LIST_OPTIONS and arg.startswith("-") and "," in arg and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

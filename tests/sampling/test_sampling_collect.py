@@ -104,6 +104,7 @@ def _wait(condition, timeout: float = 60.0) -> None:
         (["sim:office?seed=1", "--roi", "1,2,3"], "--roi must be four integers"),
         (["sim:office?seed=1", "--roi", "50,50,10,10"], "roi must satisfy 0 <= x0 < x1 and 0 <= y0 < y1, got 50,50,10,10"),
         (["sim:office?seed=1", "--roi=-10,0,50,50"], "got -10,0,50,50"),
+        (["sim:office?seed=1", "--roi", "-10,0,50,50"], "got -10,0,50,50"),  # not "expected one argument"
         (["sim:office?seed=1", "--per-hour", "-1"], "--per-hour must be a positive whole number"),
         (["sim:office?seed=1", "--sampler", "time", "--every", "-1"], "--every must be a positive number"),
         (["sim:office?seed=1", "--every", "5"], "--every sets the time sampler's spacing"),
@@ -211,3 +212,11 @@ def test_flips_sampler_runs_a_trained_model_directory_over_a_door_event(tmp_path
     assert records, "the flips sampler kept nothing around a door event"
     assert all(r.sampler.startswith("flips") for r in records)
     assert all(r.reason for r in records)
+
+
+def test_only_a_list_option_takes_a_value_with_a_leading_minus():
+    from camlytics.cli import join_list_values
+
+    assert join_list_values(["train", "d", "--roi", "-1,0,5,5", "--seed", "-1"]) == ["train", "d", "--roi=-1,0,5,5", "--seed", "-1"]
+    assert join_list_values(["train", "d", "--roi", "1,0,5,5"]) == ["train", "d", "--roi", "1,0,5,5"]
+    assert join_list_values(["collect", "s", "--roi", "--budget", "-1,2"]) == ["collect", "s", "--roi", "--budget", "-1,2"]
