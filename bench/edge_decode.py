@@ -21,8 +21,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from camlytics.edge import jpeg, preprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
