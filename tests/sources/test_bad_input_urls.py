@@ -63,26 +63,20 @@ def test_run_rejects_a_zero_or_absurd_resolution_up_front(simcam, model_file, ca
 
 # --- 2. ports and brackets -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, problem", [
-    (f"http://root:{SECRET}@127.0.0.1:99999", "invalid port"),
-    (f"http://root:{SECRET}@127.0.0.1:abc", "invalid port"),
-    (f"http://root:{SECRET}@[::1", "unclosed ["),
+@pytest.mark.parametrize("option, url, problem", [
+    ("--camera", f"http://root:{SECRET}@127.0.0.1:99999", "invalid port"),
+    ("--camera", f"http://root:{SECRET}@127.0.0.1:abc", "invalid port"),
+    ("--camera", f"http://root:{SECRET}@[::1", "unclosed ["),
+    ("--mqtt", f"mqtt://root:{SECRET}@host:abc", "invalid port"),
+    ("--mqtt", f"mqtt://root:{SECRET}@host:70000", "invalid port"),
+    ("--mqtt", f"mqtt://root:{SECRET}@[::1", "unclosed ["),
 ])
-def test_run_names_a_bad_camera_url(model_file, capsys, url, problem):
-    code, _, err = run_cli(capsys, "run", str(model_file), "--camera", url)
+def test_run_names_a_bad_camera_or_mqtt_url(simcam, model_file, capsys, option, url, problem):
+    camera = ["--camera", simcam.url] if option == "--mqtt" else []  # a good camera, to reach the broker's check
+    code, _, err = run_cli(capsys, "run", str(model_file), *camera, option, url)
     assert code == 2
-    one_error_line(err, "run", "camera URL", problem, "root:***@")
-
-
-@pytest.mark.parametrize("url, problem", [
-    (f"mqtt://u:{SECRET}@host:abc", "invalid port"),
-    (f"mqtt://u:{SECRET}@host:70000", "invalid port"),
-    (f"mqtt://u:{SECRET}@[::1", "unclosed ["),
-])
-def test_run_names_a_bad_mqtt_url(simcam, model_file, capsys, url, problem):
-    code, _, err = run_cli(capsys, "run", str(model_file), "--camera", simcam.url, "--mqtt", url)
-    assert code == 2
-    one_error_line(err, "run", "MQTT broker URL", problem, "u:***@")
+    what = "MQTT broker URL" if option == "--mqtt" else "camera URL"
+    one_error_line(err, "run", what, problem, "root:***@")
 
 
 @pytest.mark.parametrize("url, problem", [
