@@ -17,16 +17,22 @@ DEFAULTS = {
     "roi": None,  # [x0, y0, x1, y1] in full-resolution pixels: overrides the model's ROI (camera moved)
     "max_frames": 0,  # 0 = run forever
     "tracker": {"stable_frames": 3, "threshold": 0.6, "low_streak": 3},
-    "mqtt": None,  # {"host", "port", "user", "password", "client_id", "prefix", "node_id", "ha_discovery", "discovery_prefix", "keepalive", "name"}
+    "mqtt": None,  # {"host", "port", "tls", "ca_file", "user", "password", "client_id", "prefix", "node_id", "ha_discovery", "discovery_prefix", "keepalive", "name"}
     "virtual_input": None,  # {"port": 1..64, "active_state": "open"}
     "webhook": None,  # {"url": "http://..."}
     "spool": None,  # {"dir": "...", "max_bytes": 5000000, "max_files": 200}
     "stats_every": 100,  # log timing/memory every N frames (0 = never)
 }
 
+# mqtt.port null (the default) means the standard port of the transport: 1883, or 8883 with tls;
+# validate() fills it in, so a validated config always holds a number. With tls the broker's
+# certificate is always verified: against mqtt.ca_file (PEM or DER CA certificate) when given, else
+# against the system CA store (see edge.mqtt). A ca_file without tls is refused, never ignored.
 MQTT_DEFAULTS = {
     "host": "127.0.0.1",
-    "port": 1883,
+    "port": None,
+    "tls": False,
+    "ca_file": None,
     "user": None,
     "password": None,
     "client_id": None,
@@ -105,6 +111,16 @@ def validate(raw):
     _number(tr["low_streak"], "tracker.low_streak", 1, 10**6)
     mq = cfg["mqtt"]
     if mq is not None:
+        if not isinstance(mq["tls"], bool):
+            raise ConfigError("mqtt.tls must be true or false, got %r" % (mq["tls"],))
+        if mq["ca_file"] is not None:
+            if not isinstance(mq["ca_file"], str) or not mq["ca_file"]:
+                raise ConfigError("mqtt.ca_file must be the path of a CA certificate file or null, got %r"
+                                  % (mq["ca_file"],))
+            if not mq["tls"]:
+                raise ConfigError("mqtt.ca_file is set but mqtt.tls is false: set \"tls\": true to use it")
+        if mq["port"] is None:
+            mq["port"] = 8883 if mq["tls"] else 1883
         _number(mq["port"], "mqtt.port", 1, 65535)
         _number(mq["keepalive"], "mqtt.keepalive", 1, 65535)
     vi = cfg["virtual_input"]
