@@ -27,3 +27,18 @@ class TrainingError(CamlyticsError):
 
 class DeployError(CamlyticsError):
     """Packaging or deployment to a camera failed."""
+
+
+# The edge package's exceptions (MicroPython-safe ValueErrors, named here so that this module imports
+# nothing) and the host error each becomes when host code calls the edge's reader, decoder or config check.
+EDGE_ERRORS: dict[str, type[CamlyticsError]] = {
+    "camlytics.edge.model.ModelFileError": ModelError,
+    "camlytics.edge.jpeg.JpegError": SourceError,
+    "camlytics.edge.preprocess.PreprocessError": SourceError,
+    "camlytics.edge.config.ConfigError": CamlyticsError,
+}
+
+
+def host_error_type(exc: BaseException, default: type[CamlyticsError] = CamlyticsError) -> type[CamlyticsError]:
+    """The host error class EDGE_ERRORS gives an exception of the edge package (`default` for any other)."""
+    return EDGE_ERRORS.get(f"{type(exc).__module__}.{type(exc).__name__}", default)

@@ -280,7 +280,7 @@ def test_bad_rois_are_rejected(client, dataset_dir):
                 [0, 0, True, 10], [0, 0, 10, 1 << 20]]:
         resp = client.post("/api/roi", json={"roi": bad})
         assert resp.status_code == 400, bad
-        assert "roi=" in resp.json()["error"]
+        assert resp.json()["error"].startswith("roi "), bad  # names the field and the rule it breaks
     assert client.post("/api/roi", json={}).status_code == 400
     with Dataset.open(dataset_dir) as ds:
         assert ds.roi is None

@@ -8,9 +8,9 @@ import pytest
 
 from camlytics.cli import main
 from camlytics.errors import SourceError
-from camlytics.runtime.commands import camera_settings, mqtt_settings
 from camlytics.sim.camera import SimulatedCamera
 from camlytics.sources import parse_url
+from camlytics.urls import camera_settings, mqtt_settings
 
 SECRET = "s3cret"
 

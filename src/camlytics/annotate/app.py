@@ -28,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from camlytics.constants import DAY
 from camlytics.errors import CamlyticsError, DatasetError
+from camlytics.validate import Roi, check_roi
 
 STATIC_DIR = pathlib.Path(__file__).with_name("static")
 # The only static files served: a fixed table, so no request path ever reaches the file system.
@@ -82,8 +84,8 @@ def validate_annotator(name: str) -> str:
 
 def time_text(timestamp: float) -> str:
     """A capture time for people: simulated-day seconds as 'day HH:MM:SS', Unix time as UTC."""
-    if timestamp < 400 * 86400:  # simulator clocks count seconds since simulated midnight
-        day, rest = divmod(float(timestamp), 86400.0)
+    if timestamp < 400 * DAY:  # simulator clocks count seconds since simulated midnight
+        day, rest = divmod(float(timestamp), DAY)
         hh, rest = divmod(rest, 3600.0)
         mm, ss = divmod(rest, 60.0)
         prefix = f"day {int(day)} " if day else "sim "
@@ -320,20 +322,9 @@ def record_id_of(value: Any, what: str = "id") -> int:
     return value
 
 
-def roi_of(value: Any) -> tuple[int, int, int, int] | None:
+def roi_of(value: Any) -> Roi | None:
     """An ROI from JSON: null or [x0, y0, x1, y1] integers with x0 < x1, y0 < y1, in image range."""
-    if value is None:
-        return None
-    if (
-        not isinstance(value, list)
-        or len(value) != 4
-        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
-    ):
-        raise BadRequest(f"roi={value!r}: expected null or [x0, y0, x1, y1] integers")
-    x0, y0, x1, y1 = value
-    if not (0 <= x0 < x1 <= MAX_ROI_COORD and 0 <= y0 < y1 <= MAX_ROI_COORD):
-        raise BadRequest(f"roi={value!r}: need 0 <= x0 < x1 and 0 <= y0 < y1 (pixels)")
-    return (x0, y0, x1, y1)
+    return None if value is None else check_roi(value, error=BadRequest, limit=MAX_ROI_COORD)
 
 
 # -- the app ---------------------------------------------------------------------------------------

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import ipaddress
 import os
 import socket
 import sys
 
 from camlytics.errors import CamlyticsError, DatasetError
+from camlytics.validate import is_loopback
 
 DEFAULT_PORT = 8765
 
@@ -64,16 +64,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def has_display() -> bool:

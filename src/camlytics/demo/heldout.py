@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.frames import Frame
 
-DAY = 86400.0
 
 # Runs inside MicroPython: the edge app's own decode -> preprocess -> int8 path on each JPEG.
 MPY_SCRIPT = """

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import httpx
 
+from camlytics.constants import DAY
 from camlytics.sim.camera import SimulatedCamera
 
 APP_NAME = "camlytics_door"
@@ -207,7 +208,7 @@ def parse_stats(log: str) -> dict[str, float]:
 
 
 def hhmmss(t: float) -> str:
-    t = int(t) % 86400
+    t = int(t) % int(DAY)
     return f"{t // 3600:02d}:{t % 3600 // 60:02d}:{t % 60:02d}"
 
 

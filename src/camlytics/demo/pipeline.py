@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.errors import CamlyticsError
 from camlytics.sampling.base import Sampler
 from camlytics.sampling.features import FrameView
 from camlytics.store import Dataset
 
-DAY = 86400.0
 MARKER = "demo.json"  # marks a directory the demo may replace: "running" at the start, the summary at the end
 ARTEFACTS = ("dataset", "dataset-time", "check", "model", "heldout", "report.html", "edge-app.log",
              "camera-snapshot.jpg")

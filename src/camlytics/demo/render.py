@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from itertools import chain
 
+from camlytics.constants import DAY
 from camlytics.frames import Frame
 from camlytics.sources.base import FrameSource
 
@@ -67,7 +68,7 @@ class Renderer:
                 else:
                     os.environ[k] = v
 
-    def day(self, preset: str, seed: int, interval: float, start: float = 0.0, end: float = 86400.0) -> Iterator[Frame]:
+    def day(self, preset: str, seed: int, interval: float, start: float = 0.0, end: float = DAY) -> Iterator[Frame]:
         """Every frame from `start` to `end` at `interval` seconds, in time order."""
         n = int((end - start) / interval - 1e-9) + 1
         tasks = [(preset, seed, start + i * interval, interval, min(CHUNK, n - i)) for i in range(0, n, CHUNK)]

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.train.report import _pyplot, _table, plot_confusion, plot_curves
 
 OPEN_COLOUR, CLOSED_COLOUR = "#d62728", "#2ca02c"
 
 
 def _hhmm(t: float) -> str:
-    t = int(t) % 86400
+    t = int(t) % int(DAY)
     return f"{t // 3600:02d}:{t % 3600 // 60:02d}"
 
 

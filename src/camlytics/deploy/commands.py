@@ -9,6 +9,7 @@ from typing import Any
 
 from camlytics.deploy.manifest import check_app_values
 from camlytics.errors import DeployError
+from camlytics.validate import check_positive
 
 ARCHES = ("armv7hf", "aarch64", "all")
 
@@ -173,7 +174,6 @@ def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
 
 def deploy_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
-    from camlytics.sampling.base import check_positive
 
     check_positive("--timeout", args.timeout)  # seconds, finite
     manifest = package_manifest(args.package)
@@ -195,7 +195,6 @@ def deploy_command(args: argparse.Namespace) -> int:
 
 def apps_command(args: argparse.Namespace) -> int:
     from camlytics.deploy.vapix_apps import AppsClient
-    from camlytics.sampling.base import check_positive
 
     check_positive("--timeout", args.timeout)  # seconds, finite
     with AppsClient(args.camera, timeout=args.timeout) as cam:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from camlytics.errors import DeployError
+from camlytics.validate import parse_roi
 
 SCHEMA_V1 = "1.7.3"  # AXIS OS 11.10+; 2.x is required from AXIS OS 13 and needs an Axis vendorId
 SCHEMA_V2 = "2.0.0"
@@ -101,9 +102,9 @@ def check_app_values(params: dict[str, str], labels: dict[str, str] | None = Non
         elif name == "WebhookUrl" and value:
             cfg = {"webhook": {"url": value}}
         elif name == "Roi" and value:
-            if not ROI_RE.fullmatch(value):
+            if not ROI_RE.fullmatch(value):  # the launcher's shell reads digits and commas only
                 raise DeployError(f"{where}: must look like x0,y0,x1,y1, got {value!r}")
-            cfg = {"roi": [int(v) for v in value.split(",")]}
+            cfg = {"roi": list(parse_roi(value, what=where, error=DeployError))}
         elif name == "MqttPort" and re.fullmatch(r"-?[0-9]+", value):
             cfg = {"mqtt": {"port": int(value)}}
         elif name in ("MqttPrefix", "MqttNodeId"):

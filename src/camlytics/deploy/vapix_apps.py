@@ -55,7 +55,7 @@ def camera_endpoint(url: str) -> tuple[str, httpx.Auth | None]:
     As for `snapshot` and `run`, a URL without a user or password takes them from $CAMLYTICS_USER /
     $CAMLYTICS_PASSWORD; a malformed URL is a DeployError naming the problem (`sources.urls.parse_url`)."""
     from camlytics.errors import SourceError
-    from camlytics.runtime.commands import camera_settings
+    from camlytics.urls import camera_settings
 
     try:
         cam = camera_settings(url)

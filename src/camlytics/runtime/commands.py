@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from camlytics.errors import CamlyticsError
-from camlytics.sources.urls import parse_url
+from camlytics.urls import camera_settings, mqtt_settings
 
 
 def register(subparsers) -> None:
@@ -41,36 +41,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_command)
 
 
-def camera_settings(url: str) -> dict:
-    """Split http://user:pass@host:port into the edge config's camera section.
-
-    Missing credentials come from $CAMLYTICS_USER / $CAMLYTICS_PASSWORD, as for `snapshot` and the sources.
-    """
-    parsed = parse_url(url, schemes=("http",))
-    return {
-        "url": f"http://{parsed.netloc}",
-        "user": parsed.user or os.environ.get("CAMLYTICS_USER"),
-        "password": parsed.password if parsed.password is not None else os.environ.get("CAMLYTICS_PASSWORD"),
-    }
-
-
-def mqtt_settings(url: str) -> dict:
-    """Split mqtt://user:pass@host:port into the edge config's mqtt section."""
-    parsed = parse_url(url if "://" in url else "mqtt://" + url, what="MQTT broker URL", schemes=("mqtt",),
-                       example="mqtt://[user:pass@]host[:port]")
-    return {
-        "host": parsed.host,
-        "port": parsed.port or 1883,
-        "user": parsed.user,
-        "password": parsed.password or None,
-    }
-
-
 def check_resolution(text: str | None) -> str | None:
     """"WxH" normalised, or a SourceError naming the value and the allowed range."""
     if text is None:
         return None
-    from camlytics.sources.vapix import parse_resolution
+    from camlytics.validate import parse_resolution
 
     return "%dx%d" % parse_resolution(text)
 
@@ -81,7 +56,7 @@ def check_camera_credentials(camera: dict, resolution: str | None, timeout: floa
     Network problems are left to the edge app, which retries them (the camera may come up later).
     """
     from camlytics.errors import AuthError, SourceError
-    from camlytics.sources.http import CameraHTTP
+    from camlytics.camera_http import CameraHTTP
 
     params = {"resolution": resolution} if resolution else {}
     http = None

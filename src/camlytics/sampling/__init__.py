@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from camlytics.constants import DAY
 from camlytics.errors import CamlyticsError
-from camlytics.sampling.base import DAY, Budget, Decision, Sampler
+from camlytics.sampling.base import Budget, Decision, Sampler
 from camlytics.sampling.features import FrameView
 from camlytics.sampling.flips import FlipSampler, Predictor
 from camlytics.sampling.motion import MotionSampler

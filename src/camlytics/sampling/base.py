@@ -8,12 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from camlytics.errors import CamlyticsError
+from camlytics.constants import DAY, HOUR
 from camlytics.frames import Frame
 from camlytics.sampling.features import FrameView
-
-HOUR = 3600.0
-DAY = 86400.0
+from camlytics.validate import check_positive
 
 
 @dataclass(frozen=True)
@@ -54,17 +52,6 @@ class Sampler:
 
     def _decide(self, view: FrameView) -> Decision | None:
         raise NotImplementedError
-
-
-def check_positive(name: str, value: float, *, integer: bool = False) -> float:
-    """A positive number (or whole number), else a CamlyticsError naming the value."""
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise CamlyticsError(f"{name} must be a positive {'whole ' if integer else ''}number, got {value!r}") from None
-    if not math.isfinite(number) or number <= 0 or (integer and number != float(value)):
-        raise CamlyticsError(f"{name} must be a positive {'whole ' if integer else ''}number, got {value!r}")
-    return number
 
 
 class Budget:

@@ -39,22 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_collect)
 
 
-def parse_roi(text: str | None) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) from "x0,y0,x1,y1"."""
-    from camlytics.errors import CamlyticsError
-    from camlytics.store import check_roi
-
-    if text is None:
-        return None
-    parts = text.replace(" ", "").split(",")
-    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-        raise CamlyticsError(f"--roi must be four integers x0,y0,x1,y1, got {text!r}")
-    return check_roi(int(p) for p in parts)
-
-
 def _planned_duration(source, args: argparse.Namespace) -> float:
     """Seconds of stream the budget is spread over: --duration, else the source's length, else a day."""
-    from camlytics.sampling.base import DAY
+    from camlytics.constants import DAY
 
     if args.duration:
         return float(args.duration)
@@ -73,13 +60,13 @@ def run_collect(args: argparse.Namespace) -> int:
 
     from camlytics.errors import CamlyticsError
     from camlytics.sampling import make_sampler
-    from camlytics.sampling.base import check_positive
     from camlytics.sampling.collect import StopFlag, collect
     from camlytics.sources import open_source, source_kind
     from camlytics.store import Dataset
+    from camlytics.validate import Roi, check_positive, parse_roi
 
     check_positive("--budget", args.budget, integer=True)
-    roi = parse_roi(args.roi)
+    roi = parse_roi(args.roi, what="--roi") if args.roi is not None else None
     options = _source_options(args)
     for name in ("duration", "per_hour", "every"):
         if getattr(args, name) is not None:
@@ -99,17 +86,17 @@ def run_collect(args: argparse.Namespace) -> int:
         with Dataset.open(args.dataset, create=True) as ds:
             scene = getattr(first, "scene", None)
             if roi is None and ds.roi is None and scene is not None:
-                roi = tuple(scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
-                print(f"using the simulated door's region of interest {','.join(map(str, roi))}")
+                roi = Roi(*scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
+                print(f"using the simulated door's region of interest {roi}")
             new_roi = roi is not None and roi != ds.roi
-            roi = roi or ds.roi
+            roi = roi or (Roi(*ds.roi) if ds.roi else None)
 
             def check_frame(frame) -> None:
                 """The ROI must lie inside the frames; a new one is stored with the dataset once it does."""
                 nonlocal new_roi
                 w, h = frame.size
-                if roi is not None and (roi[2] > w or roi[3] > h):
-                    raise CamlyticsError(f"roi {','.join(map(str, roi))} is not inside the {w}x{h} frames of "
+                if roi is not None and not roi.inside(w, h):
+                    raise CamlyticsError(f"roi {roi} is not inside the {w}x{h} frames of "
                                          f"{frame.source}")
                 if new_roi:
                     ds.set_roi(roi)

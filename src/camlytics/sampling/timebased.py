@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from camlytics.sampling.base import Budget, Decision, Sampler, check_positive
+from camlytics.sampling.base import Budget, Decision, Sampler
 from camlytics.sampling.features import FrameView
+from camlytics.validate import check_positive
 
 
 class TimeSampler(Sampler):

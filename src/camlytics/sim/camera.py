@@ -47,11 +47,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.frames import encode_jpeg
+from camlytics.validate import parse_resolution
 
 log = logging.getLogger(__name__)
 
-DAY = 86400.0
 RESOLUTIONS = ("1280x720", "960x540", "640x360", "480x270", "320x180")
 DEFAULT_RESOLUTION = "640x360"
 DEFAULT_COMPRESSION = 30  # Axis factory default for Image.I0.Appearance.Compression
@@ -179,14 +180,6 @@ def shared_scene(preset: str, seed: int, width: int, height: int):
                 _SCENES.popitem(last=False)
             _SCENE_LOCKS.pop(key, None)
         return scene
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """(width, height) from "WxH"; ValueError otherwise."""
-    match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", text.strip().lower())
-    if not match:
-        raise ValueError(f"resolution {text!r} is not WIDTHxHEIGHT")
-    return int(match[1]), int(match[2])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +326,7 @@ class SimulatedCamera:
             raise ValueError(f"port must be in 0..65535, got {port!r}")
         if not re.fullmatch(r"[0-9A-F]{12}", serial):
             raise ValueError(f"serial {serial!r} must be 12 upper-case hex digits, like an Axis MAC")
-        self.resolutions = [f"{w}x{h}" for w, h in map(parse_resolution, resolutions)]
+        self.resolutions = ["%dx%d" % parse_resolution(r, error=ValueError) for r in resolutions]
         if default_resolution not in self.resolutions:
             raise ValueError(f"default resolution {default_resolution!r} is not in {self.resolutions}")
         if not re.fullmatch(r"[0-9A-Za-z'()+_,./:=?-]{1,70}", mjpeg_boundary):
@@ -836,7 +829,7 @@ def _virtual_input(cam: SimulatedCamera, req: Request, active: bool) -> Response
             duration = float(args["duration"])
         except ValueError:
             return _vi_error(50)
-        if not 0 < duration <= 86400:
+        if not 0 < duration <= DAY:
             return _vi_error(50)
     changed = cam.set_virtual_input(int(port), active, duration)
     tag = "ActivateSuccess" if active else "DeactivateSuccess"

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_simcam(args: argparse.Namespace) -> int:
     """Start the server and block until interrupted."""
-    from camlytics.annotate.commands import is_loopback
+    from camlytics.validate import is_loopback
     from camlytics.sim.camera import SimulatedCamera
 
     if args.no_auth and (args.basic or args.password):

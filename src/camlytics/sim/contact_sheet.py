@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.sim.presets import PRESETS
 from camlytics.sim.scene import Scene
 
@@ -34,14 +35,14 @@ PREFERRED = {"day": 13 * 3600.0, "night": 1 * 3600.0}  # show the middle of the 
 def find_times(scene: Scene, step: float = 10.0) -> dict[tuple[str, str], float]:
     """For each (row, column) case, the matching time of the day nearest to the row's preferred hour."""
     found: dict[tuple[str, str], float] = {}
-    for t in np.arange(1.0, 86400.0, step):
+    for t in np.arange(1.0, DAY, step):
         tr = scene.truth(float(t))
         for r, rtest in ROWS:
             if not rtest(tr):
                 continue
             for c, ctest in COLUMNS:
                 best = found.get((r, c))
-                far = lambda x: min(abs(x - PREFERRED[r]), 86400 - abs(x - PREFERRED[r]))  # noqa: E731
+                far = lambda x: min(abs(x - PREFERRED[r]), DAY - abs(x - PREFERRED[r]))  # noqa: E731
                 if ctest(tr) and (best is None or far(float(t)) < far(best)):
                     found[(r, c)] = float(t)
     return found

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.errors import SourceError
 from camlytics.frames import Frame, encode_jpeg
 from camlytics.sim import lighting
@@ -24,7 +25,7 @@ from camlytics.sim.geometry import Camera, Quad, raycast
 from camlytics.sim.people import draw_person
 from camlytics.sim.presets import PRESETS, Material, Preset
 from camlytics.sim.textures import fbm, texture
-from camlytics.sim.timeline import DAY, OPEN_ANGLE, Timeline
+from camlytics.sim.timeline import OPEN_ANGLE, Timeline
 
 MARGIN = 3  # extra canvas pixels on each side, so camera shake never shows an edge
 KEY = 0.20  # auto-exposure target: mean linear luminance of the exposed image

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from camlytics.constants import DAY
 from camlytics.sim.presets import Preset
 
-DAY = 86400.0
 OPEN_ANGLE = 10.0  # degrees; strictly greater means open
 
 

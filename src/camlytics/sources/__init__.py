@@ -15,7 +15,7 @@ from pathlib import Path
 
 from camlytics.errors import SourceError
 from camlytics.sources.base import FrameSource
-from camlytics.sources.urls import parse_url
+from camlytics.urls import parse_url
 
 __all__ = ["FrameSource", "open_source", "parse_url", "source_kind"]
 

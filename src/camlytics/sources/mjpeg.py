@@ -8,10 +8,10 @@ from typing import Iterable, Iterator
 
 import httpx
 
+from camlytics.camera_http import CameraHTTP, describe_transport_error
 from camlytics.errors import SourceError
 from camlytics.frames import Frame, decode_jpeg
 from camlytics.sources.base import FrameSource, check_limit
-from camlytics.sources.http import CameraHTTP, describe_transport_error
 from camlytics.sources.vapix import jpeg_from_response
 
 MAX_PART = 16 << 20  # bytes: no camera frame is larger; a bigger part means a broken stream

@@ -6,11 +6,11 @@ import math
 from typing import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
+from camlytics.constants import DAY
 from camlytics.errors import SourceError
 from camlytics.frames import Frame
 from camlytics.sources.base import FrameSource, check_limit
 
-DAY = 86400.0
 SIM_OPTIONS = ("seed", "interval", "start", "duration", "width", "height", "quality", "count", "days")
 MAX_DAYS = 366
 

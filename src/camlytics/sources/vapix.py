@@ -10,30 +10,17 @@ from typing import Iterator
 
 import httpx
 
+from camlytics.camera_http import CameraHTTP, describe_transport_error
 from camlytics.errors import SourceError
 from camlytics.frames import Frame, decode_jpeg
 from camlytics.sources.base import FrameSource, check_limit
-from camlytics.sources.http import CameraHTTP, describe_transport_error
+from camlytics.validate import parse_resolution
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PATH = "/axis-cgi/jpg/image.cgi"
 PARAM_PATH = "/axis-cgi/param.cgi"
 MAX_JPEG = 32 << 20  # a snapshot larger than this is not a camera image
-
-
-MIN_SIDE, MAX_SIDE = 16, 8192  # pixels; no camera offers a side outside this
-
-
-def parse_resolution(text: str) -> tuple[int, int]:
-    """(width, height) from "WIDTHxHEIGHT"; a SourceError names the value and the allowed range."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-    if not match:
-        raise SourceError(f"resolution must be WIDTHxHEIGHT like 640x360, got {text!r}")
-    width, height = int(match[1]), int(match[2])
-    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
-        raise SourceError(f"resolution {text!r}: width and height must each be {MIN_SIDE}..{MAX_SIDE} pixels")
-    return width, height
 
 
 def parse_resolution_list(text: str) -> list[tuple[int, int]]:

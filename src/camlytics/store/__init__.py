@@ -1,5 +1,5 @@
 """The dataset store: an SQLite index (WAL) plus content-addressed JPEG files, safe against kill -9."""
 
-from camlytics.store.dataset import DEFAULT_CLASSES, Dataset, Record, check_roi
+from camlytics.store.dataset import DEFAULT_CLASSES, Dataset, Record
 
-__all__ = ["DEFAULT_CLASSES", "Dataset", "Record", "check_roi"]
+__all__ = ["DEFAULT_CLASSES", "Dataset", "Record"]

@@ -18,6 +18,7 @@ from typing import Any
 from camlytics.errors import DatasetError
 from camlytics.store.files import DISK_FULL_ERRNOS, content_path, remove_stale_temp_files, write_atomic
 from camlytics.store.schema import INDEX_NAME, SCHEMA, SCHEMA_VERSION
+from camlytics.validate import check_roi
 
 DEFAULT_CLASSES = ["closed", "open"]
 ORDERS = ("time", "unlabelled_first", "uncertain")
@@ -87,18 +88,6 @@ def _check_number(name: str, value: Any) -> float:
     if not math.isfinite(number):
         raise DatasetError(f"{name} must be finite, got {value!r}")
     return number
-
-
-def check_roi(roi: Any) -> tuple[int, int, int, int]:
-    """Validate an ROI (x0, y0, x1, y1) in pixels with x0 < x1 and y0 < y1."""
-    try:
-        roi = tuple(roi)  # a generator would print as an object in the messages below
-        x0, y0, x1, y1 = (int(v) for v in roi)
-    except (TypeError, ValueError):
-        raise DatasetError(f"roi must be four integers x0,y0,x1,y1, got {roi!r}") from None
-    if min(x0, y0) < 0 or x0 >= x1 or y0 >= y1:
-        raise DatasetError(f"roi must satisfy 0 <= x0 < x1 and 0 <= y0 < y1, got {','.join(map(str, roi))}")
-    return (x0, y0, x1, y1)
 
 
 def _sql_error(exc: sqlite3.Error, path: pathlib.Path) -> DatasetError:
@@ -421,7 +410,7 @@ class Dataset:
 
     def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
         """Set or clear (None) the dataset's region of interest."""
-        self._set_setting("roi", None if roi is None else list(check_roi(roi)))
+        self._set_setting("roi", None if roi is None else list(check_roi(roi, error=DatasetError)))
 
     # ---- summaries and maintenance -------------------------------------------------------
     def counts(self) -> dict[str, Any]:

@@ -8,30 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from camlytics import validate
 from camlytics.errors import TrainingError
 from camlytics.train.pipeline import DEFAULT_INPUT
 
 
-def parse_roi(text: str) -> tuple[int, int, int, int]:
-    """'x0,y0,x1,y1' -> four ints with x0 < x1, y0 < y1."""
-    try:
-        x0, y0, x1, y1 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected x0,y0,x1,y1 (four integers), got {text!r}") from None
-    if min(x0, y0) < 0 or x0 >= x1 or y0 >= y1:
-        raise argparse.ArgumentTypeError(f"expected 0 <= x0 < x1 and 0 <= y0 < y1, got {text!r}")
-    return x0, y0, x1, y1
+def parse_roi(text: str) -> validate.Roi:
+    """'x0,y0,x1,y1' -> a Roi (argparse type)."""
+    return validate.parse_roi(text, error=argparse.ArgumentTypeError)
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (W, H)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 32x32, got {text!r}") from None
-    if not (4 <= w <= 256 and 4 <= h <= 256):
-        raise argparse.ArgumentTypeError(f"input size must be between 4x4 and 256x256, got {text!r}")
-    return w, h
+    """'WxH' -> (W, H), each 4..256 (argparse type)."""
+    return validate.parse_resolution(text, what="input size", sides=(4, 256), error=argparse.ArgumentTypeError)
 
 
 def parse_classes(text: str) -> list[str]:

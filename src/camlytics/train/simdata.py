@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-DAY = 86400.0
+from camlytics.constants import DAY
 
 
 def truth_label(meta: dict[str, Any]) -> str | None:

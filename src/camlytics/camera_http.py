@@ -1,4 +1,8 @@
-"""HTTP access to a camera: URL and credential parsing, Digest/Basic auth, timeouts, retries, clear errors."""
+"""HTTP access to a camera from the host: credentials, Digest/Basic auth, timeouts, retries, clear errors.
+
+Shared by the frame sources (snapshots, MJPEG) and `camlytics run`'s credential check; on the camera the
+edge app has its own client (`camlytics.edge.http`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from camlytics.errors import AuthError, SourceError
-from camlytics.sources.urls import ParsedURL, parse_url, redact  # noqa: F401 - re-exported
+from camlytics.urls import parse_url, redact
 
 log = logging.getLogger(__name__)
 

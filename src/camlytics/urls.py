@@ -1,18 +1,20 @@
 """Checked URL parsing for cameras and brokers: one clear SourceError instead of urllib's ValueError.
 
 `parse_url` is the one place that splits a user-given camera or broker URL (sources, `camlytics run`,
-deployment); `redact` hides a password in anything shown to the user. No third-party imports here.
+deployment); `redact` hides a password in anything shown to the user; `camera_settings` and
+`mqtt_settings` turn a URL into the edge config's camera and mqtt sections. No third-party imports here.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from camlytics.errors import SourceError
 
-__all__ = ["ParsedURL", "parse_url", "redact"]
+__all__ = ["ParsedURL", "camera_settings", "mqtt_settings", "parse_url", "redact"]
 
 
 def redact(url: str) -> str:
@@ -67,3 +69,28 @@ def parse_url(url: str, *, what: str = "camera URL", schemes: tuple[str, ...] = 
     user = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password is not None else None
     return ParsedURL(parts.scheme.lower(), parts.hostname, port, user, password, parts.path, parts.query)
+
+
+def camera_settings(url: str) -> dict:
+    """Split http://user:pass@host:port into the edge config's camera section.
+
+    Missing credentials come from $CAMLYTICS_USER / $CAMLYTICS_PASSWORD, as for `snapshot` and the sources.
+    """
+    parsed = parse_url(url, schemes=("http",))
+    return {
+        "url": f"http://{parsed.netloc}",
+        "user": parsed.user or os.environ.get("CAMLYTICS_USER"),
+        "password": parsed.password if parsed.password is not None else os.environ.get("CAMLYTICS_PASSWORD"),
+    }
+
+
+def mqtt_settings(url: str) -> dict:
+    """Split mqtt://user:pass@host:port into the edge config's mqtt section."""
+    parsed = parse_url(url if "://" in url else "mqtt://" + url, what="MQTT broker URL", schemes=("mqtt",),
+                       example="mqtt://[user:pass@]host[:port]")
+    return {
+        "host": parsed.host,
+        "port": parsed.port or 1883,
+        "user": parsed.user,
+        "password": parsed.password or None,
+    }
