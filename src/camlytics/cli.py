@@ -23,6 +23,7 @@ STAGE_MODULES = [
     "camlytics.annotate.commands",  # annotate
     "camlytics.train.commands",  # train, evaluate
     "camlytics.export.commands",  # export
+    "camlytics.firmware.commands",  # firmware build, firmware info
     "camlytics.runtime.commands",  # run (edge app on the host / MicroPython)
     "camlytics.deploy.commands",  # bundle, deploy, apps
     "camlytics.demo.commands",  # demo
