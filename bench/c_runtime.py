@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from camlytics.export import c_codegen, testmodels
-from camlytics.export.onnx_export import INPUT_NAME, export_onnx, onnx_session
-from camlytics.train import int8ref
+from camlytics.model import int8ref
+from camlytics.model.onnx_export import INPUT_NAME, export_onnx, onnx_session
 from camlytics.train.models import StudentSpec, build_student, count_macs, size_student
 from camlytics.train.quantize import quantize
 

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MICROPYTHON = pathlib.Path(sys.executable).parent / "micropython"
@@ -67,7 +67,7 @@ if cfg.get("roi"):  # another ROI for the same network (the input size is unchan
     meta["preprocess"]["roi"] = cfg["roi"]
 in_h, in_w, ch = model.input_shape
 if cfg["engine"] == "onnx":
-    from camlytics.export.onnx_export import onnx_session
+    from camlytics.model.onnx_export import onnx_session
     session = onnx_session(cfg["onnx"], threads=1)
     name = session.get_inputs()[0].name
     def infer(x):
@@ -173,8 +173,8 @@ def ensure_onnx(model_dir: pathlib.Path, tmp: pathlib.Path) -> pathlib.Path:
     path = model_dir / "model.onnx"
     if path.is_file():
         return path
-    from camlytics.export.onnx_export import export_onnx
-    from camlytics.train.models import load_student
+    from camlytics.model.onnx_export import export_onnx
+    from camlytics.model.student import load_student
 
     student, meta = load_student(model_dir / "student.pt")
     inp = meta["input"]
@@ -240,8 +240,8 @@ def run_worker(cmd: list[str], settings: dict, tmp: pathlib.Path, env: dict) -> 
 
 def held_out_day(model_dir: pathlib.Path, n: int, seed: int = 7) -> None:
     """Predictions of the edge runtimes against the host int8 reference on `n` frames of an unseen day."""
+    from camlytics.model.predictor import load_predictor
     from camlytics.sim import Scene
-    from camlytics.train.predictor import load_predictor
     from camlytics.train.simdata import state_times
 
     scene = Scene("office", seed, 640, 360)

@@ -21,7 +21,7 @@ import numpy as np
 
 from camlytics.edge.infer import Network
 from camlytics.export import testmodels
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MICROPYTHON = pathlib.Path(sys.executable).parent / "micropython"

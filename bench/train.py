@@ -152,7 +152,7 @@ _DECODED: dict = {}
 def decoded(jpegs: list[bytes], spec) -> np.ndarray:
     """The network inputs of a held-out day's JPEGs for `spec`, decoded once per list and spec (every seed,
     candidate and round of a run scores the same days)."""
-    from camlytics.train.data import load_input
+    from camlytics.model.inputs import load_input
 
     key = (id(jpegs), repr(spec))
     if key not in _DECODED:  # keeps the list too, so that its id is not reused while cached
@@ -162,8 +162,8 @@ def decoded(jpegs: list[bytes], spec) -> np.ndarray:
 
 def held_out(models: dict, jpegs: list[bytes], labels: list[str], angles: np.ndarray) -> dict[str, float]:
     """Balanced accuracy of every stage on the held-out day, and int8 recall per door-angle range."""
+    from camlytics.model import int8ref
     from camlytics.sim import OPEN_ANGLE
-    from camlytics.train import int8ref
     from camlytics.train.fit import predict_logits
     from camlytics.train.metrics import balanced_accuracy
 
@@ -380,8 +380,8 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
                  test_days: dict, seeds: list[int], before: dict) -> dict:
     """A second round as a user runs it: `camlytics collect --model MODEL_DIR` on another day (the smart sampler,
     the first model's flips and unsure frames first), label, train again on both days' frames, evaluate."""
+    from camlytics.model.predictor import load_predictor
     from camlytics.store import Dataset
-    from camlytics.train.predictor import load_predictor
 
     import hashlib
 
@@ -424,7 +424,7 @@ def assist_round(preset: str, work: Path, args: argparse.Namespace, ds: Path, mo
 
 def candidate_table(seed: int, metrics: dict, models: dict, test_days: dict, days: list[int]) -> dict:
     """Print every candidate's probe (check set) and held-out scores; the kept one's, the first's, the best's."""
-    from camlytics.train import int8ref
+    from camlytics.model import int8ref
     from camlytics.train.metrics import balanced_accuracy
 
     spec, classes = models["spec"], models["int8"].classes

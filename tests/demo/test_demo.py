@@ -69,7 +69,7 @@ def check_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo) -> N
 
 def check_model_directory_loads_and_its_metrics_match_the_file(demo) -> None:
     from camlytics.edge.model import load_model
-    from camlytics.train.predictor import load_predictor
+    from camlytics.model.predictor import load_predictor
 
     out, _, _ = demo
     model_dir = out / "model"

@@ -79,6 +79,6 @@ def test_every_command_names_a_missing_model_file_the_same_way(argv, tmp_path, c
 
 
 def test_a_model_file_is_found_in_its_directory_or_by_name(model):
-    from camlytics.export.modelfile import locate_model_file
+    from camlytics.model.modelfile import locate_model_file
 
     assert locate_model_file(model) == locate_model_file(model / "model.cml") == model / "model.cml"

@@ -13,8 +13,9 @@ from camlytics.cli import main as cli_main
 from camlytics.edge.preprocess import area_resize_numpy
 from camlytics.errors import ModelError
 from camlytics.export import c_codegen, testmodels
-from camlytics.export.modelfile import write_model
-from camlytics.train import int8ref
+from camlytics.model import int8ref
+from camlytics.model.modelfile import write_model
+from camlytics.runtime.predictors import c_predictor
 
 FAST = ("-O1",)  # the arithmetic is exact at any optimisation level; -O1 keeps the suite quick
 CROSS = {
@@ -185,7 +186,7 @@ def test_c_predictor_gives_the_int8_probabilities(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the cached build goes here
     model = testmodels.random_model(3, "tiny")
     write_model(model, tmp_path / "model.cml")
-    predictor = c_codegen.c_predictor(tmp_path)
+    predictor = c_predictor(tmp_path)
     x = testmodels.random_inputs(model, 6, seed=2)
     np.testing.assert_allclose(predictor.probs(x), int8ref.scores(model, int8ref.forward(model, x)))
     assert predictor.runtime == "c" and predictor.classes == model.classes

@@ -11,8 +11,8 @@ import pytest
 
 from camlytics.edge.model import load_model
 from camlytics.errors import ModelError
-from camlytics.export import modelfile, testmodels
-from camlytics.train import int8ref
+from camlytics.export import testmodels
+from camlytics.model import int8ref, modelfile
 
 
 @pytest.mark.parametrize("arch", sorted(testmodels.ARCHS))

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from camlytics.errors import ModelError
-from camlytics.export.onnx_export import INPUT_NAME, OPSET, export_onnx, onnx_session
+from camlytics.model.onnx_export import INPUT_NAME, OPSET, export_onnx, onnx_session
 from camlytics.train.quantize import fold_batchnorm
 
 
@@ -60,7 +60,7 @@ def test_bad_input_shape_is_refused(tmp_path):
 
 def test_cli_exports_the_student_of_a_model_directory(tmp_path, capsys):
     from camlytics.cli import main as cli_main
-    from camlytics.train.models import save_student
+    from camlytics.model.student import save_student
 
     model = student(1)
     model_dir = tmp_path / "model"

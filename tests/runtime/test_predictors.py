@@ -12,10 +12,11 @@ import pytest
 
 from camlytics.errors import ModelError, SourceError
 from camlytics.export.c_codegen import CRuntime
-from camlytics.runtime.predictors import MicroPythonPredictor, run_micropython_batch
-from camlytics.train import int8ref
+from camlytics.model import int8ref
+from camlytics.model.predictor import load_predictor
+from camlytics.runtime.micropython import host_interpreter, run_edge_batch
+from camlytics.runtime.predictors import MicroPythonPredictor
 from camlytics.train.evaluate import evaluate_source
-from camlytics.train.predictor import load_predictor
 
 CAMLYTICS = Path(sys.executable).parent / "camlytics"
 
@@ -88,10 +89,10 @@ def test_evaluate_with_edge_runtimes_matches_the_int8_report(door_model, held_ou
 
 
 def test_micropython_reports_an_unreadable_jpeg_per_item(door_model, held_out_frames):
-    results = run_micropython_batch(door_model / "model.cml",
-                                    [("jpeg", b"\xff\xd8 not really a jpeg"), ("jpeg", held_out_frames[0].jpeg)])
-    assert "error" in results[0] and "Jpeg" in results[0]["error"]
-    assert len(results[1]["logits"]) == 2
+    batch = run_edge_batch(host_interpreter(), door_model / "model.cml",
+                           [("jpeg", b"\xff\xd8 not really a jpeg"), ("jpeg", held_out_frames[0].jpeg)])
+    assert "error" in batch.results[0] and "Jpeg" in batch.results[0]["error"]
+    assert len(batch.results[1]["logits"]) == 2 and batch.backend
     mpy = load_predictor(door_model, "micropython")
     with pytest.raises(SourceError, match="JPEG 0 of the batch"):
         mpy.predict_jpegs([b"\xff\xd8 not really a jpeg"])

@@ -31,8 +31,8 @@ def _fast_config(**extra: object):
 
 
 def _check_scores(model: object, check: Path) -> float:
-    from camlytics.train import int8ref
-    from camlytics.train.data import InputSpec, load_input
+    from camlytics.model import int8ref
+    from camlytics.model.inputs import InputSpec, load_input
     from camlytics.train.metrics import balanced_accuracy
 
     q = int8ref.as_model(model)

@@ -23,9 +23,9 @@ def train(dataset: Path, out: Path, *extra: str) -> int:
 
 def test_train_writes_every_artefact(model_dir: Path) -> None:
     from camlytics.edge.model import load_model
-    from camlytics.export.onnx_export import onnx_session
-    from camlytics.train import int8ref
-    from camlytics.train.models import load_student
+    from camlytics.model import int8ref
+    from camlytics.model.onnx_export import onnx_session
+    from camlytics.model.student import load_student
 
     names = {p.name for p in model_dir.iterdir()}
     assert {"student.pt", "model.cml", "model.onnx", "metrics.json", "config.json", "report.html"} <= names
@@ -151,7 +151,7 @@ def test_the_next_run_removes_what_a_sigkilled_run_left(sim_dataset: Path, tmp_p
 
 def test_predictor_runtimes_agree(model_dir: Path, sim_dataset: Path) -> None:
     from camlytics.frames import Frame, decode_jpeg
-    from camlytics.train.predictor import load_predictor
+    from camlytics.model.predictor import load_predictor
 
     with Dataset.open(sim_dataset) as ds:
         records = ds.records(labelled=True)[:6]

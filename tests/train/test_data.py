@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from camlytics.store import Dataset
-from camlytics.train.data import load_input, load_labelled, time_block_split
+from camlytics.model.inputs import load_input
+from camlytics.train.data import load_labelled, time_block_split
 
 
 def test_time_block_split_holds_out_contiguous_time_per_class() -> None:

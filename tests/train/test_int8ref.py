@@ -7,8 +7,8 @@ import pytest
 
 from camlytics.errors import ModelError
 from camlytics.export import testmodels
-from camlytics.export.modelfile import Int8Model
-from camlytics.train import int8ref
+from camlytics.model import int8ref
+from camlytics.model.modelfile import Int8Model
 
 
 def literal_layer(layer: dict, w, b, x: np.ndarray) -> np.ndarray:

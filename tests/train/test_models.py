@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from camlytics.errors import ModelError
-from camlytics.train.models import (StudentSpec, build_from_arch, build_student, count_macs, int8_weight_bytes,
-                                    load_student, save_student, sequential_arch, size_student)
+from camlytics.model.student import build_from_arch, load_student, save_student, sequential_arch
+from camlytics.train.models import StudentSpec, build_student, count_macs, int8_weight_bytes, size_student
 
 
 def test_mac_counter_counts_convolutions_and_dense_layers() -> None:

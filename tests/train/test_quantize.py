@@ -10,7 +10,7 @@ from torch import nn
 from camlytics.edge.model import load_model
 from camlytics.errors import ModelError
 from camlytics.export import testmodels
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 from camlytics.train import quantize as q
 
 CLASSES = ["closed", "open"]

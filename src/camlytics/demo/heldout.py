@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,31 +11,6 @@ import numpy as np
 
 from camlytics.constants import DAY
 from camlytics.frames import Frame
-
-
-# Runs inside MicroPython: the edge app's own decode -> preprocess -> int8 path on each JPEG.
-MPY_SCRIPT = """
-import sys, time
-from camlytics.edge.model import load_model
-from camlytics.edge.infer import Network
-from camlytics.edge.preprocess import prepare
-model = load_model(sys.argv[1])
-net = Network(model)
-folder, n = sys.argv[2], int(sys.argv[3])
-t_prep = t_inf = 0
-for i in range(n):
-    with open(folder + "/%05d.jpg" % i, "rb") as f:
-        data = f.read()
-    t0 = time.ticks_us()
-    x = prepare(data, model.meta)
-    t1 = time.ticks_us()
-    index, scores = net.predict(x)
-    t2 = time.ticks_us()
-    t_prep += time.ticks_diff(t1, t0)
-    t_inf += time.ticks_diff(t2, t1)
-    print("P", index)
-print("T", t_prep, t_inf, net.backend)
-"""
 
 
 @dataclass
@@ -68,8 +40,8 @@ def held_out_times(preset: str, seed: int, n_open: int, n_closed: int) -> list[f
 
 def evaluate_int8(model_dir: Path, frames: list[Frame]) -> HeldOut:
     """The host int8 reference (the edge arithmetic) on the frames, against their simulator truth."""
+    from camlytics.model.predictor import load_predictor
     from camlytics.train.evaluate import evaluate_arrays
-    from camlytics.train.predictor import load_predictor
 
     predictor = load_predictor(model_dir, "int8")
     t0 = time.perf_counter()
@@ -86,35 +58,25 @@ def evaluate_int8(model_dir: Path, frames: list[Frame]) -> HeldOut:
 
 def evaluate_micropython(model_dir: Path, frames: list[Frame], classes: list[str], timeout: float = 300.0) -> HeldOut | None:
     """The edge package under the `micropython` command on the same JPEGs; None if MicroPython is not installed."""
-    import camlytics
-    from camlytics.runtime.commands import micropython_command
+    from camlytics.errors import SourceError
+    from camlytics.model.modelfile import locate_model_file
+    from camlytics.runtime.micropython import host_interpreter, run_edge_batch
     from camlytics.train.metrics import classification_report
 
-    mpy = micropython_command()
-    if mpy is None:
+    interpreter = host_interpreter()
+    if interpreter is None:
         return None
-    src = str(Path(camlytics.__file__).resolve().parent.parent)
-    with tempfile.TemporaryDirectory(prefix="camlytics-demo-mpy-") as tmp:
-        for i, frame in enumerate(frames):
-            Path(tmp, f"{i:05d}.jpg").write_bytes(frame.to_jpeg())
-        script = Path(tmp, "evaluate.py")
-        script.write_text(MPY_SCRIPT)
-        env = {**os.environ, "MICROPYPATH": os.pathsep.join([".frozen", src])}
-        proc = subprocess.run([mpy, "-X", "heapsize=4M", str(script), str(Path(model_dir) / "model.cml"), tmp,
-                               str(len(frames))], capture_output=True, text=True, env=env, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"MicroPython evaluation failed (exit {proc.returncode}): "
-                           f"{(proc.stderr or proc.stdout).strip()[-500:]}")
-    lines = proc.stdout.split("\n")
-    predictions = np.array([int(line.split()[1]) for line in lines if line.startswith("P ")], np.int64)
-    timing = next(line.split() for line in lines if line.startswith("T "))
-    if len(predictions) != len(frames):
-        raise RuntimeError(f"MicroPython evaluation printed {len(predictions)} predictions for {len(frames)} frames")
+    batch = run_edge_batch(interpreter, locate_model_file(model_dir), [("jpeg", f.to_jpeg()) for f in frames],
+                           timeout=timeout)
+    for i, r in enumerate(batch.results):
+        if "error" in r:
+            raise SourceError(f"held-out frame {i}: MicroPython could not process it ({r['error']})")
+    predictions = np.array([int(np.argmax(r["logits"])) for r in batch.results], np.int64)
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[f.meta["truth"]["state"]] for f in frames], np.int64)
     report = classification_report(y, predictions, classes)
     report["runtime"] = "micropython"
     n = max(1, len(frames))
-    return HeldOut("MicroPython", report, predictions,
-                   {"preprocess": int(timing[1]) / 1000 / n, "infer": int(timing[2]) / 1000 / n},
-                   note=f"{timing[3]} backend")
+    prepare_us, infer_us = (sum(r["us"][k] for r in batch.results) for k in (0, 1))
+    return HeldOut("MicroPython", report, predictions, {"preprocess": prepare_us / 1000 / n, "infer": infer_us / 1000 / n},
+                   note=f"{batch.backend} backend")

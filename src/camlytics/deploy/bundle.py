@@ -74,7 +74,7 @@ class BundleOptions:
 def find_model(model_dir: str | Path) -> Path:
     """model.cml inside `model_dir` (or the file itself), checked with the edge reader."""
     from camlytics.edge.model import load_model
-    from camlytics.export.modelfile import locate_model_file
+    from camlytics.model.modelfile import locate_model_file
 
     path = locate_model_file(model_dir)
     try:

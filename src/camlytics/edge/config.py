@@ -2,8 +2,10 @@
 
 import json
 
+from camlytics.edge.model import MODEL_FILE
+
 DEFAULTS = {
-    "model": "model.cml",
+    "model": MODEL_FILE,
     "backend": "auto",  # auto | viper | numpy | pure
     "camera": {
         "url": "http://127.0.0.12",  # how an ACAP reaches VAPIX on the camera itself

@@ -8,6 +8,7 @@ import binascii
 import json
 import struct
 
+MODEL_FILE = "model.cml"  # the model file's name inside a model directory (and on the camera)
 MAGIC = b"CMLM"
 FORMAT_VERSION = 1
 HEADER_SIZE = 16
@@ -120,7 +121,7 @@ def _read_source(source, max_size):
 
     try:
         if os.stat(path)[0] & 0x4000:  # a model directory holds model.cml
-            path = path.rstrip("/") + "/model.cml"
+            path = path.rstrip("/") + "/" + MODEL_FILE
         size = os.stat(path)[6]
     except OSError as exc:
         _fail("cannot read model file %s: %s" % (_show(path), exc))

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from camlytics.errors import ModelError
-from camlytics.export.modelfile import Int8Model
+from camlytics.model.modelfile import Int8Model
 
 GENERATOR_VERSION = "1"
 DEFAULT_CFLAGS = ("-O3", "-Wall", "-Wextra")
@@ -390,12 +390,12 @@ class CRuntime:
 
     `CRuntime(model_dir_or_file)` reuses a cached build keyed by the model bytes and compiler
     flags. `forward(x)` takes a uint8 HWC image or NHWC batch and returns int8 logits, bit-exact
-    with `camlytics.train.int8ref.forward`.
+    with `camlytics.model.int8ref.forward`.
     """
 
     def __init__(self, model, *, build_dir: str | os.PathLike | None = None, cc: str = "cc",
                  cflags: tuple[str, ...] | list[str] = HOST_CFLAGS):
-        from camlytics.train.int8ref import as_model
+        from camlytics.model.int8ref import as_model
 
         self.model = as_model(model)
         data = self.model.to_bytes()
@@ -445,16 +445,3 @@ class CRuntime:
         """`(class index, int8 logits)` for one image."""
         logits = self.forward(x)
         return int(np.argmax(logits)), logits
-
-
-def c_predictor(model_dir: str | os.PathLike):
-    """A `camlytics.train.predictor.Predictor` running the C runtime (for `--runtime c`)."""
-    from camlytics.train import int8ref
-    from camlytics.train.predictor import Predictor, spec_from_model_meta
-
-    runtime = CRuntime(Path(model_dir))
-
-    def probs(x: np.ndarray) -> np.ndarray:
-        return int8ref.scores(runtime.model, runtime.forward(np.asarray(x, dtype=np.uint8)))
-
-    return Predictor("c", runtime.classes, spec_from_model_meta(runtime.model.meta), probs)

@@ -55,8 +55,8 @@ def export_command(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace, model: Path, out: Path) -> int:
     if args.target == "onnx":
-        from camlytics.export.onnx_export import export_onnx
-        from camlytics.train.models import load_student
+        from camlytics.model.onnx_export import export_onnx
+        from camlytics.model.student import load_student
 
         if not model.is_dir():
             raise ModelError(f"{model}: --target onnx needs the model directory (with student.pt)")
@@ -70,7 +70,7 @@ def _export(args: argparse.Namespace, model: Path, out: Path) -> int:
         path = export_onnx(student, out / "model.onnx", chw, classes=meta.get("classes"))
         print(f"wrote {path}")
         return 0
-    from camlytics.export.modelfile import locate_model_file, read_model
+    from camlytics.model.modelfile import locate_model_file, read_model
 
     source = locate_model_file(model)
     int8 = read_model(source)  # validates everything before anything is written

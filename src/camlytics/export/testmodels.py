@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from camlytics.export.modelfile import Int8Model
+from camlytics.model.modelfile import Int8Model
 
 # Layer specs: ("conv", out_channels, kernel, stride, pad) full convolution; ("dw", kernel, stride, pad)
 # depthwise; ("pw", out_channels) 1x1; ("lin", out_channels, y_dtype, y_zp) conv 1x1 without ReLU;
@@ -80,7 +80,7 @@ def _layer(spec: tuple, in_shape: list[int], x_dtype: str, x_zp: int, last: bool
 
 def random_model(seed: int, arch: str = "tiny") -> Int8Model:
     """A random valid `Int8Model` of the named architecture (see ARCHS), deterministic in `seed`."""
-    from camlytics.train import int8ref
+    from camlytics.model import int8ref
 
     if arch not in ARCHS:
         raise ValueError(f"unknown test architecture {arch!r}; choose one of {sorted(ARCHS)}")

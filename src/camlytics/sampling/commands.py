@@ -77,7 +77,7 @@ def run_collect(args: argparse.Namespace) -> int:
     kind = source_kind(args.source)
     predict = None
     if args.model:
-        from camlytics.train.predictor import load_predictor
+        from camlytics.model.predictor import load_predictor
 
         predict = load_predictor(args.model)
     first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec: no dataset made

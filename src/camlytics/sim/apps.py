@@ -103,9 +103,9 @@ class AppHost:
         self.lock = threading.RLock()
         self.bin = self.root / ".device-bin"
         self.bin.mkdir()
-        from camlytics.runtime.commands import micropython_command  # the PyPI MicroPython plays the device's
+        from camlytics.runtime.micropython import find_micropython  # the PyPI MicroPython plays the device's
 
-        mpy = micropython_command()
+        mpy = find_micropython()
         if mpy:
             (self.bin / "micropython").symlink_to(mpy)
         self.log = []  # install messages, like the camera's system log

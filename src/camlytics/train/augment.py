@@ -103,8 +103,3 @@ def augmented_pool(x: np.ndarray, y: np.ndarray, size: int, rng: np.random.Gener
         t = augment_batch(x[idx[i:i + batch]], rng, cfg)
         out[i:i + batch] = torch.round(t * 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return out, y[idx]
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """Unaugmented uint8 N x H x W x C images as the student's float N x C x H x W input."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

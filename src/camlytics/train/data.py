@@ -1,8 +1,6 @@
 """Training data: labelled records -> ROI crops at the model's input size, time-block split.
 
-Images are decoded the way docs/int8.md section 4 says, by `camlytics.edge.preprocess.prepare_host`:
-Pillow's JPEG draft mode at the reduced scale 1/d, then the crop + area-resize shared with the
-edge, so the host trains on the tensors the camera will compute.
+Images become network inputs with `camlytics.model.inputs.load_input`, the tensors the camera computes.
 """
 
 from __future__ import annotations
@@ -15,42 +13,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from camlytics.errors import CamlyticsError, TrainingError
-from camlytics.train.fit import Arrays
+from camlytics.model.inputs import Arrays, InputSpec, load_input
+from camlytics.validate import check_roi
 
 MIN_PER_CLASS = 10
-
-
-@dataclass
-class InputSpec:
-    """What the network sees: ROI (full-resolution pixels), input size and colour."""
-
-    width: int
-    height: int
-    color: str  # "gray" | "rgb"
-    roi: tuple[int, int, int, int]
-    source_size: tuple[int, int]  # (width, height) of the camera frames
-
-    @property
-    def channels(self) -> int:
-        """1 for grey, 3 for colour."""
-        return 1 if self.color == "gray" else 3
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able copy."""
-        return {"width": self.width, "height": self.height, "color": self.color, "roi": list(self.roi),
-                "source_size": list(self.source_size)}
-
-    def model_meta(self) -> dict[str, Any]:
-        """The `input`/`preprocess` part of the edge model file metadata (docs/int8.md section 5)."""
-        return {"input": {"width": self.width, "height": self.height, "channels": self.channels},
-                "preprocess": {"color": self.color, "roi": list(self.roi), "source_size": list(self.source_size),
-                               "resize": "area"}}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "InputSpec":
-        """Inverse of `to_dict`."""
-        return cls(int(d["width"]), int(d["height"]), str(d["color"]), tuple(int(v) for v in d["roi"]),  # type: ignore[arg-type]
-                   tuple(int(v) for v in d["source_size"]))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -83,36 +49,21 @@ def jpeg_size(jpeg: bytes, what: str) -> tuple[int, int]:
         raise TrainingError(f"{what}: unreadable image ({exc})") from None
 
 
-def load_input(jpeg: bytes, spec: InputSpec, what: str = "image") -> np.ndarray:
-    """The network input (H, W, C uint8) for one JPEG: reduced-scale decode, ROI crop, area resize."""
-    from PIL import UnidentifiedImageError
-
-    from camlytics.edge.jpeg import JpegError
-    from camlytics.edge.preprocess import PreprocessError, prepare_host
-
-    try:
-        return prepare_host(jpeg, spec.model_meta())
-    except (JpegError, PreprocessError, UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise TrainingError(f"{what}: unreadable image ({exc})") from None
-
-
 def resolve_spec(ds: Any, records: list[Any], roi: Sequence[int] | None, input_wh: tuple[int, int],
                  color: str) -> InputSpec:
     """The InputSpec for a dataset: ROI from the argument, else the dataset's, else the whole frame."""
     w, h = jpeg_size(ds.read_image(records[0]), f"record {records[0].id} ({records[0].path})")
-    if roi is None:
-        roi = ds.roi or (0, 0, w, h)
-    x0, y0, x1, y1 = (int(v) for v in roi)
-    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-        raise TrainingError(f"roi {x0},{y0},{x1},{y1} is not inside the {w}x{h} frames")
+    roi = check_roi((ds.roi or (0, 0, w, h)) if roi is None else roi, error=TrainingError)
+    if not roi.inside(w, h):
+        raise TrainingError(f"roi {roi} is not inside the {w}x{h} frames")
     if color not in ("gray", "rgb"):
         raise TrainingError(f"color must be 'gray' or 'rgb', got {color!r}")
     iw, ih = input_wh
     if not (4 <= iw <= 256 and 4 <= ih <= 256):
         raise TrainingError(f"input size must be between 4x4 and 256x256, got {iw}x{ih}")
-    if x1 - x0 < iw or y1 - y0 < ih:
-        raise TrainingError(f"roi {x0},{y0},{x1},{y1} is smaller than the input size {iw}x{ih}")
-    return InputSpec(iw, ih, color, (x0, y0, x1, y1), (w, h))
+    if roi.x1 - roi.x0 < iw or roi.y1 - roi.y0 < ih:
+        raise TrainingError(f"roi {roi} is smaller than the input size {iw}x{ih}")
+    return InputSpec(iw, ih, color, tuple(roi), (w, h))
 
 
 def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int], classes: Sequence[str] | None = None,
@@ -146,7 +97,7 @@ def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int], classes: Se
         task = progress.add_task("load images", total=len(records), status="") if progress is not None else None
         xs = []
         for r in records:
-            xs.append(load_input(ds.read_image(r), spec, f"record {r.id} ({r.path})"))
+            xs.append(load_input(ds.read_image(r), spec, f"record {r.id} ({r.path})", TrainingError))
             if task is not None:
                 progress.advance(task)
     index = {c: i for i, c in enumerate(classes)}

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# loss(student logits, labels, indices of the batch in the training pool) -> scalar
-Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from camlytics.train.fit import Loss, predict_logits
 
 
 def hard_loss(label_smoothing: float = 0.05) -> Loss:
@@ -22,8 +19,6 @@ def hard_loss(label_smoothing: float = 0.05) -> Loss:
 
 def teacher_logits(teacher: nn.Module, pool_x: np.ndarray, batch_size: int = 256) -> torch.Tensor:
     """The teacher's logits for every pooled (already augmented) training image, computed once."""
-    from camlytics.train.fit import predict_logits
-
     return torch.from_numpy(predict_logits(teacher, pool_x, batch_size))
 
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from camlytics.errors import ModelError, SourceError
 from camlytics.frames import Frame
+from camlytics.model.predictor import Predictor
 from camlytics.train.metrics import classification_report
-from camlytics.train.predictor import Predictor
 
 MAX_LABEL_ROWS = 1_000_000
 
@@ -97,8 +97,8 @@ def collect_labelled(predictor: Predictor, frames: Iterable[Frame], labels: dict
 def dataset_labelled(predictor: Predictor, path: str | Path, progress: Any = None) -> tuple[np.ndarray, list[str], int]:
     """Inputs and labels of a camlytics dataset's labelled records (its stored JPEGs, as training reads them)."""
     from camlytics.errors import CamlyticsError
+    from camlytics.model.inputs import load_input
     from camlytics.store import Dataset
-    from camlytics.train.data import load_input
 
     try:
         ds = Dataset.open(path, create=False)
@@ -160,8 +160,8 @@ def evaluate_source(model_dir: str | Path, source: str, labels_csv: str | Path |
                     progress: Any = None) -> dict[str, Any]:
     """Run a model over a frame source and score it against `labels_csv`, over a dataset's labelled records, or
     over a `sim:` source against the simulator's ground truth."""
+    from camlytics.model.predictor import load_predictor
     from camlytics.sources import open_source, source_kind
-    from camlytics.train.predictor import load_predictor
 
     model_dir = model_directory(model_dir)
     predictor = load_predictor(model_dir, runtime)

@@ -5,27 +5,19 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from camlytics.train.augment import to_tensor
-from camlytics.train.distill import Loss
+from camlytics.model.inputs import Arrays
+from camlytics.model.student import to_tensor
 from camlytics.train.metrics import balanced_accuracy
 
-
-@dataclass
-class Arrays:
-    """Preprocessed examples: uint8 images (N, H, W, C) and class indices (N,)."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return int(len(self.y))
+# loss(student logits, labels, indices of the batch in the training pool) -> scalar
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

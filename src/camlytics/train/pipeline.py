@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from camlytics.errors import CamlyticsError, TrainingError
-from camlytics.export.modelfile import MODEL_FILE
+from camlytics.model.modelfile import MODEL_FILE
 
 BUDGET_MACS = 500_000
 BUDGET_BYTES = 32 * 1024
@@ -247,14 +247,16 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
     """
     import torch
 
-    from camlytics.train import int8ref
+    from camlytics.model import int8ref
+    from camlytics.model.inputs import Arrays
+    from camlytics.model.student import save_student
     from camlytics.train.augment import AugmentConfig, augmented_pool
     from camlytics.train.data import load_labelled, time_block_split
     from camlytics.train.distill import distillation_loss, hard_loss, teacher_logits
-    from camlytics.train.fit import Arrays, fit, predict_logits
+    from camlytics.train.fit import fit, predict_logits
     from camlytics.train.metrics import balanced_accuracy, classification_report
-    from camlytics.train.models import (StudentSpec, build_student, count_macs, int8_weight_bytes, save_student,
-                                        size_student, spec_dict)
+    from camlytics.train.models import (StudentSpec, build_student, count_macs, int8_weight_bytes, size_student,
+                                        spec_dict)
     from camlytics.train.prune import prune_to_budget
     from camlytics.train.teacher import build_teacher
 
@@ -636,7 +638,7 @@ class _ProgressRelay:
 def _load_check(cfg: TrainConfig, dataset: Path, data: Any, progress: Any) -> Any:
     """The check set: labelled frames of the same camera, never trained on (scored, and picks candidates)."""
     from camlytics.train.data import load_labelled
-    from camlytics.train.fit import Arrays
+    from camlytics.model.inputs import Arrays
 
     if Path(cfg.check).resolve() == Path(dataset).resolve():
         raise TrainingError(f"--check {cfg.check} is the training dataset; give a dataset of other frames")
@@ -672,7 +674,7 @@ def _quantize(model: Any, calib: np.ndarray, classes: list[str], preprocess: dic
 
 def _export_onnx(model: Any, path: Path, x: np.ndarray, classes: list[str]) -> float:
     """Write the ONNX file and return the largest |onnxruntime - torch| logit difference on `x`."""
-    from camlytics.export.onnx_export import export_onnx, onnx_parity
+    from camlytics.model.onnx_export import export_onnx, onnx_parity
 
     export_onnx(model, path, input_chw=(x.shape[3], x.shape[1], x.shape[2]), classes=classes)
     return float(onnx_parity(model, path, x))

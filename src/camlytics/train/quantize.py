@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from camlytics.errors import ModelError
-from camlytics.export.modelfile import MODEL_FILE, Int8Model, write_model
-from camlytics.train import int8ref
+from camlytics.model import int8ref
+from camlytics.model.modelfile import MODEL_FILE, Int8Model, write_model
 
 INPUT_SCALE = 1.0 / 255.0  # the float student sees pixel / 255; the int8 input is the pixel itself
 WEIGHT_QMAX = 127  # symmetric weights: -127..127 (never -128, so negation is safe)

