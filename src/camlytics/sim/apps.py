@@ -48,7 +48,7 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from camlytics.errors import DeployError
-from camlytics.sim.camera import MAX_BODY, Request, Response, SimulatedCamera, route
+from camlytics.sim.http import MAX_BODY, Camera, Request, Response, Routes, route
 
 MAX_PACKAGE = MAX_BODY - (1 << 16)  # bytes of an uploaded .eap: what fits in a request, less the envelope
 MAX_UNPACKED = 256 << 20  # bytes of all members together (a gzip bomb stops here)
@@ -61,6 +61,8 @@ LOG_TAIL = 1 << 20  # bytes of log the log endpoint returns at most
 E_INVALID, E_SIGNATURE, E_TOO_LARGE, E_NOT_FOUND, E_INCOMPATIBLE, E_RUNNING, E_NOT_RUNNING = 1, 2, 3, 4, 5, 6, 7
 
 UPLOAD = "/axis-cgi/applications/upload.cgi"
+ROUTES: Routes = {}  # the endpoints below; camlytics.sim.camera serves them on every camera
+_HOSTS_LOCK = threading.Lock()  # one AppHost per camera, created on first use
 
 
 class PackageError(Exception):
@@ -96,7 +98,7 @@ class InstalledApp:
 class AppHost:
     """The applications of one simulated camera: a sandbox directory and the app processes."""
 
-    def __init__(self, cam: SimulatedCamera) -> None:
+    def __init__(self, cam: Camera) -> None:
         self.cam = cam
         self.root = Path(tempfile.mkdtemp(prefix="camlytics-simcam-apps-"))
         self.apps: dict[str, InstalledApp] = {}
@@ -212,7 +214,7 @@ class AppHost:
             app.exit_code = code
             with open(app.log_path, "ab") as log:
                 log.write(f"--- simcam: {app.name} exited with {code}\n".encode())
-            if not app.wanted or app.setup.get("runMode") != "respawn" or self.cam._stopping.is_set():
+            if not app.wanted or app.setup.get("runMode") != "respawn" or self.cam.stopping:
                 app.wanted = False
                 return
             now = time.monotonic()
@@ -272,9 +274,9 @@ class AppHost:
         atexit.unregister(self.close)
 
 
-def host(cam: SimulatedCamera) -> AppHost:
+def host(cam: Camera) -> AppHost:
     """This camera's AppHost, created on first use (and closed when the camera stops)."""
-    with cam._lock:
+    with _HOSTS_LOCK:
         apps = cam.extensions.get("apps")
         if apps is None:
             apps = cam.extensions["apps"] = AppHost(cam)
@@ -405,8 +407,8 @@ def _answer(fn) -> Response:
     return Response.text("OK\n")
 
 
-@route("POST", path=UPLOAD)
-def upload_cgi(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "POST", path=UPLOAD)
+def upload_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
 
     def install() -> None:
@@ -420,8 +422,8 @@ def upload_cgi(cam: SimulatedCamera, req: Request) -> Response:
     return _answer(install)
 
 
-@route("GET", "POST", path="/axis-cgi/applications/control.cgi")
-def control_cgi(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/control.cgi")
+def control_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
     args = req.args
     action, name = args.get("action", ""), args.get("package", "")
@@ -436,8 +438,8 @@ def control_cgi(cam: SimulatedCamera, req: Request) -> Response:
     return _answer(actions[action])
 
 
-@route("GET", "POST", path="/axis-cgi/applications/list.cgi")
-def list_cgi(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/list.cgi")
+def list_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
     rows = []
     with apps.lock:
@@ -466,8 +468,8 @@ def app_log(apps: AppHost, name: str) -> bytes | None:
         return b""
 
 
-@route("GET", path="/axis-cgi/admin/systemlog.cgi")
-def systemlog_cgi(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "GET", path="/axis-cgi/admin/systemlog.cgi")
+def systemlog_cgi(cam: Camera, req: Request) -> Response:
     name = req.query.get("appname", "")
     log = app_log(host(cam), name) if name else None
     if log is None:  # the whole system log is not simulated: only installed apps' lines
@@ -475,8 +477,8 @@ def systemlog_cgi(cam: SimulatedCamera, req: Request) -> Response:
     return Response(200, "text/plain; charset=utf-8", log)
 
 
-@route("GET", path="/camlytics-sim/apps")
-def sim_apps(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "GET", path="/camlytics-sim/apps")
+def sim_apps(cam: Camera, req: Request) -> Response:
     apps = host(cam)
     with apps.lock:
         state: dict[str, Any] = {
@@ -486,8 +488,8 @@ def sim_apps(cam: SimulatedCamera, req: Request) -> Response:
     return Response.json({"apps": state, "log": apps.log[-50:]})
 
 
-@route("GET", path="/camlytics-sim/apps/log")
-def sim_app_log(cam: SimulatedCamera, req: Request) -> Response:
+@route(ROUTES, "GET", path="/camlytics-sim/apps/log")
+def sim_app_log(cam: Camera, req: Request) -> Response:
     name = req.query.get("name", "")
     log = app_log(host(cam), name)
     if log is None:

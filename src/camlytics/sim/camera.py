@@ -17,13 +17,14 @@ Non-VAPIX helpers for tests and demos live under `/camlytics-sim/` and need no a
 or MJPEG-part answers, after M good ones, fail that way), `GET /camlytics-sim/virtualinput` (port states and call log).
 Image answers also carry `X-Camlytics-Sim-Time` and `X-Camlytics-Truth` headers.
 
-Adding endpoints from another module (e.g. the ACAP application API): write a handler
-`handler(cam: SimulatedCamera, request: Request) -> Response` and register it either for every camera
-created afterwards with `register_route("POST", "/axis-cgi/applications/upload.cgi", handler)`, or on one
-camera with `cam.add_route(method, path, handler)`. Routes under `/axis-cgi/` get the camera's
+Adding endpoints (a new VAPIX call): write a handler `handler(cam, request: Request) -> Response` in a
+route table (`camlytics.sim.http`): here in VAPIX_ROUTES, or in another module's own table that ROUTES at
+the end of this module lists, as it lists the ACAP application API's (`camlytics.sim.apps.ROUTES`).
+Such a module imports `camlytics.sim.http`, never this one; its handlers see the camera as `http.Camera`.
+At run time `register_route(method, path, handler)` adds an endpoint to every camera created afterwards
+and `cam.add_route(method, path, handler)` to one camera. Routes under `/axis-cgi/` get the camera's
 authentication first. Keep per-camera state in `cam.extensions[<your key>]` (a dict), clean it up in a
 callable appended to `cam.stop_hooks`.
-The ACAP application API (`camlytics.sim.apps`) is such a module, loaded at the end of this one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -49,6 +50,8 @@ import numpy as np
 
 from camlytics.constants import DAY
 from camlytics.frames import encode_jpeg
+from camlytics.sim import apps
+from camlytics.sim.http import MAX_BODY, Handler, Request, Response, Routes, route
 from camlytics.validate import parse_resolution
 
 log = logging.getLogger(__name__)
@@ -58,73 +61,16 @@ DEFAULT_RESOLUTION = "640x360"
 DEFAULT_COMPRESSION = 30  # Axis factory default for Image.I0.Appearance.Compression
 MJPEG_BOUNDARY = "myboundary"  # what Axis firmware sends; clients must read it from the header
 NONCE_LIFETIME = 300.0  # seconds before a nonce is answered with stale=TRUE
-MAX_BODY = 64 << 20  # request bodies above this are refused (413); ACAP uploads are a few MiB
 VIRTUAL_INPUT_PORTS = 64
 SIM_PREFIX = "/camlytics-sim/"
 
 
-@dataclass
-class Request:
-    """One HTTP request as handlers see it: query and form arguments merged into `args`."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes = b""
-
-    @property
-    def args(self) -> dict[str, str]:
-        """Query arguments, updated with a form-encoded body (any content type), as VAPIX CGIs read them."""
-        merged = dict(self.query)
-        if self.body and not self.body.lstrip().startswith((b"{", b"[", b"--")):
-            try:
-                merged.update(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
-            except UnicodeDecodeError:
-                pass
-        return merged
-
-    def json(self) -> Any:
-        """The body parsed as JSON; ValueError if it is not."""
-        return json.loads(self.body.decode("utf-8"))
-
-
-@dataclass
-class Response:
-    """An answer: `body` is bytes, or an iterator of byte chunks to stream (then the connection closes)."""
-
-    status: int = 200
-    content_type: str = "text/plain"
-    body: bytes | Iterable[bytes] = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> "Response":
-        return cls(status, content_type, text.encode("utf-8"))
-
-    @classmethod
-    def json(cls, obj: Any, status: int = 200) -> "Response":
-        return cls(status, "application/json", json.dumps(obj, indent=1).encode("utf-8"))
-
-
-Handler = Callable[["SimulatedCamera", Request], Response]
-ROUTES: dict[tuple[str, str], Handler] = {}
+VAPIX_ROUTES: Routes = {}  # the endpoints defined in this module (ROUTES, at its end, lists every table)
 
 
 def register_route(method: str, path: str, handler: Handler) -> None:
     """Add (or replace) an endpoint on every SimulatedCamera created afterwards."""
     ROUTES[(method.upper(), path)] = handler
-
-
-def route(*methods: str, path: str) -> Callable[[Handler], Handler]:
-    """Decorator form of `register_route` for one or more methods."""
-
-    def deco(fn: Handler) -> Handler:
-        for method in methods:
-            register_route(method, path, fn)
-        return fn
-
-    return deco
 
 
 def parse_clock(value: str | float | int) -> float:
@@ -410,6 +356,11 @@ class SimulatedCamera:
         """Add (or replace) an endpoint on this camera only."""
         self.routes[(method.upper(), path)] = handler
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop()` has begun (extensions' processes must not restart then)."""
+        return self._stopping.is_set()
+
     # -- simulation --------------------------------------------------------------------------------
     def sim_time(self) -> float:
         """The simulated time of day now, seconds since midnight in [0, 86400)."""
@@ -626,7 +577,7 @@ def _image_headers(cam: SimulatedCamera, t: float) -> dict[str, str]:
     return {"X-Camlytics-Sim-Time": f"{t:.3f}", "X-Camlytics-Truth": json.dumps(cam.truth(t), separators=(",", ":"))}
 
 
-@route("GET", path="/axis-cgi/jpg/image.cgi")
+@route(VAPIX_ROUTES, "GET", path="/axis-cgi/jpg/image.cgi")
 def image_cgi(cam: SimulatedCamera, req: Request) -> Response:
     options = _image_options(cam, req.query)
     if isinstance(options, Response):
@@ -640,7 +591,7 @@ def image_cgi(cam: SimulatedCamera, req: Request) -> Response:
     return Response(200, "image/jpeg", jpeg, _image_headers(cam, t))
 
 
-@route("GET", path="/axis-cgi/mjpg/video.cgi")
+@route(VAPIX_ROUTES, "GET", path="/axis-cgi/mjpg/video.cgi")
 def video_cgi(cam: SimulatedCamera, req: Request) -> Response:
     options = _image_options(cam, req.query)
     if isinstance(options, Response):
@@ -728,7 +679,7 @@ def _json_api(req: Request, versions: list[str], methods: dict[str, Callable[[di
     return Response.json(body)
 
 
-@route("GET", "POST", path="/axis-cgi/basicdeviceinfo.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/basicdeviceinfo.cgi")
 def basicdeviceinfo_cgi(cam: SimulatedCamera, req: Request) -> Response:
     props = device_properties(cam)
     versions = ["1.0", "1.1", "1.2", "1.3"]
@@ -756,7 +707,7 @@ API_LIST = [
 ]
 
 
-@route("GET", "POST", path="/axis-cgi/apidiscovery.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/apidiscovery.cgi")
 def apidiscovery_cgi(cam: SimulatedCamera, req: Request) -> Response:
     apis = [dict(a, docLink="https://developer.axis.com/vapix/") for a in cam.extensions.get("apis", API_LIST)]
     return _json_api(req, ["1.0"], {
@@ -770,7 +721,7 @@ def _full_name(name: str) -> str:
     return name if name.startswith("root.") or name == "root" else f"root.{name}"
 
 
-@route("GET", "POST", path="/axis-cgi/param.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/param.cgi")
 def param_cgi(cam: SimulatedCamera, req: Request) -> Response:
     args = req.args
     action = args.pop("action", "")
@@ -836,17 +787,17 @@ def _virtual_input(cam: SimulatedCamera, req: Request, active: bool) -> Response
     return _vi_xml(f"<Success><{tag}><StateChanged>{'true' if changed else 'false'}</StateChanged></{tag}></Success>")
 
 
-@route("GET", "POST", path="/axis-cgi/virtualinput/activate.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/activate.cgi")
 def virtualinput_activate(cam: SimulatedCamera, req: Request) -> Response:
     return _virtual_input(cam, req, True)
 
 
-@route("GET", "POST", path="/axis-cgi/virtualinput/deactivate.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/deactivate.cgi")
 def virtualinput_deactivate(cam: SimulatedCamera, req: Request) -> Response:
     return _virtual_input(cam, req, False)
 
 
-@route("GET", path="/axis-cgi/imagesize.cgi")
+@route(VAPIX_ROUTES, "GET", path="/axis-cgi/imagesize.cgi")
 def imagesize_cgi(cam: SimulatedCamera, req: Request) -> Response:
     options = _image_options(cam, req.query)
     if isinstance(options, Response):
@@ -866,7 +817,7 @@ def _float_arg(args: dict[str, str], name: str, default: float) -> float:
         raise _BadRequest(f"{name}={args[name]!r} is not a number") from None
 
 
-@route("GET", path=SIM_PREFIX + "truth")
+@route(VAPIX_ROUTES, "GET", path=SIM_PREFIX + "truth")
 def sim_truth(cam: SimulatedCamera, req: Request) -> Response:
     t = _float_arg(req.query, "t", cam.sim_time())
     if not 0 <= t < DAY:
@@ -874,14 +825,14 @@ def sim_truth(cam: SimulatedCamera, req: Request) -> Response:
     return Response.json(cam.truth(t))
 
 
-@route("GET", path=SIM_PREFIX + "clock")
+@route(VAPIX_ROUTES, "GET", path=SIM_PREFIX + "clock")
 def sim_clock(cam: SimulatedCamera, req: Request) -> Response:
     t = cam.sim_time()
     return Response.json({"t": round(t, 3), "hhmmss": time.strftime("%H:%M:%S", time.gmtime(t)),
                           "speed": cam.speed, "start": cam.start_time, "preset": cam.preset, "seed": cam.seed})
 
 
-@route("POST", path=SIM_PREFIX + "fail")
+@route(VAPIX_ROUTES, "POST", path=SIM_PREFIX + "fail")
 def sim_fail(cam: SimulatedCamera, req: Request) -> Response:
     args = req.args
     kind = args.get("kind", "status")
@@ -897,7 +848,7 @@ def sim_fail(cam: SimulatedCamera, req: Request) -> Response:
     return Response.json({"kind": kind, "count": count, "status": status, "after": after})
 
 
-@route("GET", path=SIM_PREFIX + "virtualinput")
+@route(VAPIX_ROUTES, "GET", path=SIM_PREFIX + "virtualinput")
 def sim_virtualinput(cam: SimulatedCamera, req: Request) -> Response:
     with cam._lock:
         return Response.json({"ports": {str(p): a for p, a in sorted(cam.virtual_inputs.items())},
@@ -1022,5 +973,6 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-# Extensions that register more endpoints on every camera (imported last: they import this module).
-import camlytics.sim.apps  # noqa: E402,F401  ACAP application API: upload/control/list.cgi
+# Every endpoint a SimulatedCamera serves: VAPIX and the simulator's helpers (above), the ACAP
+# application API (camlytics.sim.apps). A module with more endpoints adds its table here.
+ROUTES: Routes = {**VAPIX_ROUTES, **apps.ROUTES}

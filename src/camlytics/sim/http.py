@@ -1,0 +1,92 @@
+"""What the simulated camera's endpoints are made of: requests, responses, handlers and route tables.
+
+A handler is `handler(cam, request) -> Response`. A module that serves endpoints keeps them in its own
+route table (`ROUTES: Routes = {}`, each handler decorated with `@route(ROUTES, "GET", path=...)`);
+`camlytics.sim.camera.ROUTES` lists the tables every SimulatedCamera serves. Handlers outside
+camera.py see the camera through the `Camera` protocol, so they need not import camera.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Protocol
+from urllib.parse import parse_qsl
+
+MAX_BODY = 64 << 20  # request bodies above this are refused (413); ACAP uploads are a few MiB
+
+
+@dataclass
+class Request:
+    """One HTTP request as handlers see it: query and form arguments merged into `args`."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes = b""
+
+    @property
+    def args(self) -> dict[str, str]:
+        """Query arguments, updated with a form-encoded body (any content type), as VAPIX CGIs read them."""
+        merged = dict(self.query)
+        if self.body and not self.body.lstrip().startswith((b"{", b"[", b"--")):
+            try:
+                merged.update(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                pass
+        return merged
+
+    def json(self) -> Any:
+        """The body parsed as JSON; ValueError if it is not."""
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Response:
+    """An answer: `body` is bytes, or an iterator of byte chunks to stream (then the connection closes)."""
+
+    status: int = 200
+    content_type: str = "text/plain"
+    body: bytes | Iterable[bytes] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def text(cls, text: str, status: int = 200, content_type: str = "text/plain") -> "Response":
+        return cls(status, content_type, text.encode("utf-8"))
+
+    @classmethod
+    def json(cls, obj: Any, status: int = 200) -> "Response":
+        return cls(status, "application/json", json.dumps(obj, indent=1).encode("utf-8"))
+
+
+Handler = Callable[[Any, Request], Response]  # (the camera, the request) -> the answer
+Routes = dict[tuple[str, str], Handler]  # (METHOD, path) -> handler
+
+
+def route(table: Routes, *methods: str, path: str) -> Callable[[Handler], Handler]:
+    """Decorator: serve the handler at `path` for each of `methods`, in `table`."""
+
+    def deco(fn: Handler) -> Handler:
+        for method in methods:
+            table[(method.upper(), path)] = fn
+        return fn
+
+    return deco
+
+
+class Camera(Protocol):
+    """What a handler outside camera.py may use of the SimulatedCamera that serves it."""
+
+    params: dict[str, str]  # param.cgi's parameters, root.Group.Name -> value
+    routes: Routes  # this camera's endpoints
+    extensions: dict[str, Any]  # per-camera state of extension modules, by key
+    stop_hooks: list[Callable[[], Any]]  # run by stop()
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None: ...
