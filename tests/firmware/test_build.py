@@ -60,6 +60,11 @@ def test_the_firmware_holds_the_interpreter_the_c_module_and_the_frozen_edge_app
     assert got["build"] == info["build_id"] and info["build_id"] in got["machine"]
     assert f"linux-{arch}" in got["machine"] and "commit" in got["machine"]
     assert got["frozen"].startswith("camlytics/edge/")  # a frozen module, not a file of the repo
+    version = subprocess.run([*firmware_argv(arch), "-m", "camlytics.edge.app", "--version"], capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path, env={**os.environ, "MICROPYPATH": ".frozen"})
+    assert version.returncode == 0, version.stderr
+    assert f"C module v{build.CMODULE_VERSION}, build {info['build_id']}" in version.stdout
+    assert f"linux-{arch} camlytics {info['build_id']} commit " in version.stdout
 
 
 def test_a_second_build_comes_from_the_cache(firmware_binary):

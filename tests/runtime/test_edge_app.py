@@ -27,13 +27,17 @@ from tests.edge.mqtt_helpers import Subscriber
 class EdgeProcess:
     """The edge app in a MicroPython subprocess; stdout lines are collected by a thread."""
 
-    def __init__(self, config: dict, workdir: Path) -> None:
-        path = workdir / "config.json"
-        path.write_text(json.dumps(config))
-        env = dict(os.environ, MICROPYPATH=os.pathsep.join([".frozen", str(SRC)]))
+    def __init__(self, config: dict, workdir: Path, interpreter: list[str] | None = None,
+                 path: list[str] | None = None) -> None:
+        """`interpreter`: argv prefix (default: PyPI MicroPython); `path`: its MICROPYPATH entries
+        (default: frozen modules, then the repository's src/)."""
+        config_path = workdir / "config.json"
+        config_path.write_text(json.dumps(config))
+        env = dict(os.environ, MICROPYPATH=os.pathsep.join(path or [".frozen", str(SRC)]))
         self.proc = subprocess.Popen(
-            [str(micropython_executable()), "-X", "heapsize=2M", "-m", "camlytics.edge.app", str(path)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [*(interpreter or [str(micropython_executable())]), "-X", "heapsize=2M", "-m", "camlytics.edge.app",
+             str(config_path)],
+            env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

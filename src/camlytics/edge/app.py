@@ -72,7 +72,8 @@ class App:
             mq = cfg["mqtt"]
             self.topics = Topics(mq["prefix"], mq["node_id"], mq["discovery_prefix"])
             client = MQTTClient(mq["client_id"] or ("camlytics-" + mq["node_id"]), mq["host"], mq["port"],
-                                mq["user"], mq["password"], keepalive=mq["keepalive"])
+                                mq["user"], mq["password"], keepalive=mq["keepalive"],
+                                tls=mq["tls"], ca_file=mq["ca_file"])
             client.set_last_will(self.topics.availability, "offline", retain=True, qos=1)
             self.mqtt = ReconnectingPublisher(client, on_connect=self._on_mqtt_connect, log=log)
         self.spool = Spool(cfg["spool"]["dir"], cfg["spool"]["max_bytes"], cfg["spool"]["max_files"]) if cfg["spool"] else None
@@ -179,7 +180,7 @@ class App:
         stats_every = self.cfg["stats_every"]
         backoff = 0
         log("started: model %s, classes %s, %s backend, %s" % (
-            self.model_name, ",".join(self.classes), self.net.backend, "MicroPython" if IS_MICROPYTHON else "CPython"))
+            self.model_name, ",".join(self.classes), self.net.backend, version()))
         if self.mqtt:
             self.mqtt.ensure()
         while not max_frames or self.frames < max_frames:
@@ -216,11 +217,30 @@ class App:
             self.mqtt.client.disconnect()
 
 
+def version():
+    """One line: the interpreter, and in the firmware the camlytics build and C module it carries."""
+    impl = sys.implementation
+    line = "camlytics-edge on %s %s" % (impl.name, ".".join(str(v) for v in impl.version[:3]))
+    machine = getattr(impl, "_machine", "")
+    if machine:
+        line += " (%s)" % machine
+    try:
+        import _camlytics
+
+        line += "; C module v%d, build %s" % (_camlytics.VERSION, _camlytics.BUILD)
+    except ImportError:
+        line += "; no C module"
+    return line
+
+
 def main(argv=None, network=None):
     """Entry point: `app.py CONFIG.json` (`network`: see App)."""
     argv = sys.argv if argv is None else argv
+    if len(argv) >= 2 and argv[1] == "--version":
+        print(version())
+        return 0
     if len(argv) < 2:
-        print("usage: camlytics.edge.app CONFIG.json")
+        print("usage: camlytics.edge.app CONFIG.json | --version")
         return 2
     try:
         cfg = config_mod.load(argv[1])
