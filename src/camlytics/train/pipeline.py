@@ -239,27 +239,61 @@ def _progress(console: Any) -> Any:
                     disable=console is None)
 
 
+@dataclass
+class _Run:
+    """One training run's data and bookkeeping, handed from stage to stage."""
+
+    cfg: TrainConfig
+    progress: Any  # a rich Progress, or anything with its add_task / advance / update
+    data: Any  # train.data.LabelledData
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    check: Any = None  # model.inputs.Arrays of the check set, or None
+    pool: Any = None  # model.inputs.Arrays: the augmented, class-balanced pool every stage trains on
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    histories: list[Any] = field(default_factory=list)
+    train: Any = field(init=False)  # model.inputs.Arrays of the training block
+    val: Any = field(init=False)  # ... and of the validation block
+    k: int = field(init=False)  # number of classes
+    chw: tuple[int, int, int] = field(init=False)  # the network input's (channels, height, width)
+
+    def __post_init__(self) -> None:
+        self.train, self.val = self.data.subset(self.train_idx), self.data.subset(self.val_idx)
+        self.k = len(self.data.classes)
+        self.chw = (self.data.spec.channels, self.data.spec.height, self.data.spec.width)
+
+    def fit(self, model: Any, loss: Any, *, epochs: int, lr: float, rng: np.random.Generator, name: str) -> None:
+        """Train `model` on the pool (train.fit.fit), keeping its history."""
+        from camlytics.train.fit import fit
+
+        self.histories.append(fit(model, self.pool, self.val, loss, epochs=epochs, lr=lr, rng=rng, name=name,
+                                  progress=self.progress))
+
+    def score(self, model: Any) -> float:
+        """Validation balanced accuracy of a float model."""
+        from camlytics.train.fit import predict_logits
+        from camlytics.train.metrics import balanced_accuracy
+
+        return balanced_accuracy(self.val.y, predict_logits(model, self.val.x).argmax(1), self.k)
+
+    def record(self, name: str, model: Any, t_start: float, **extra: Any) -> None:
+        """The stage's time and its model's validation score, MACs and parameters."""
+        from camlytics.train.models import count_macs
+
+        self.timings[name] = time.monotonic() - t_start
+        self.stages[name] = {"val_balanced_accuracy": self.score(model), "macs": count_macs(model, self.chw),
+                             "params": int(sum(p.numel() for p in model.parameters())), "seconds": self.timings[name],
+                             **extra}
+
+
 def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
                 models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """One training run into `tmp`: model files and config.json; returns metrics and what the report plots.
 
-    `progress` is a rich Progress (or anything with its add_task / advance / update) showing each stage.
+    The stages, in order (each seeds its own random numbers): data and pool, teacher, student alone and
+    distilled, pruning, int8; then the files. `progress` shows each stage.
     """
-    import torch
-
-    from camlytics.model import int8ref
-    from camlytics.model.inputs import Arrays
-    from camlytics.model.student import save_student
-    from camlytics.train.augment import AugmentConfig, augmented_pool
-    from camlytics.train.data import load_labelled, time_block_split
-    from camlytics.train.distill import distillation_loss, hard_loss, teacher_logits
-    from camlytics.train.fit import fit, predict_logits
-    from camlytics.train.metrics import balanced_accuracy, classification_report
-    from camlytics.train.models import (StudentSpec, build_student, count_macs, int8_weight_bytes, size_student,
-                                        spec_dict)
-    from camlytics.train.prune import prune_to_budget
-    from camlytics.train.teacher import build_teacher
-
     started = time.monotonic()
     _set_threads(cfg)
     # Teacher weights are checked before any slow work so a wrong file fails at once.
@@ -268,45 +302,67 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
         from camlytics.train.teacher import MobileNetV2, load_imagenet_weights
         load_imagenet_weights(MobileNetV2(2), teacher_weights)
 
-    timings: dict[str, float] = {}
-    stages: dict[str, dict[str, Any]] = {}
-    histories = []
+    run = _load_data(dataset, cfg, progress)
+    teacher = _train_teacher(run, teacher_weights)
+    spec, student, distilled, kd = _train_students(run, teacher)
+    pruned, finetune_loss = _prune(run, student, distilled, kd)
+    final, qmodel = _to_int8(run, pruned, finetune_loss)
+    models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
+                  spec=run.data.spec)
+    metrics, report_args = _save_models(tmp, run, spec, final, qmodel, started)
+    (tmp / "config.json").write_text(json.dumps(_run_config(cfg, dataset, run, spec), indent=2))
+    metrics["train_seconds"] = time.monotonic() - started
+    return metrics, report_args
+
+
+def _load_data(dataset: Path, cfg: TrainConfig, progress: Any) -> _Run:
+    """The labelled data, its time-block split, the check set, and one augmented pool for every stage."""
+    from camlytics.model.inputs import Arrays
+    from camlytics.train.augment import AugmentConfig, augmented_pool
+    from camlytics.train.data import load_labelled, time_block_split
+
     t0 = time.monotonic()
     data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
                          progress=progress)
     check = _load_check(cfg, dataset, data, progress) if cfg.check else None
     train_idx, val_idx = time_block_split(data.timestamps, data.y, seed=cfg.seed)
-    train, val = data.subset(train_idx), data.subset(val_idx)
-    timings["data"] = time.monotonic() - t0
-    k = len(data.classes)
-    chw = (data.spec.channels, data.spec.height, data.spec.width)
-
-    def score(model: torch.nn.Module) -> float:
-        return balanced_accuracy(val.y, predict_logits(model, val.x).argmax(1), k)
-
-    def record(name: str, model: torch.nn.Module, t_start: float, **extra: Any) -> None:
-        timings[name] = time.monotonic() - t_start
-        stages[name] = {"val_balanced_accuracy": score(model), "macs": count_macs(model, chw),
-                        "params": int(sum(p.numel() for p in model.parameters())), "seconds": timings[name], **extra}
+    run = _Run(cfg, progress, data, train_idx, val_idx, check)
+    run.timings["data"] = time.monotonic() - t0
 
     # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
     t0 = time.monotonic()
     # Many augmented copies per image: on held-out simulated days 30 per image (~6000) and 25 student
     # epochs beat 8 per image and 15 epochs by about a point, and made unlucky seeds rarer (bench/train.py).
-    pool_size = cfg.pool or max(1024, min(8192, cfg.pool_per_image * len(train)))
-    pool = Arrays(*augmented_pool(train.x, train.y, pool_size, _stage_seed(cfg.seed, "pool"), AugmentConfig()))
-    timings["augment"] = time.monotonic() - t0
+    pool_size = cfg.pool or max(1024, min(8192, cfg.pool_per_image * len(run.train)))
+    run.pool = Arrays(*augmented_pool(run.train.x, run.train.y, pool_size, _stage_seed(cfg.seed, "pool"),
+                                      AugmentConfig()))
+    run.timings["augment"] = time.monotonic() - t0
+    return run
 
-    # 1. Teacher.
+
+def _train_teacher(run: _Run, weights: Path | None) -> Any:
+    """1. The teacher: a wide CNN, or MobileNetV2 fine-tuned from ImageNet weights."""
+    from camlytics.train.distill import hard_loss
+    from camlytics.train.teacher import build_teacher
+
     t0 = time.monotonic()
-    rng = _stage_seed(cfg.seed, "teacher")
-    teacher = build_teacher(data.spec.channels, k, teacher_weights)
-    histories.append(fit(teacher, pool, val, hard_loss(), epochs=cfg.epochs_teacher,
-                         lr=1e-3 if teacher_weights else 3e-3, rng=rng, name="teacher", progress=progress))
-    record("teacher", teacher, t0, kind="mobilenet_v2" if teacher_weights else "wide_cnn")
+    rng = _stage_seed(run.cfg.seed, "teacher")
+    teacher = build_teacher(run.data.spec.channels, run.k, weights)
+    run.fit(teacher, hard_loss(), epochs=run.cfg.epochs_teacher, lr=1e-3 if weights else 3e-3, rng=rng,
+            name="teacher")
+    run.record("teacher", teacher, t0, kind="mobilenet_v2" if weights else "wide_cnn")
+    return teacher
 
-    # 2. Student alone (the comparison) and 3. distilled student, from the same initial weights.
-    base = StudentSpec(input_hw=(data.spec.height, data.spec.width), in_channels=data.spec.channels, num_classes=k)
+
+def _train_students(run: _Run, teacher: Any) -> tuple[Any, Any, Any, Any]:
+    """2. The student alone (the comparison) and 3. the distilled student, from the same initial weights.
+
+    Returns (the student's spec, the student, the distilled student, the distillation loss)."""
+    from camlytics.train.distill import distillation_loss, hard_loss, teacher_logits
+    from camlytics.train.models import StudentSpec, build_student, size_student
+
+    cfg, spec_ = run.cfg, run.data.spec
+    base = StudentSpec(input_hw=(spec_.height, spec_.width), in_channels=spec_.channels, num_classes=run.k)
     if cfg.student_blocks:
         base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
     spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
@@ -314,94 +370,121 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
     t0 = time.monotonic()
     rng = _stage_seed(cfg.seed, "student")
     student = build_student(spec)
-    init_state = {k_: v.clone() for k_, v in student.state_dict().items()}
-    histories.append(fit(student, pool, val, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng,
-                         name="student", progress=progress))
-    record("student", student, t0, width=width)
-    kd = distillation_loss(teacher_logits(teacher, pool.x))
+    init_state = {k: v.clone() for k, v in student.state_dict().items()}
+    run.fit(student, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng, name="student")
+    run.record("student", student, t0, width=width)
+    kd = distillation_loss(teacher_logits(teacher, run.pool.x))
 
     t0 = time.monotonic()
     rng = _stage_seed(cfg.seed, "distilled")
     distilled = build_student(spec)
     distilled.load_state_dict(init_state)
-    histories.append(fit(distilled, pool, val, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng,
-                         name="distilled", progress=progress))
-    record("distilled", distilled, t0, width=width)
+    run.fit(distilled, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng, name="distilled")
+    run.record("distilled", distilled, t0, width=width)
+    return spec, student, distilled, kd
 
-    # 4. Structured pruning to the budget of the better student by validation, fine-tuned the way
-    # it was trained. Ties go to the student alone: on held-out simulated days the distilled
-    # student generalised worse than the student alone (bench/train.py), so it must earn its place.
+
+def _prune(run: _Run, student: Any, distilled: Any, kd: Any) -> tuple[Any, Any]:
+    """4. Structured pruning to the budget of the better student by validation, fine-tuned the way it was trained.
+
+    Ties go to the student alone: on held-out simulated days the distilled student generalised worse
+    than the student alone (bench/train.py), so it must earn its place. Returns (pruned, its loss)."""
+    from camlytics.train.distill import hard_loss
+    from camlytics.train.prune import prune_to_budget
+
     t0 = time.monotonic()
-    rng = _stage_seed(cfg.seed, "pruned")
-    use_kd = stages["distilled"]["val_balanced_accuracy"] > stages["student"]["val_balanced_accuracy"]
+    rng = _stage_seed(run.cfg.seed, "pruned")
+    use_kd = run.stages["distilled"]["val_balanced_accuracy"] > run.stages["student"]["val_balanced_accuracy"]
     source, finetune_loss = (distilled, kd) if use_kd else (student, hard_loss())
-    pruned, keep_ratio = prune_to_budget(source, chw, cfg.budget_macs, cfg.budget_bytes)
-    histories.append(fit(pruned, pool, val, finetune_loss, epochs=cfg.epochs_finetune, lr=2e-3, rng=rng,
-                         name="pruned", progress=progress))
-    record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
+    pruned, keep_ratio = prune_to_budget(source, run.chw, run.cfg.budget_macs, run.cfg.budget_bytes)
+    run.fit(pruned, finetune_loss, epochs=run.cfg.epochs_finetune, lr=2e-3, rng=rng, name="pruned")
+    run.record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
+    return pruned, finetune_loss
 
-    # 5. int8: post-training quantization, QAT when it loses more than 0.5 points.
+
+def _to_int8(run: _Run, pruned: Any, finetune_loss: Any) -> tuple[Any, Any]:
+    """5. int8: post-training quantization, QAT when it loses more than PTQ_TOLERANCE.
+
+    Returns (the float model that was quantized: the pruned one or its QAT fine-tune, the QuantizedModel)."""
+    from camlytics.model import int8ref
+    from camlytics.train.metrics import balanced_accuracy
+
+    cfg, train, val = run.cfg, run.train, run.val
     t0 = time.monotonic()
-    preprocess = data.spec.model_meta()["preprocess"]
-    qmodel = _quantize(pruned, train.x, data.classes, preprocess, cfg.name)
-    int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), k)
-    float_acc = stages["pruned"]["val_balanced_accuracy"]
+    preprocess = run.data.spec.model_meta()["preprocess"]
+    qmodel = _quantize(pruned, train.x, run.data.classes, preprocess, cfg.name)
+    int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), run.k)
+    float_acc = run.stages["pruned"]["val_balanced_accuracy"]
     ptq_acc, qat_used = int8_acc, False
-    final = pruned  # the float model that was quantized: the pruned one, or its QAT fine-tune
+    final = pruned
     if float_acc - int8_acc > PTQ_TOLERANCE:
         from camlytics.train.quantize import prepare_qat
         rng = _stage_seed(cfg.seed, "qat")
         qat = prepare_qat(pruned, train.x)
-        histories.append(fit(qat, pool, val, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat",
-                             progress=progress))
+        run.fit(qat, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat")
         qat_model = qat.to_sequential().eval()
-        q2 = _quantize(qat_model, train.x, data.classes, preprocess, cfg.name)
-        acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), k)
+        q2 = _quantize(qat_model, train.x, run.data.classes, preprocess, cfg.name)
+        acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), run.k)
         if acc2 > int8_acc:
             final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
-    timings["int8"] = time.monotonic() - t0
+    run.timings["int8"] = time.monotonic() - t0
+    run.stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used}
+    return final, qmodel
 
-    models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
-                  spec=data.spec)
-    # 6. Artefacts.
+
+def _save_models(tmp: Path, run: _Run, spec: Any, final: Any, qmodel: Any,
+                 started: float) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """6. model.cml, student.pt and model.onnx into `tmp`; returns the metrics and what the report plots."""
+    from camlytics.model import int8ref
+    from camlytics.model.student import save_student
+    from camlytics.train.fit import predict_logits
+    from camlytics.train.metrics import classification_report
+    from camlytics.train.models import count_macs, int8_weight_bytes, spec_dict
+
+    data, train, val, classes = run.data, run.train, run.val, run.data.classes
     model_bytes = qmodel.to_bytes()
     (tmp / MODEL_FILE).write_bytes(model_bytes)
     int8_logits = int8ref.forward(qmodel, val.x)
     float_logits = predict_logits(final, val.x)
-    stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used,
-                      "macs": count_macs(final, chw), "weight_bytes": int8_weight_bytes(final),
-                      "file_bytes": len(model_bytes), "seconds": timings["int8"]}
-    meta = {"classes": data.classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": cfg.name}
+    run.stages["int8"].update(macs=count_macs(final, run.chw), weight_bytes=int8_weight_bytes(final),
+                              file_bytes=len(model_bytes), seconds=run.timings["int8"])
+    meta = {"classes": classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": run.cfg.name}
     save_student(tmp / "student.pt", final, meta)
-    onnx_diff = _export_onnx(final, tmp / "model.onnx", val.x, data.classes)
+    onnx_diff = _export_onnx(final, tmp / "model.onnx", val.x, classes)
     metrics = {
-        "classes": data.classes, "input": data.spec.to_dict(),
-        "counts": {"train": {c: int((train.y == i).sum()) for i, c in enumerate(data.classes)},
-                   "val": {c: int((val.y == i).sum()) for i, c in enumerate(data.classes)}},
-        "stages": stages,
-        "float": classification_report(val.y, float_logits.argmax(1), data.classes),
-        "int8": classification_report(val.y, int8_logits.argmax(1), data.classes),
+        "classes": classes, "input": data.spec.to_dict(),
+        "counts": {"train": {c: int((train.y == i).sum()) for i, c in enumerate(classes)},
+                   "val": {c: int((val.y == i).sum()) for i, c in enumerate(classes)}},
+        "stages": run.stages,
+        "float": classification_report(val.y, float_logits.argmax(1), classes),
+        "int8": classification_report(val.y, int8_logits.argmax(1), classes),
         "int8_float_agreement": float(np.mean(int8_logits.argmax(1) == float_logits.argmax(1))),
-        "macs": stages["int8"]["macs"], "weight_bytes": stages["int8"]["weight_bytes"],
+        "macs": run.stages["int8"]["macs"], "weight_bytes": run.stages["int8"]["weight_bytes"],
         "model_file_bytes": len(model_bytes), "onnx_max_abs_diff": onnx_diff,
-        "budget": {"macs": cfg.budget_macs, "weight_bytes": cfg.budget_bytes},
-        "timings": timings, "train_seconds": time.monotonic() - started,
-        "histories": [h.to_dict() for h in histories],
+        "budget": {"macs": run.cfg.budget_macs, "weight_bytes": run.cfg.budget_bytes},
+        "timings": run.timings, "train_seconds": time.monotonic() - started,
+        "histories": [h.to_dict() for h in run.histories],
     }
-    if check is not None:
+    if run.check is not None:
+        check = run.check
         check_logits = int8ref.forward(qmodel, check.x)
         p_true = int8ref.scores(qmodel, check_logits)[np.arange(len(check.y)), check.y]
-        metrics["check"] = {"dataset": str(cfg.check),
-                            "counts": {c: int((check.y == i).sum()) for i, c in enumerate(data.classes)},
-                            "int8": classification_report(check.y, check_logits.argmax(1), data.classes),
+        metrics["check"] = {"dataset": str(run.cfg.check),
+                            "counts": {c: int((check.y == i).sum()) for i, c in enumerate(classes)},
+                            "int8": classification_report(check.y, check_logits.argmax(1), classes),
                             "log_loss": float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))}
-    config = {**{k_: v for k_, v in asdict(cfg).items() if k_ != "extra"}, **cfg.extra, "dataset": str(dataset),
-              "classes": data.classes, "input": data.spec.to_dict(), "student": spec_dict(spec),
-              "record_ids": {"train": [data.record_ids[i] for i in train_idx],
-                             "val": [data.record_ids[i] for i in val_idx]}}
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    metrics["train_seconds"] = time.monotonic() - started
     return metrics, (val.x, val.y, float_logits, int8_logits)
+
+
+def _run_config(cfg: TrainConfig, dataset: Path, run: _Run, spec: Any) -> dict[str, Any]:
+    """config.json: every setting of the run, the data it saw and the student it built."""
+    from camlytics.train.models import spec_dict
+
+    data = run.data
+    return {**{k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra, "dataset": str(dataset),
+            "classes": data.classes, "input": data.spec.to_dict(), "student": spec_dict(spec),
+            "record_ids": {"train": [data.record_ids[i] for i in run.train_idx],
+                           "val": [data.record_ids[i] for i in run.val_idx]}}
 
 
 def _write_results(tmp: Path, metrics: dict[str, Any], report_args: tuple[Any, ...]) -> None:
@@ -637,8 +720,8 @@ class _ProgressRelay:
 
 def _load_check(cfg: TrainConfig, dataset: Path, data: Any, progress: Any) -> Any:
     """The check set: labelled frames of the same camera, never trained on (scored, and picks candidates)."""
-    from camlytics.train.data import load_labelled
     from camlytics.model.inputs import Arrays
+    from camlytics.train.data import load_labelled
 
     if Path(cfg.check).resolve() == Path(dataset).resolve():
         raise TrainingError(f"--check {cfg.check} is the training dataset; give a dataset of other frames")
