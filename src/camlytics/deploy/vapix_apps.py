@@ -53,7 +53,7 @@ def camera_endpoint(url: str) -> tuple[str, httpx.Auth | None]:
     """Base URL and Digest auth from http://user:pass@host[:port] (credentials never printed).
 
     As for `snapshot` and `run`, a URL without a user or password takes them from $CAMLYTICS_USER /
-    $CAMLYTICS_PASSWORD; a malformed URL is a DeployError naming the problem (`sources.urls.parse_url`)."""
+    $CAMLYTICS_PASSWORD; a malformed URL is a DeployError naming the problem (`urls.parse_url`)."""
     from camlytics.errors import SourceError
     from camlytics.urls import camera_settings
 
