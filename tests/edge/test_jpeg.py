@@ -201,15 +201,22 @@ MICROPYTHON_CORPUS = [
 ]
 
 
-def test_micropython_decodes_like_pillow(micropython, tmp_path):
-    """Under the real MicroPython (viper kernels): the same planes as Pillow, 0 levels apart."""
-    names = []
+def micropython_corpus() -> list[bytes]:
+    """The MICROPYTHON_CORPUS pictures encoded (camera-sized frames, every subsampling, restarts, grey)."""
+    files = []
     for i, ((w, h), q, ss, extra) in enumerate(MICROPYTHON_CORPUS):
-        img = scene(w, h, seed=i, colour=ss is not None)
         opts = {"quality": q, **extra}
         if ss is not None:
             opts["subsampling"] = ss
-        (tmp_path / f"{i}.jpg").write_bytes(encode(img, **opts))
+        files.append(encode(scene(w, h, seed=i, colour=ss is not None), **opts))
+    return files
+
+
+def test_micropython_decodes_like_pillow(micropython, tmp_path):
+    """Under the real MicroPython (viper kernels): the same planes as Pillow, 0 levels apart."""
+    names = []
+    for i, data in enumerate(micropython_corpus()):
+        (tmp_path / f"{i}.jpg").write_bytes(data)
         names.append(i)
     script = f"""
 import json

@@ -11,6 +11,9 @@ Supported: SOF0 baseline and SOF1 extended-sequential 8-bit Huffman JPEG, 1 (gre
 non-interleaved scans, restart markers. Everything else (progressive, arithmetic, lossless,
 12-bit, hierarchical, CMYK) and every corrupt or truncated file raises `JpegError` with a message;
 lengths and sizes are checked before use, so a hostile file cannot make it hang or over-allocate.
+
+Kernels: in a camlytics firmware the C module `_camlytics` (firmware/cmodule/camlytics/jpeg.c) runs
+the same kernels with the same buffers; `KERNELS` says which set decodes ("c", "viper" or "pure").
 """
 
 import array
@@ -32,6 +35,16 @@ else:  # CPython (where PyPI's `micropython` launcher module may exist): kernels
             return func
 
     ptr8 = ptr16 = ptr32 = object  # viper type names, only used in annotations
+
+# The C module of a camlytics firmware: C twins of the kernels below (jpeg_scan, jpeg_upsample,
+# jpeg_ycc_to_rgb, and preprocess's area_resize), used when its version is the one written for.
+C_VERSION = 1  # CAMLYTICS_CMODULE_VERSION in firmware/cmodule/camlytics/camlytics.h
+try:
+    import _camlytics
+except ImportError:
+    _camlytics = None
+if getattr(_camlytics, "VERSION", None) != C_VERSION:  # absent, or from another camlytics
+    _camlytics = None
 
 # Limits: the largest image accepted (a camera sends 640x360 .. 4K); beyond, allocation would
 # exceed a camera's heap anyway. Callers can pass a smaller `max_pixels`.
@@ -788,6 +801,34 @@ def _ycc_to_rgb(yp: ptr8, cb: ptr8, cr: ptr8, dst: ptr8, p: ptr32):
         y += 1
 
 
+def _plain():
+    pass
+
+
+def _kind(kernel):
+    """How `kernel` runs: "viper" (MicroPython compiled it to machine code) or "pure" (bytecode, CPython)."""
+    return "pure" if type(kernel) is type(_plain) else "viper"
+
+
+# Which kernels decode (and preprocess): "c" (the firmware's C module), "viper" or "pure" (the
+# functions above, which MicroPython compiles as viper unless its build or a frozen copy without
+# the decorators says otherwise). The fastest one here by default; tests and benchmarks set it.
+KERNELS = "c" if _camlytics is not None else _kind(_scan)
+
+
+def kernel(name, own):
+    """The kernel to call in place of `own` (this package's): the C module's `name` when KERNELS is "c"."""
+    if KERNELS == "c":
+        if _camlytics is None:
+            raise ValueError("KERNELS = 'c' needs the camlytics firmware's C module (_camlytics version %d)"
+                             % C_VERSION)
+        return getattr(_camlytics, name)
+    if KERNELS != _kind(own):
+        raise ValueError("KERNELS = %r is not available here: this interpreter runs %r kernels%s" % (
+            KERNELS, _kind(own), " or 'c'" if _camlytics is not None else ""))
+    return own
+
+
 @micropython.viper
 def _next_marker(data: ptr8, pos: int, end: int) -> int:
     """Position of the next marker (0xFF followed by neither 0x00 nor RSTn nor 0xFF), or `end`."""
@@ -988,6 +1029,7 @@ def _decode(data, scale_denom, targets, max_pixels):
     for k in range(64):
         plan[_PZZ + k] = ZIGZAG[k]
     scanned = set()
+    scan = kernel("jpeg_scan", _scan)
     pos = 2
     while True:
         if pos + 2 > n:
@@ -1040,7 +1082,7 @@ def _decode(data, scale_denom, targets, max_pixels):
             st[1] = n
             for i in range(6, 10):
                 st[i] = _BIAS
-            if USE_NUMPY and _np is not None:
+            if USE_NUMPY and _np is not None and scan is _scan:
                 _batch.blocks = []
                 try:
                     err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
@@ -1049,7 +1091,7 @@ def _decode(data, scale_denom, targets, max_pixels):
                 finally:
                     _batch.blocks = None
             else:
-                err = _scan(data, f.lut, plan, st, coef, f.qt, out, a)
+                err = scan(data, f.lut, plan, st, coef, f.qt, out, a)
             if err:
                 raise JpegError(_ERRORS.get(err, "corrupt JPEG data (code %d)" % err))
             end = _next_marker(data, st[0], n)
@@ -1275,9 +1317,9 @@ def _to_rgb(f, out, planes, block):
         # libjpeg: fancy (triangle) upsampling for 2x1, 1x2 and 2x2 unless decoding at 1/8 or
         # the plane is at most 2 columns wide (1x2 has no width condition); else replication.
         fancy = block > 1 and ((hx, vx) == (1, 2) or ((hx, vx) in ((2, 1), (2, 2)) and cw > 2))
-        _upsample(src, up, array.array("i", (cw, ch, hx, vx, 1 if fancy else 0)))
+        kernel("jpeg_upsample", _upsample)(src, up, array.array("i", (cw, ch, hx, vx, 1 if fancy else 0)))
         chroma.append(up)
         strides.append(cw * hx)
     rgb = bytearray(w * h * 3)
-    _ycc_to_rgb(luma, chroma[0], chroma[1], rgb, array.array("i", [w, h] + strides))
+    kernel("jpeg_ycc_to_rgb", _ycc_to_rgb)(luma, chroma[0], chroma[1], rgb, array.array("i", [w, h] + strides))
     return w, h, rgb

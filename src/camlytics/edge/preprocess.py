@@ -5,9 +5,10 @@
 3. crop the ROI at that scale, `[x0 // d, y0 // d, ceil(x1 / d), ceil(y1 / d))`, clipped;
 4. integer area-resize the crop to the input size, channels last.
 
-`prepare()` does it all on the edge (viper loop on MicroPython, numpy on CPython when present,
-plain Python otherwise). The host uses `prepare_host()` (Pillow decode, same numbers) or
-`area_resize_numpy()` on planes it decoded itself; every path gives identical bytes.
+`prepare()` does it all on the edge (on MicroPython the firmware's C module or a viper loop, as
+`jpeg.KERNELS` says; numpy on CPython when present, plain Python otherwise). The host uses
+`prepare_host()` (Pillow decode, same numbers) or `area_resize_numpy()` on planes it decoded
+itself; every path gives identical bytes.
 """
 
 import array
@@ -172,7 +173,7 @@ def area_resize(src, width, height, channels, box, out_w, out_h, out=None):
     params = array.array("i", (width, channels, out_w, out_h))
     if out is None:
         out = bytearray(out_w * out_h * channels)
-    _area_resize(src, out, bounds, params)
+    jpeg.kernel("area_resize", _area_resize)(src, out, bounds, params)
     return out
 
 
