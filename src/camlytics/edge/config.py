@@ -6,7 +6,7 @@ from camlytics.edge.model import MODEL_FILE
 
 DEFAULTS = {
     "model": MODEL_FILE,
-    "backend": "auto",  # auto | viper | numpy | pure
+    "backend": "auto",  # auto | c | viper | numpy | pure
     "camera": {
         "url": "http://127.0.0.12",  # how an ACAP reaches VAPIX on the camera itself
         "user": None,
@@ -87,8 +87,8 @@ def validate(raw):
         elif key == "mqtt" and value is not None:
             value = _merge(MQTT_DEFAULTS, value, "mqtt")
         cfg[key] = value
-    if cfg["backend"] not in ("auto", "viper", "numpy", "pure"):
-        raise ConfigError("backend must be auto, viper, numpy or pure, got %r" % cfg["backend"])
+    if cfg["backend"] not in ("auto", "c", "viper", "numpy", "pure"):
+        raise ConfigError("backend must be auto, c, viper, numpy or pure, got %r" % cfg["backend"])
     _number(cfg["fps"], "fps", 0.001, 100)
     _number(cfg["max_frames"], "max_frames", 0, 10**9)
     _number(cfg["stats_every"], "stats_every", 0, 10**9)

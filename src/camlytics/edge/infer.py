@@ -1,6 +1,6 @@
 """Run an int8 edge model: buffers allocated once per Network, kernels from the chosen backend.
 
-    net = Network(load_model("model.cml"))          # backend "auto": viper on MicroPython, numpy on CPython
+    net = Network(load_model("model.cml"))          # backend "auto": the fastest one here (see BACKENDS)
     index, scores = net.predict(input_bytes)        # input: uint8 [H][W][C] bytes, as preprocess makes
 """
 
@@ -12,8 +12,13 @@ from camlytics.edge.ops import (
     C, HB, HI, KH, KW, LO, OC, OH, OW, PH, PW, ROW, SH, SW, SX, SY, TABLE, YBASE, YROW, YZ, params,
 )
 
-BACKENDS = ("auto", "viper", "numpy", "pure")
+# "c": the camlytics C module of a camlytics firmware (MicroPython); "viper": @micropython.viper
+# kernels (MicroPython with a native emitter: x86, x86-64, ARM Thumb-2, not aarch64); "numpy": CPython
+# with numpy; "pure": plain Python anywhere. "auto" takes the first of AUTO_ORDER this interpreter has.
+BACKENDS = ("auto", "c", "viper", "numpy", "pure")
 IS_MICROPYTHON = sys.implementation.name == "micropython"
+AUTO_ORDER = ("c", "viper", "pure") if IS_MICROPYTHON else ("numpy", "pure")
+_BYTES_LIKE = (bytes, bytearray, memoryview)  # built once: a tuple built per run() is a heap allocation
 
 
 def backend_module(name="auto"):
@@ -21,24 +26,28 @@ def backend_module(name="auto"):
     if name not in BACKENDS:
         raise ValueError("backend must be one of %s, got %r" % (", ".join(BACKENDS), name))
     if name == "auto":
-        for candidate in ("viper",) if IS_MICROPYTHON else ("numpy",):
+        for candidate in AUTO_ORDER[:-1]:
             try:
                 return backend_module(candidate)
             except ValueError:
                 pass
-        name = "pure"
+        name = AUTO_ORDER[-1]
+    if name == "c" and not IS_MICROPYTHON:
+        raise ValueError("backend 'c' needs MicroPython with the camlytics C module (a camlytics firmware)")
     if name == "viper" and not IS_MICROPYTHON:
         raise ValueError("backend 'viper' needs MicroPython")
     if name == "numpy" and IS_MICROPYTHON:
         raise ValueError("backend 'numpy' needs CPython with numpy")
     try:
-        if name == "viper":
+        if name == "c":
+            from camlytics.edge import ops_c as module
+        elif name == "viper":
             from camlytics.edge import ops_viper as module
         elif name == "numpy":
             from camlytics.edge import ops_numpy as module
         else:
             from camlytics.edge import ops as module
-    except (ImportError, SyntaxError) as exc:  # no numpy, or a MicroPython built without viper
+    except (ImportError, SyntaxError) as exc:  # no numpy or C module, or a MicroPython without viper
         raise ValueError("backend %r is not available here: %s" % (name, exc))
     return name, module
 
@@ -166,17 +175,22 @@ class Network:
         h, w, c = first.in_shape
         top, left = first.pad[0], first.pad[1]
         self._in_rows = (h, w * c, (top * bufs[0][2] + left) * c, bufs[0][2] * c)
+        copier = getattr(ops, "input_copier", None)  # a backend's own row copy (ops_c)
+        self._copy = copier(*self._in_rows) if copier else None
 
     def run(self, x):
         """int8 logits (an `array('b')`, reused by the next call) of a uint8 `[H][W][C]` input."""
         h, n, base, pitch = self._in_rows
-        if not isinstance(x, (bytes, bytearray, memoryview)):
+        if not isinstance(x, _BYTES_LIKE):
             x = bytes(x)  # numpy arrays, array('B'), lists of ints
         if len(x) != h * n:
             raise ValueError("input must be %d bytes (%r uint8), got %d" % (h * n, self.model.input_shape, len(x)))
         buf = self._in
         if base == 0 and pitch == n:
             buf[0:h * n] = x
+        elif self._copy:
+            kernel, w, p = self._copy
+            kernel(x, w, buf, p)
         else:  # into the padded buffer's interior, row by row (memoryview slices copy nothing)
             src, dst = memoryview(x), memoryview(buf)
             for r in range(h):
