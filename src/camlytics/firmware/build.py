@@ -71,8 +71,26 @@ ARCHES = {
     "aarch64": Arch("aarch64", "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
                     "qemu-aarch64", 183, 2, "aarch64"),
 }
-# The unix port without what the camera app does not use (FFI needs libffi; btree a submodule).
-MAKE_FLAGS = ("MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0")
+# The unix port without what the camera app does not use, so that the static stripped binary stays
+# <= 1.5 MB on the camera architectures (bench/firmware.py prints the sizes). Each one is safe because
+# nothing in camlytics.edge (nor its tests) uses it; socket, select, json, struct, array, binascii
+# (crc32 needs `deflate`, kept), hashlib.md5, ssl/tls (Mbed TLS), errno, os, gc, time, math, re and the
+# posix VFS stay (tests/firmware/test_build.py imports the app's modules in every build):
+# - FFI needs libffi; btree a submodule;
+# - VFS_FAT / LFS1 / LFS2: FAT and littlefs filesystem drivers for flash block devices (the camera's
+#   files go through the posix VFS);
+# - TERMIOS: serial-port settings; THREAD: `_thread` (the app is single-threaded);
+# - COPT: the port's own -Os -DNDEBUG -fdata-sections -ffunction-sections, plus
+#   -fno-asynchronous-unwind-tables -fno-unwind-tables: no .eh_frame for MicroPython, Mbed TLS and the
+#   C module (C code without exceptions, and no threads to cancel; a -g debug build keeps .debug_frame
+#   for valgrind and gdb), and -D switches for modules the app never imports: framebuf (pixel drawing),
+#   uctypes, asyncio, cryptolib (raw AES; TLS uses Mbed TLS directly) and DTLS (TLS over UDP; MQTT
+#   runs over TCP). The C module's own -O2 (micropython.mk) still applies to its files.
+MAKE_FLAGS = ("MICROPY_PY_FFI=0", "MICROPY_PY_BTREE=0", "MICROPY_VFS_FAT=0", "MICROPY_VFS_LFS1=0",
+              "MICROPY_VFS_LFS2=0", "MICROPY_PY_TERMIOS=0", "MICROPY_PY_THREAD=0",
+              "COPT=-Os -DNDEBUG -fdata-sections -ffunction-sections -fno-asynchronous-unwind-tables "
+              "-fno-unwind-tables -DMICROPY_PY_FRAMEBUF=0 -DMICROPY_PY_UCTYPES=0 -DMICROPY_PY_ASYNCIO=0 "
+              "-DMICROPY_PY_CRYPTOLIB=0 -DMICROPY_PY_SSL_DTLS=0")
 EF_ARM_ABI_FLOAT_HARD = 0x400
 # Decorators that need MicroPython's native emitter, which aarch64 lacks: the frozen copy runs the
 # same functions as plain bytecode (the C module is the fast path in the firmware).
@@ -402,6 +420,8 @@ def _build(arch: Arch, src: Source, key: str, out_dir: Path, jobs: int, debug: b
             args.append(f"CROSS_COMPILE={arch.cross}")
         if not debug:
             args.append("LDFLAGS_EXTRA=-static")
+        else:  # the port strips by default: keep the debug build's symbols and -g info (valgrind names functions)
+            args.append("STRIP=")
         say(f"building MicroPython {MICROPYTHON_VERSION} for {arch.name}")
         _run_make(args, log, say)
         binary = build_dir / "micropython"
