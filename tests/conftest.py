@@ -176,3 +176,44 @@ def door_model(tmp_path_factory) -> Path:
                               pool=2048, seed=1)
             run_training(dataset, model_dir, cfg)
     return model_dir
+
+
+# -- the camera firmware (camlytics.firmware): cached builds, run natively or under qemu-user ----------
+
+VENDORED_MICROPYTHON = Path(__file__).resolve().parents[1].parent / "shared" / "vendor" / \
+    "micropython-1.28.0-with-mbedtls-3.6.2.tar.xz"
+
+
+def micropython_source() -> str:
+    """The MicroPython source the tests build from: $CAMLYTICS_MICROPYTHON_SRC, else the vendored archive."""
+    from camlytics.firmware.build import SOURCE_ENV
+
+    if os.environ.get(SOURCE_ENV):
+        return os.environ[SOURCE_ENV]
+    if VENDORED_MICROPYTHON.is_file():
+        return str(VENDORED_MICROPYTHON)
+    pytest.fail(f"no MicroPython source: set ${SOURCE_ENV} or provide {VENDORED_MICROPYTHON} (docs/firmware.md)")
+
+
+@pytest.fixture(scope="session")
+def firmware_binary():
+    """`firmware_binary(arch) -> Path`: the cached firmware for x86_64, armv7hf or aarch64 (built on first
+    use, under a file lock shared by the test workers)."""
+    from camlytics.firmware.build import ensure_firmware
+
+    built: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = ensure_firmware(arch, micropython_source())
+        return built[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def firmware_argv(firmware_binary):
+    """`firmware_argv(arch) -> list[str]`: the command prefix that runs that firmware on this machine."""
+    from camlytics.firmware.build import firmware_argv as argv
+
+    return lambda arch: argv(arch, firmware_binary(arch))

@@ -17,7 +17,7 @@ import pytest
 from camlytics.cli import main
 from camlytics.firmware import build
 from tests.conftest import one_line_error
-from tests.firmware.conftest import micropython_source
+from tests.conftest import micropython_source
 
 ARCHES = ("x86_64", "armv7hf", "aarch64")
 

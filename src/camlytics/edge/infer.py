@@ -48,6 +48,9 @@ def backend_module(name="auto"):
         else:
             from camlytics.edge import ops as module
     except (ImportError, SyntaxError) as exc:  # no numpy or C module, or a MicroPython without viper
+        if name == "viper":  # a SyntaxError from the source, or the firmware that leaves ops_viper out
+            raise ValueError("backend 'viper' is not available here: this MicroPython has no native code "
+                             "emitter for its CPU (MicroPython 1.28 has none for aarch64); use 'c' or 'pure'")
         raise ValueError("backend %r is not available here: %s" % (name, exc))
     return name, module
 
