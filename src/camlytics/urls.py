@@ -12,7 +12,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from camlytics.errors import SourceError
+from camlytics.errors import CamlyticsError, SourceError
 
 __all__ = ["ParsedURL", "camera_settings", "mqtt_settings", "parse_url", "redact"]
 
@@ -84,13 +84,21 @@ def camera_settings(url: str) -> dict:
     }
 
 
-def mqtt_settings(url: str) -> dict:
-    """Split mqtt://user:pass@host:port into the edge config's mqtt section."""
-    parsed = parse_url(url if "://" in url else "mqtt://" + url, what="MQTT broker URL", schemes=("mqtt",),
-                       example="mqtt://[user:pass@]host[:port]")
+def mqtt_settings(url: str, ca_file: str | None = None) -> dict:
+    """Split mqtt[s]://user:pass@host:port into the edge config's mqtt section; mqtts is MQTT over TLS
+    (port 8883 by default), its broker certificate checked against `ca_file` (else the system CA store)."""
+    parsed = parse_url(url if "://" in url else "mqtt://" + url, what="MQTT broker URL", schemes=("mqtt", "mqtts"),
+                       example="mqtt[s]://[user:pass@]host[:port]")
+    tls = parsed.scheme == "mqtts"
+    if ca_file is not None and not tls:
+        raise CamlyticsError("--mqtt-ca needs an mqtts:// broker URL (MQTT over TLS)")
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise CamlyticsError(f"--mqtt-ca {ca_file}: no such file")
     return {
         "host": parsed.host,
-        "port": parsed.port or 1883,
+        "port": parsed.port or (8883 if tls else 1883),
         "user": parsed.user,
         "password": parsed.password or None,
+        "tls": tls,
+        "ca_file": os.path.abspath(ca_file) if ca_file is not None else None,
     }

@@ -37,7 +37,7 @@ def test_a_door_opening_becomes_an_mqtt_state_change_from_the_arm_firmware(arch,
         try:
             started = app.wait_line(r"started: ", timeout=60)
             line = app.lines[started]
-            assert "c backend" in line and f"linux-{arch} camlytics" in line and "C module v1" in line, line
+            assert "c backend, c JPEG kernels" in line and f"linux-{arch} camlytics" in line and "C module v1" in line, line
             sub.wait_for(lambda t, p, r: t == "camlytics/door/availability" and p == "online", timeout=60)
             sub.wait_for(lambda t, p, r: t == "camlytics/door/state" and p == "closed", timeout=90)
             sub.wait_for(lambda t, p, r: t == "camlytics/door/state" and p == "open",

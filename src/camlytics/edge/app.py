@@ -15,7 +15,7 @@ import json
 import sys
 
 from camlytics.edge import config as config_mod
-from camlytics.edge import http
+from camlytics.edge import http, jpeg
 from camlytics.edge.compat import IS_MICROPYTHON, sleep_ms, ticks_diff, ticks_ms, wall_time
 from camlytics.edge.infer import Network
 from camlytics.edge.model import load_model
@@ -179,8 +179,8 @@ class App:
         period = int(1000 / self.cfg["fps"])
         stats_every = self.cfg["stats_every"]
         backoff = 0
-        log("started: model %s, classes %s, %s backend, %s" % (
-            self.model_name, ",".join(self.classes), self.net.backend, version()))
+        log("started: model %s, classes %s, %s backend, %s JPEG kernels, %s" % (
+            self.model_name, ",".join(self.classes), self.net.backend, jpeg.KERNELS, version()))
         if self.mqtt:
             self.mqtt.ensure()
         while not max_frames or self.frames < max_frames:

@@ -52,6 +52,7 @@ RUNTIME_MODULES: dict[str, str] = {
     "edge": "camlytics.runtime.predictors",
     "micropython": "camlytics.runtime.predictors",
     "c": "camlytics.runtime.predictors",
+    "firmware": "camlytics.runtime.firmware",  # firmware:ARCH
 }
 
 

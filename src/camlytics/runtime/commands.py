@@ -16,14 +16,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("model_dir", help="model directory (with model.cml) or a model.cml file")
     p.add_argument("--camera", required=True, help="camera URL, http://user:pass@host[:port]")
-    p.add_argument("--mqtt", help="MQTT broker, mqtt://[user:pass@]host[:port]")
+    p.add_argument("--mqtt", help="MQTT broker, mqtt://[user:pass@]host[:port], or mqtts://... for MQTT over TLS "
+                   "(port 8883 by default)")
+    p.add_argument("--mqtt-ca", metavar="FILE", help="mqtts: CA certificate(s) (PEM or DER) the broker's certificate "
+                   "must chain to (default: the system CA store)")
     p.add_argument("--ha-discovery", action="store_true", help="publish Home Assistant discovery config")
     p.add_argument("--node-id", default="door", help="MQTT node id (topic camlytics/<node-id>/state)")
     p.add_argument("--virtual-input", type=int, metavar="N", help="activate VAPIX virtual input N while open")
     p.add_argument("--webhook", metavar="URL", help="POST a JSON event to URL on each state change")
-    p.add_argument("--runtime", choices=RUNTIMES, default=None,
+    p.add_argument("--runtime", default=None, metavar="|".join(RUNTIMES),
                    help="interpreter for the edge app (default: micropython if installed); c: CPython with "
-                   "the model compiled to C (ctypes) for inference")
+                   "the model compiled to C (ctypes) for inference; firmware:armv7hf|aarch64|x86_64: the camera "
+                   "firmware (built or cached, docs/firmware.md), under qemu-user for ARM")
     p.add_argument("--fps", type=float, default=1.0, help="frames per second (default 1)")
     p.add_argument("--resolution", default="640x360", help="snapshot resolution (default 640x360)")
     p.add_argument("--stable-frames", type=int, default=3, help="frames that must agree before a change")
@@ -40,6 +44,7 @@ def run_command(args: argparse.Namespace) -> int:
     cfg = app_config(locate_model_file(args.model_dir).resolve(), args.camera, resolution=args.resolution,
                      fps=args.fps, max_frames=args.max_frames, stable_frames=args.stable_frames,
                      threshold=args.threshold, mqtt=args.mqtt, node_id=args.node_id, ha_discovery=args.ha_discovery,
-                     virtual_input=args.virtual_input, webhook=args.webhook, spool=args.spool)
+                     virtual_input=args.virtual_input, webhook=args.webhook, spool=args.spool,
+                     mqtt_ca=args.mqtt_ca)
     check_camera_credentials(cfg["camera"], cfg["camera"]["resolution"])
     return run_edge_app(cfg, args.runtime)

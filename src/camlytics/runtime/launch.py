@@ -19,13 +19,13 @@ from camlytics.runtime.micropython import Interpreter, host_interpreter, source_
 from camlytics.urls import camera_settings, mqtt_settings
 from camlytics.validate import parse_resolution
 
-RUNTIMES = ("micropython", "python", "c")  # what `camlytics run --runtime` offers
+RUNTIMES = ("micropython", "python", "c", "firmware:ARCH")  # what `camlytics run --runtime` offers
 
 
 def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x360", fps: float = 1.0,
                max_frames: int = 0, stable_frames: int = 3, threshold: float = 0.6, mqtt: str | None = None,
                node_id: str = "door", ha_discovery: bool = False, virtual_input: int | None = None,
-               webhook: str | None = None, spool: str | None = None) -> dict:
+               webhook: str | None = None, spool: str | None = None, mqtt_ca: str | None = None) -> dict:
     """The edge app's config.json for these settings, checked as the app checks it (CamlyticsError if bad)."""
     from camlytics.edge import config as edge_config
 
@@ -38,7 +38,9 @@ def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x3
         "tracker": {"stable_frames": stable_frames, "threshold": threshold},
     }
     if mqtt:
-        cfg["mqtt"] = {**mqtt_settings(mqtt), "node_id": node_id, "ha_discovery": ha_discovery}
+        cfg["mqtt"] = {**mqtt_settings(mqtt, mqtt_ca), "node_id": node_id, "ha_discovery": ha_discovery}
+    elif mqtt_ca:
+        raise CamlyticsError("--mqtt-ca needs --mqtt mqtts://HOST (MQTT over TLS)")
     if virtual_input is not None:
         cfg["virtual_input"] = {"port": virtual_input}
     if webhook:
@@ -83,7 +85,12 @@ def edge_command(runtime: str | None, config_path: Path, interpreter: Interprete
     """Command line and environment that start the edge app with `config_path`.
 
     `runtime` None means MicroPython when `interpreter` (default: the PyPI MicroPython) exists, else CPython."""
-    if runtime not in (None, *RUNTIMES):
+    if runtime is not None and runtime.startswith("firmware:"):  # the camera's firmware, under qemu for ARM
+        from camlytics.runtime.firmware import firmware_interpreter
+
+        fw = firmware_interpreter(runtime.partition(":")[2])
+        return fw.command("-m", "camlytics.edge.app", str(config_path)), fw.environ()
+    if runtime not in (None, *RUNTIMES[:-1]):
         raise CamlyticsError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     interpreter = interpreter or host_interpreter()
     if runtime == "micropython" or (runtime is None and interpreter):

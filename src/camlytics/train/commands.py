@@ -108,7 +108,8 @@ def register(subparsers: Any) -> None:
                    "labels are used; nor for sim:, whose truth is)")
     e.add_argument("--json", metavar="OUT", help="also write the metrics as JSON to OUT")
     e.add_argument("--runtime", default="int8", help="float | int8 (default: the host reference of the edge) | edge | "
-                   "micropython | c (the camera runtimes, where installed)")
+                   "micropython | c | firmware:armv7hf|aarch64|x86_64 (the camera runtimes; firmware: the camera's MicroPython "
+                   "firmware, under qemu-user for ARM)")
     e.set_defaults(func=evaluate_command)
 
 
