@@ -62,12 +62,15 @@ class Arch:
     elf_machine: int  # e_machine
     elf_class: int  # 1 = 32-bit, 2 = 64-bit
     host_machine: str  # platform.machine() of a host that runs it natively
+    kernel_cflags: str = ""  # extra flags for the C module's kernels only
 
 
 ARCHES = {
     "x86_64": Arch("x86_64", "", "gcc libc6-dev", "qemu-x86_64", 62, 2, "x86_64"),
+    # Debian's armhf gcc leaves NEON off; the ARMv7 SoCs of Axis cameras (Cortex-A9/A7) have it, and the
+    # kernels' int16 multiply-accumulate loops vectorise with it (about 1.3x faster under qemu-arm).
     "armv7hf": Arch("armv7hf", "arm-linux-gnueabihf-", "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
-                    "qemu-arm", 40, 1, "armv7l"),
+                    "qemu-arm", 40, 1, "armv7l", kernel_cflags="-mfpu=neon"),
     "aarch64": Arch("aarch64", "aarch64-linux-gnu-", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
                     "qemu-aarch64", 183, 2, "aarch64"),
 }
@@ -264,7 +267,7 @@ def cmodule_files() -> dict[str, bytes]:
 def build_key(arch: Arch, source: Source, debug: bool = False) -> str:
     """sha256 of everything that decides the binary: source, C module, frozen package, flags."""
     h = hashlib.sha256()
-    h.update(f"{arch.name}\0{source.digest}\0{' '.join(MAKE_FLAGS)}\0debug={debug}\0{__version__}\0".encode())
+    h.update(f"{arch}\0{source.digest}\0{' '.join(MAKE_FLAGS)}\0debug={debug}\0{__version__}\0".encode())
     for group in (cmodule_files(), frozen_files()):
         for name, data in group.items():
             h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -418,6 +421,8 @@ def _build(arch: Arch, src: Source, key: str, out_dir: Path, jobs: int, debug: b
                 f"MPY_LIB_DIR={stage / 'mpy-lib'}", f"CFLAGS_EXTRA={' '.join(cflags)}"]
         if arch.cross:
             args.append(f"CROSS_COMPILE={arch.cross}")
+        if arch.kernel_cflags:
+            args.append(f"CAMLYTICS_KERNEL_CFLAGS={arch.kernel_cflags}")
         if not debug:
             args.append("LDFLAGS_EXTRA=-static")
         else:  # the port strips by default: keep the debug build's symbols and -g info (valgrind names functions)
