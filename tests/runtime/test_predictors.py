@@ -114,5 +114,5 @@ def test_run_with_the_c_runtime_drives_the_edge_app(door_model):
         out = subprocess.run([str(CAMLYTICS), "run", str(door_model), "--camera", url, "--runtime", "c",
                               "--max-frames", "3", "--fps", "20"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "c backend, " in out.stdout and "camlytics-edge on cpython" in out.stdout
+    assert "c backend, " in out.stdout and "camlytics-edge on CPython" in out.stdout
     assert "stats frames=3" in out.stdout

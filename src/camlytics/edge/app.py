@@ -15,7 +15,7 @@ import json
 import sys
 
 from camlytics.edge import config as config_mod
-from camlytics.edge import http, jpeg
+from camlytics.edge import http, jpeg, status
 from camlytics.edge.compat import IS_MICROPYTHON, sleep_ms, ticks_diff, ticks_ms, wall_time
 from camlytics.edge.infer import Network
 from camlytics.edge.model import load_model
@@ -78,6 +78,9 @@ class App:
             self.mqtt = ReconnectingPublisher(client, on_connect=self._on_mqtt_connect, log=log)
         self.spool = Spool(cfg["spool"]["dir"], cfg["spool"]["max_bytes"], cfg["spool"]["max_files"]) if cfg["spool"] else None
         self.timings = {"fetch": 0, "decode": 0, "infer": 0, "publish": 0}
+        self.seen = self.failed = self.camera_failures = 0  # JPEGs received, undecodable, camera errors (total)
+        self.started = wall_time()
+        self.http = None  # the status endpoint (edge.status), listening while run() runs
 
     # --- outputs ------------------------------------------------------------------------------
 
@@ -140,16 +143,19 @@ class App:
             jpeg = response.body
         except Exception as exc:  # noqa: BLE001 - camera errors are expected; back off and retry
             self.camera_errors += 1
+            self.camera_failures += 1
             if self.camera_errors == 1 or self.camera_errors % 10 == 0:
                 log("camera error (%d in a row): %s" % (self.camera_errors, exc))
             return None
         if self.camera_errors:
             log("camera back after %d errors" % self.camera_errors)
             self.camera_errors = 0
+        self.seen += 1
         t1 = ticks_ms()
         try:
             tensor = prepare(jpeg, self.meta)
         except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the sensor
+            self.failed += 1
             log("cannot decode frame: %s" % exc)
             return None
         t2 = ticks_ms()
@@ -183,6 +189,7 @@ class App:
             self.model_name, ",".join(self.classes), self.net.backend, jpeg.KERNELS, version()))
         if self.mqtt:
             self.mqtt.ensure()
+        self.start_http()
         while not max_frames or self.frames < max_frames:
             start = ticks_ms()
             update = self.step()
@@ -190,15 +197,37 @@ class App:
                 backoff = min(max(backoff * 2, 200), 10000)
                 if self.mqtt:
                     self.mqtt.poll()
-                sleep_ms(backoff)
+                self.idle(backoff)
                 continue
             backoff = 0
             if stats_every and self.frames % stats_every == 0:
                 self.stats()
             wait = period - ticks_diff(ticks_ms(), start)
-            if wait > 0:
-                sleep_ms(wait)
+            self.idle(wait)
         self.stats()
+
+    def start_http(self):
+        """Listen on the configured http host:port (once); a busy port is logged, the sensor goes on."""
+        web = self.cfg["http"]
+        if not web or self.http:
+            return
+        try:
+            self.http = status.Server(web["host"], web["port"], lambda path: status.route(self, path))
+            log("http endpoint on %s:%d (/status, /spool)" % (web["host"], web["port"]))
+        except OSError as exc:
+            log("http endpoint off: cannot listen on %s:%d (%s)" % (web["host"], web["port"], exc))
+
+    def idle(self, ms):
+        """Wait `ms` milliseconds, answering HTTP clients meanwhile (every poll returns within ms)."""
+        if self.http is None:
+            if ms > 0:
+                sleep_ms(ms)
+            return
+        start = ticks_ms()
+        while True:
+            self.http.poll(max(0, min(ms - ticks_diff(ticks_ms(), start), 100)))
+            if ticks_diff(ticks_ms(), start) >= ms:
+                return
 
     def stats(self):
         """Log mean per-stage milliseconds and the heap in use."""
@@ -209,6 +238,9 @@ class App:
 
     def close(self):
         """Disconnect politely (the broker keeps the retained state, availability goes offline)."""
+        if self.http:
+            self.http.close()
+            self.http = None
         if self.mqtt and self.mqtt.connected:
             try:
                 self.mqtt.client.publish(self.topics.availability, "offline", retain=True, qos=1)
@@ -220,7 +252,8 @@ class App:
 def version():
     """One line: the interpreter, and in the firmware the camlytics build and C module it carries."""
     impl = sys.implementation
-    line = "camlytics-edge on %s %s" % (impl.name, ".".join(str(v) for v in impl.version[:3]))
+    name = {"micropython": "MicroPython", "cpython": "CPython"}.get(impl.name, impl.name)
+    line = "camlytics-edge on %s %s" % (name, ".".join(str(v) for v in impl.version[:3]))
     machine = getattr(impl, "_machine", "")
     if machine:
         line += " (%s)" % machine
