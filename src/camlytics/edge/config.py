@@ -24,6 +24,7 @@ DEFAULTS = {
     "webhook": None,  # {"url": "http://..."}
     "spool": None,  # {"dir": "...", "max_bytes": 5000000, "max_files": 200}
     "stats_every": 100,  # log timing/memory every N frames (0 = never)
+    "http": None,  # {"port": 1..65535, "host": "127.0.0.1"}: the status/spool endpoint (edge.status)
 }
 
 # mqtt.port null (the default) means the standard port of the transport: 1883, or 8883 with tls;
@@ -144,6 +145,15 @@ def validate(raw):
         _number(sp["max_bytes"], "spool.max_bytes", 1000, 10**11)
         _number(sp["max_files"], "spool.max_files", 1, 10**7)
         cfg["spool"] = sp
+    web = cfg["http"]
+    if web is not None:
+        web = _merge({"port": None, "host": "127.0.0.1"}, web, "http")
+        if isinstance(web["port"], bool) or not isinstance(web["port"], int) or not 1 <= web["port"] <= 65535:
+            raise ConfigError("http.port must be an integer in [1, 65535], got %r" % (web["port"],))
+        if not isinstance(web["host"], str) or not web["host"]:
+            raise ConfigError("http.host must be an address to listen on such as \"127.0.0.1\", got %r"
+                              % (web["host"],))
+        cfg["http"] = web
     return cfg
 
 
