@@ -1,23 +1,49 @@
 """The simulated camera's ACAP application API: install, run, list and remove `.eap` packages for real.
 
-VAPIX endpoints (behind the camera's authentication), answering like a camera (`OK` / `Error: N`):
+VAPIX endpoints (admin only, behind the camera's authentication), answering like a camera (`OK` / `Error: N`):
 - `POST /axis-cgi/applications/upload.cgi` (multipart, one file field): checks the package (gzip'd
   tar; member paths relative, no `..`, no links leaving the package, no devices; size and count
   limits; `manifest.json` valid against the documented schema fields; non-empty `LICENSE`; the
-  `appName` executable present; architecture `all` or the camera's) and unpacks it into this
-  camera's sandbox directory. The app's parameters appear in param.cgi as `root.<appName>.<name>`
-  (values kept across upgrades, like a camera).
+  `appName` executable present) and what the camera enforces (`check_policy`):
+  * `Error: 5` (incompatible): manifest architecture neither `all` nor the camera's; an ELF file in
+    the package (lib/micropython) built for another architecture than the manifest names (or any ELF
+    in an `all` package); schema 1.x on AXIS OS >= 13 (11.x and 12.x accept 1.x and 2.x); from AXIS
+    OS 12.10, the camera's OS outside every `compatibleOsVersions` {min, max} ("max": "13" covers 13.x);
+    a `resources.dbus.requiredMethods` entry the camera does not provide (it provides
+    com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials from AXIS OS 11.9).
+  * `Error: 2` (signature): an unsigned package on AXIS OS 13, or on 12.x while AllowUnsigned is false
+    (its default there; 11.x allows unsigned by default). Axis signs a package by appending a
+    signature after the gzip'd tar; the simulator cannot verify Axis's signatures, so it treats
+    EVERY package as unsigned (a package with bytes after its gzip stream is logged as "signature not
+    verifiable": it is never accepted as signed).
+  Accepted packages are unpacked into this camera's sandbox directory. The app's parameters appear in
+  param.cgi as `root.<appName>.<name>` (values kept across upgrades, like a camera), and so does its
+  `localdata/`.
+- `GET|POST /axis-cgi/applications/config.cgi?action=get|set&name=AllowUnsigned[&value=true|false]`:
+  get answers `<reply result="ok"><param name="AllowUnsigned" value="true|false"/></reply>`, set `OK`;
+  on AXIS OS >= 13 setting true answers `Error: 2` (signed apps only); other names `Error: 1`.
 - `POST|GET /axis-cgi/applications/control.cgi?action=start|stop|restart|remove&package=NAME`:
-  `start` runs the launcher as a subprocess: its device PATH holds the PyPI MicroPython as
-  `micropython`, `CAMLYTICS_VAPIX_URL` points at this camera (a real app uses 127.0.0.12) and
-  `CAMLYTICS_PARAMS_FILE` holds the app's parameters in param.cgi list format. runMode `respawn`
-  restarts an app that exits (at most 5 times a minute, then it stays Stopped).
+  `start` runs the launcher as a camera would, in its own (unpacked) directory with `localdata/`:
+  its device PATH holds the PyPI MicroPython as `micropython` (for `all` packages),
+  `CAMLYTICS_VAPIX_URL` points at this camera (a real app uses 127.0.0.12),
+  `CAMLYTICS_PARAMS_FILE` holds the app's parameters in param.cgi list format, and for a package of
+  another CPU than this host's `CAMLYTICS_EMULATOR` names the qemu-user program that runs its ELF
+  binaries (`qemu-arm` / `qemu-aarch64`, absolute path; the launcher execs
+  `$CAMLYTICS_EMULATOR lib/micropython ...`). runMode `respawn` restarts an app that exits (at most 5
+  times a minute, then it stays Stopped). Stop, remove, an exit and the camera's end kill the app's
+  whole process group (as systemd ends an app's control group).
 - `POST|GET /axis-cgi/applications/list.cgi`: `<reply result="ok"><application Name=... Status=.../></reply>`.
 
 `GET /axis-cgi/admin/systemlog.cgi?appname=NAME` returns the app's output (a camera's system log
-lines of that app).
-The files under an installed app's `html/` are served at `/local/<appName>/...` (authenticated), as a
-camera serves an app's settings page.
+lines of that app); without appname, the install messages (why an upload was refused).
+The files under an installed app's `html/` are served at `/local/<appName>/...` (admin, or the access of
+an httpConfig `directory` entry), as a camera serves an app's settings page. The manifest's
+`acapPackageConf.configuration.reverseProxy` entries `{apiPath, target, access}` are served at
+`/local/<appName>/<apiPath>[/...]` (every method; query string kept) by forwarding to `target`
+(`http://localhost:PORT[/path]` or 127.0.0.1) with the camera's authentication and the entry's access
+level (admin > operator > viewer > anonymous; a lower role gets 403); the app's answer comes back with
+its status and content type; 502 when nothing answers at the target within PROXY_TIMEOUT or the
+answer is larger than PROXY_MAX_RESPONSE.
 
 Simulator-only (no authentication): `GET /camlytics-sim/apps` (JSON: status, pid, exit code,
 restarts per app) and `GET /camlytics-sim/apps/log?name=NAME` (the app's stdout and stderr).
@@ -28,27 +54,31 @@ Tests can lower the package size limit with `cam.extensions["apps_max_package"] 
 from __future__ import annotations
 
 import atexit
+import http.client
 import io
 import json
 import mimetypes
 import os
+import platform
 import posixpath
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from camlytics.errors import DeployError
-from camlytics.sim.http import MAX_BODY, Camera, Request, Response, Routes, route
+from camlytics.sim.http import MAX_BODY, ROLES, Camera, Request, Response, Routes, route, with_access
 
 MAX_PACKAGE = MAX_BODY - (1 << 16)  # bytes of an uploaded .eap: what fits in a request, less the envelope
 MAX_UNPACKED = 256 << 20  # bytes of all members together (a gzip bomb stops here)
@@ -59,6 +89,18 @@ LOG_TAIL = 1 << 20  # bytes of log the log endpoint returns at most
 
 # VAPIX application API error numbers (see VAPIX-ACAP.md)
 E_INVALID, E_SIGNATURE, E_TOO_LARGE, E_NOT_FOUND, E_INCOMPATIBLE, E_RUNNING, E_NOT_RUNNING = 1, 2, 3, 4, 5, 6, 7
+
+PROXY_TIMEOUT = 10.0  # seconds to connect to an app's reverse-proxy target, and between bytes of its answer
+PROXY_MAX_RESPONSE = 16 << 20  # bytes of an app's answer through the reverse proxy
+PROXY_HEADERS = ("content-type", "accept", "accept-encoding", "range", "if-none-match", "if-modified-since",
+                 "user-agent")  # request headers passed on to the app (never Authorization or cookies)
+PROXY_ANSWER_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-range", "etag",
+                        "last-modified", "location", "x-camlytics-frame")  # answer headers passed back
+PROXY_TARGET_RE = re.compile(r"http://(localhost|127\.0\.0\.1):([0-9]{1,5})(/[A-Za-z0-9._~%/-]*)?")
+API_PATH_RE = re.compile(r"[A-Za-z0-9_.$\\~-]+(/[A-Za-z0-9_.$\\~-]+)*")  # 1.6.0 allows $ and \
+COMPATIBLE_OS_ENFORCED = (12, 10, 0)  # AXIS OS from which compatibleOsVersions is enforced
+# D-Bus methods an AXIS OS provides to apps (requiredMethods outside this set: the app is incompatible)
+DBUS_METHODS = {"com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials": (11, 9)}
 
 UPLOAD = "/axis-cgi/applications/upload.cgi"
 ROUTES: Routes = {}  # the endpoints below; camlytics.sim.camera serves them on every camera
@@ -85,6 +127,8 @@ class InstalledApp:
     wanted: bool = False  # started and not stopped: respawn applies
     restarts: list[float] = field(default_factory=list)
     exit_code: int | None = None
+    emulator: str | None = None  # the qemu-user program its ELF binaries run under here (None: natively)
+    proxies: list[str] = field(default_factory=list)  # /local/<app>/<apiPath> prefixes served for it
 
     @property
     def setup(self) -> dict:
@@ -111,6 +155,8 @@ class AppHost:
         if mpy:
             (self.bin / "micropython").symlink_to(mpy)
         self.log = []  # install messages, like the camera's system log
+        # AllowUnsigned: allowed by default before AXIS OS 12; from 12 an admin must allow unsigned apps
+        self.allow_unsigned = os_major(cam) < 12
         atexit.register(self.close)  # also when the process ends without stopping the camera
 
     # -- install ---------------------------------------------------------------------------------
@@ -118,31 +164,39 @@ class AppHost:
         """Check and unpack a package (replacing an installed version); PackageError if refused."""
         if len(package) > max_package:
             raise PackageError(E_TOO_LARGE, f"package is {len(package)} bytes, the limit is {max_package}")
-        members = read_package(package)
+        body, trailer = split_signature(package)
+        members = read_package(body)
         manifest = package_manifest(members)
+        check_policy(self.cam, manifest, self.allow_unsigned, trailer)
         setup = manifest["acapPackageConf"]["setup"]
-        arch = setup.get("architecture", "all")
-        device_arch = self.cam.params.get("root.Properties.System.Architecture", "aarch64")
-        if arch not in ("all", device_arch):
-            raise PackageError(E_INCOMPATIBLE, f"package architecture {arch} does not run on this {device_arch} camera")
         name = setup["appName"]
+        emulator = emulator_for(setup.get("architecture", "all"))
         with self.lock:
-            old = self.apps.get(name)
-            if old is not None:
-                self.stop(name)
-            directory = self.root / name
             staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
             try:
                 unpack(members, staging)
-                if directory.exists():
-                    shutil.rmtree(directory)
-                staging.rename(directory)
+                check_binaries(staging, setup.get("architecture", "all"))
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            old = self.apps.get(name)
             if old is not None:
+                self.stop(name)
                 self._unserve(old)
-            app = InstalledApp(name, manifest, directory, self.root / f"{name}.log")
+            directory = self.root / name
+            try:
+                if directory.exists():
+                    if (directory / "localdata").is_dir():  # a camera keeps an app's data across upgrades
+                        shutil.rmtree(staging / "localdata", ignore_errors=True)
+                        (directory / "localdata").rename(staging / "localdata")
+                    shutil.rmtree(directory)
+                (staging / "localdata").mkdir(mode=0o700, exist_ok=True)
+                staging.rename(directory)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                self.apps.pop(name, None)
+                raise
+            app = InstalledApp(name, manifest, directory, self.root / f"{name}.log", emulator=emulator)
             self.apps[name] = app
             self._serve(app)
             for param in manifest["acapPackageConf"].get("configuration", {}).get("paramConfig", []):
@@ -155,14 +209,25 @@ class AppHost:
                 for f in sorted(html.rglob("*")) if f.is_file() and not f.is_symlink()] if html.is_dir() else []
 
     def _serve(self, app: InstalledApp) -> None:
-        """Routes for the app's web pages (the settings page), like a camera's /local/<appName>/."""
+        """Routes for the app's web pages (the settings page) and its reverse-proxy entries, under
+        /local/<appName>/ as a camera serves them."""
+        config = app.manifest["acapPackageConf"].get("configuration", {})
+        access = next((e["access"] for e in config.get("httpConfig", []) if e.get("type") == "directory"), "admin")
         for file, path in self._web_paths(app):
             ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            self.cam.add_route("GET", path, lambda cam, req, f=file, t=ctype: Response(200, t, f.read_bytes()))
+            page = with_access(lambda cam, req, f=file, t=ctype: Response(200, t, f.read_bytes()), access)
+            self.cam.add_route("GET", path, page)
+        for entry in config.get("reverseProxy", []):
+            prefix = f"/local/{app.name}/{entry['apiPath'].strip('/')}"
+            self.cam.add_prefix_route(prefix, proxy_handler(prefix, entry["target"], entry["access"]))
+            app.proxies.append(prefix)
 
     def _unserve(self, app: InstalledApp) -> None:
         for _, path in self._web_paths(app):
             self.cam.routes.pop(("GET", path), None)
+        for prefix in app.proxies:
+            self.cam.remove_prefix_route(prefix)
+        app.proxies.clear()
 
     # -- control ---------------------------------------------------------------------------------
     def get(self, name: str) -> InstalledApp:
@@ -191,8 +256,19 @@ class AppHost:
         env = {"PATH": f"{self.bin}:/usr/bin:/bin", "HOME": str(app.directory), "LANG": "C.UTF-8",
                "CAMLYTICS_PARAMS_FILE": str(params), "CAMLYTICS_VAPIX_URL": self.cam.url}
         command = [str(app.directory / app.name)] + shlex.split(app.setup.get("runOptions", ""))
+        (app.directory / "localdata").mkdir(mode=0o700, exist_ok=True)
         with open(app.log_path, "ab") as log:
             log.write(f"--- simcam: starting {app.name} {time.strftime('%H:%M:%S')}\n".encode())
+            if app.emulator:
+                qemu = shutil.which(app.emulator)
+                if not qemu:
+                    log.write(f"--- simcam: cannot start: {app.emulator} not found (install the Debian package "
+                              f"qemu-user) to run this {app.setup.get('architecture')} app here\n".encode())
+                    app.process, app.wanted, app.exit_code = None, False, 127
+                    return
+                env["CAMLYTICS_EMULATOR"] = qemu
+                log.write(f"--- simcam: {app.setup.get('architecture')} app on a {platform.machine()} host: "
+                          f"CAMLYTICS_EMULATOR={qemu}\n".encode())
             log.flush()
             try:
                 app.process = subprocess.Popen(command, cwd=app.directory, env=env, stdin=subprocess.DEVNULL,
@@ -208,6 +284,7 @@ class AppHost:
     def _watch(self, app: InstalledApp, process: subprocess.Popen) -> None:
         """Wait for the app to exit; respawn it if its runMode says so and it was not stopped."""
         code = process.wait()
+        kill_group(process.pid)  # what it left behind goes with it (systemd: the app's control group)
         with self.lock:
             if app.process is not process or self.apps.get(app.name) is not app:  # restarted or removed meanwhile
                 return
@@ -249,6 +326,7 @@ class AppHost:
                 break
             except subprocess.TimeoutExpired:
                 continue
+        kill_group(process.pid)  # children that ignored SIGTERM after the launcher exited
 
     def remove(self, name: str) -> None:
         with self.lock:
@@ -274,6 +352,175 @@ class AppHost:
         atexit.unregister(self.close)
 
 
+def kill_group(pgid: int) -> None:
+    """SIGKILL what is left of an app's process group (started with start_new_session: pgid = its pid)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def os_major(cam: Camera) -> int:
+    return int(cam.os_version.split(".")[0])
+
+
+def _os_tuple(version: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in re.findall(r"[0-9]+", version)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+def check_policy(cam: Camera, manifest: dict, allow_unsigned: bool, trailer: bytes) -> None:
+    """What the camera enforces beyond the manifest schema; PackageError (5 incompatible, 2 signature)."""
+    setup = manifest["acapPackageConf"]["setup"]
+    os_version = _os_tuple(cam.os_version)
+    arch = setup.get("architecture", "all")
+    if arch not in ("all", cam.arch):
+        raise PackageError(E_INCOMPATIBLE, f"package architecture {arch} does not run on this {cam.arch} camera")
+    schema = int(str(manifest["schemaVersion"]).split(".")[0])
+    if os_version >= (13, 0, 0) and schema < 2:
+        raise PackageError(E_INCOMPATIBLE, f"AXIS OS {cam.os_version} installs manifest schema 2.x only, "
+                                           f"the package has {manifest['schemaVersion']}")
+    ranges = setup.get("compatibleOsVersions")
+    if ranges and os_version >= COMPATIBLE_OS_ENFORCED and not any(_os_in_range(os_version, r) for r in ranges):
+        raise PackageError(E_INCOMPATIBLE, f"AXIS OS {cam.os_version} is outside the package's "
+                                           f"compatibleOsVersions {json.dumps(ranges)}")
+    for method in manifest.get("resources", {}).get("dbus", {}).get("requiredMethods", []):
+        since = next((v for m, v in DBUS_METHODS.items() if m == method or
+                      (method.endswith(".*") and m.startswith(method[:-1]))), None)
+        if since is None or os_version < (*since, 0):
+            raise PackageError(E_INCOMPATIBLE, f"required D-Bus method {method} is not available on AXIS OS "
+                                               f"{cam.os_version}")
+    _check_proxy_entries(manifest)
+    # Signatures: Axis appends one after the gzip'd tar. The simulator cannot verify it, so every
+    # package counts as unsigned; one that carries a signature is never accepted as signed.
+    note = f" (its {len(trailer)}-byte signature cannot be verified by the simulator)" if trailer else ""
+    if os_version >= (13, 0, 0):
+        raise PackageError(E_SIGNATURE, f"AXIS OS {cam.os_version} installs signed applications only; "
+                                        f"this package is unsigned{note}")
+    if not allow_unsigned:
+        raise PackageError(E_SIGNATURE, f"the package is unsigned{note} and AllowUnsigned is false: an admin "
+                                        "can allow unsigned apps with /axis-cgi/applications/config.cgi"
+                                        "?action=set&name=AllowUnsigned&value=true")
+
+
+def _os_in_range(version: tuple[int, int, int], entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    low, high = entry.get("min"), entry.get("max")
+    if low is not None and version < _os_tuple(str(low)):
+        return False
+    if high is not None:  # "12" or "12.6" caps that whole series
+        cap = [int(p) for p in re.findall(r"[0-9]+", str(high))[:3]]
+        if list(version[:len(cap)]) > cap:
+            return False
+    return True
+
+
+def _check_proxy_entries(manifest: dict) -> None:
+    entries = manifest["acapPackageConf"].get("configuration", {}).get("reverseProxy", [])
+    if not isinstance(entries, list):
+        raise PackageError(E_INVALID, "configuration.reverseProxy must be a list")
+    seen = set()
+    for i, entry in enumerate(entries):
+        where = f"configuration.reverseProxy[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"apiPath", "target", "access"}:
+            raise PackageError(E_INVALID, f"{where} must be an object with apiPath, target and access")
+        api, target, access = entry.get("apiPath"), entry.get("target"), entry.get("access")
+        if not isinstance(api, str) or not API_PATH_RE.fullmatch(api.strip("/")) or ".." in api.split("/"):
+            raise PackageError(E_INVALID, f"{where}.apiPath {api!r} is not a relative URL path")
+        if not isinstance(target, str) or not (PROXY_TARGET_RE.fullmatch(target) or target.startswith("unix:/")):
+            raise PackageError(E_INVALID, f"{where}.target {target!r} is neither http://localhost:PORT[/path] "
+                                          "nor unix:/PATH")
+        if access not in ROLES:
+            raise PackageError(E_INVALID, f"{where}.access {access!r} is not one of {', '.join(ROLES)}")
+        if api.strip("/") in seen:
+            raise PackageError(E_INVALID, f"{where}.apiPath {api!r} appears twice")
+        seen.add(api.strip("/"))
+
+
+def emulator_for(arch: str) -> str | None:
+    """The qemu-user program that runs `arch` ELF binaries on this host (None: `all`, or this host's CPU)."""
+    from camlytics.firmware.build import ARCHES
+
+    if arch == "all" or arch not in ARCHES or platform.machine() == ARCHES[arch].host_machine:
+        return None
+    return ARCHES[arch].qemu
+
+
+def check_binaries(directory: Path, arch: str) -> None:
+    """Every ELF file of an unpacked package must be built for the manifest's architecture (Error 5)."""
+    from camlytics.firmware.build import elf_arch
+
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                continue
+        found = elf_arch(path)
+        name = path.relative_to(directory).as_posix()
+        if arch == "all":
+            raise PackageError(E_INCOMPATIBLE, f"{name} is an ELF binary ({found or 'unknown architecture'}): "
+                                               "a package with binaries must name its architecture, not all")
+        if found != arch:
+            raise PackageError(E_INCOMPATIBLE, f"{name} is built for {found or 'an unsupported architecture'}, "
+                                               f"the manifest says {arch}")
+
+
+def proxy_handler(prefix: str, target: str, access: str):
+    """A handler forwarding `prefix[/rest]` to `target[/rest]` (a camera's reverse proxy, Apache's ProxyPass)."""
+    match = PROXY_TARGET_RE.fullmatch(target)
+    if match is None:  # unix:/PATH targets install, but the simulator does not serve them
+
+        def unsupported(cam: Camera, req: Request) -> Response:
+            return _bad_gateway(f"reverse-proxy target {target} (a unix socket) is not simulated")
+
+        return with_access(unsupported, access)
+    host_, port, base = match[1], int(match[2]), (match[3] or "").rstrip("/")
+
+    def forward(cam: Camera, req: Request) -> Response:
+        rest = req.path[len(prefix):]
+        path = (base + rest) or "/"
+        query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in req.query.items())
+        headers = {k: v for k, v in req.headers.items() if k in PROXY_HEADERS}
+        headers["X-Forwarded-For"] = "127.0.0.1"
+        if req.user:
+            headers["X-Forwarded-User"] = req.user
+        conn = http.client.HTTPConnection("127.0.0.1" if host_ == "localhost" else host_, port, timeout=PROXY_TIMEOUT)
+        try:
+            conn.request(req.method, path + (f"?{query}" if query else ""), body=req.body or None, headers=headers)
+            answer = conn.getresponse()
+            length = answer.getheader("Content-Length")
+            if length and length.isdigit() and int(length) > PROXY_MAX_RESPONSE:
+                return _bad_gateway(f"the app's answer is {length} bytes, more than {PROXY_MAX_RESPONSE}")
+            data = answer.read(PROXY_MAX_RESPONSE + 1)
+            if len(data) > PROXY_MAX_RESPONSE:
+                return _bad_gateway(f"the app's answer is more than {PROXY_MAX_RESPONSE} bytes")
+            passed = {k: v for k, v in answer.getheaders() if k.lower() in PROXY_ANSWER_HEADERS and k.lower() != "content-type"}
+            return Response(answer.status, answer.getheader("Content-Type", "application/octet-stream"), data, passed)
+        except (OSError, http.client.HTTPException) as exc:  # refused, timed out, reset, a malformed answer
+            return _bad_gateway(f"the app does not answer at {target}: {exc or type(exc).__name__}")
+        finally:
+            conn.close()
+
+    return with_access(forward, access)
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def _bad_gateway(reason: str) -> Response:
+    return Response.text(f"<HTML><HEAD><TITLE>502 Bad Gateway</TITLE></HEAD><BODY>{_html(reason)}</BODY></HTML>\n",
+                         502, "text/html")
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def host(cam: Camera) -> AppHost:
     """This camera's AppHost, created on first use (and closed when the camera stops)."""
     with _HOSTS_LOCK:
@@ -286,6 +533,29 @@ def host(cam: Camera) -> AppHost:
 
 # --------------------------------------------------------------------------------------------------
 # Package checks
+
+
+def split_signature(package: bytes) -> tuple[bytes, bytes]:
+    """(the gzip stream, what follows it): Axis appends a signed package's signature after the gzip'd tar.
+
+    Trailing zero bytes (block padding) do not count as a signature. PackageError if not gzip.
+    """
+    if package[:2] != b"\x1f\x8b":
+        raise PackageError(E_INVALID, "not a gzip file")
+    inflater = zlib.decompressobj(wbits=31)
+    data, total = package, 0
+    try:
+        while data and not inflater.eof:  # to the end of the first gzip member; the output is discarded
+            total += len(inflater.decompress(data, 1 << 20))
+            if total > MAX_UNPACKED + (1 << 20):
+                raise PackageError(E_TOO_LARGE, f"unpacks to more than {MAX_UNPACKED} bytes")
+            data = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise PackageError(E_INVALID, f"not a valid gzip'd tar: {exc}") from None
+    trailer = inflater.unused_data if inflater.eof else b""
+    if not trailer.strip(b"\x00"):
+        return package, b""
+    return package[:len(package) - len(trailer)], trailer
 
 
 def read_package(package: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes | None]]:
@@ -407,7 +677,7 @@ def _answer(fn) -> Response:
     return Response.text("OK\n")
 
 
-@route(ROUTES, "POST", path=UPLOAD)
+@route(ROUTES, "POST", path=UPLOAD, access="admin")
 def upload_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
 
@@ -422,7 +692,7 @@ def upload_cgi(cam: Camera, req: Request) -> Response:
     return _answer(install)
 
 
-@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/control.cgi")
+@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/control.cgi", access="admin")
 def control_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
     args = req.args
@@ -438,7 +708,7 @@ def control_cgi(cam: Camera, req: Request) -> Response:
     return _answer(actions[action])
 
 
-@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/list.cgi")
+@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/list.cgi", access="admin")
 def list_cgi(cam: Camera, req: Request) -> Response:
     apps = host(cam)
     rows = []
@@ -468,13 +738,36 @@ def app_log(apps: AppHost, name: str) -> bytes | None:
         return b""
 
 
-@route(ROUTES, "GET", path="/axis-cgi/admin/systemlog.cgi")
+@route(ROUTES, "GET", path="/axis-cgi/admin/systemlog.cgi", access="admin")
 def systemlog_cgi(cam: Camera, req: Request) -> Response:
     name = req.query.get("appname", "")
-    log = app_log(host(cam), name) if name else None
-    if log is None:  # the whole system log is not simulated: only installed apps' lines
-        return Response.text(f"No log entries for application '{name}'\n" if name else "Usage: ?appname=NAME\n")
+    apps = host(cam)
+    if not name:  # the whole system log is not simulated: the install messages only
+        return Response.text("".join(f"camlytics-simcam: {line}\n" for line in apps.log[-200:]))
+    log = app_log(apps, name)
+    if log is None:
+        return Response.text(f"No log entries for application '{name}'\n")
     return Response(200, "text/plain; charset=utf-8", log)
+
+
+@route(ROUTES, "GET", "POST", path="/axis-cgi/applications/config.cgi", access="admin")
+def config_cgi(cam: Camera, req: Request) -> Response:
+    apps = host(cam)
+    args = req.args
+    action, name, value = args.get("action", ""), args.get("name", ""), args.get("value", "")
+    if name != "AllowUnsigned" or action not in ("get", "set"):
+        return Response.text(f"Error: {E_INVALID}\n")
+    if action == "get":
+        return Response.text(f'<reply result="ok">\n<param name="AllowUnsigned" '
+                             f'value="{"true" if apps.allow_unsigned else "false"}"/>\n</reply>\n', content_type="text/xml")
+    if value not in ("true", "false"):
+        return Response.text(f"Error: {E_INVALID}\n")
+    if value == "true" and os_major(cam) >= 13:
+        apps.log.append(f"AllowUnsigned refused: AXIS OS {cam.os_version} installs signed applications only")
+        return Response.text(f"Error: {E_SIGNATURE}\n")
+    apps.allow_unsigned = value == "true"
+    apps.log.append(f"AllowUnsigned set to {value} by {req.user or 'an anonymous admin'}")
+    return Response.text("OK\n")
 
 
 @route(ROUTES, "GET", path="/camlytics-sim/apps")
@@ -483,9 +776,11 @@ def sim_apps(cam: Camera, req: Request) -> Response:
     with apps.lock:
         state: dict[str, Any] = {
             name: {"status": apps.status(app), "pid": app.process.pid if app.running else None,
-                   "exit_code": app.exit_code, "restarts": len(app.restarts), "directory": str(app.directory)}
+                   "exit_code": app.exit_code, "restarts": len(app.restarts), "directory": str(app.directory),
+                   "architecture": app.setup.get("architecture", "all"), "emulator": app.emulator,
+                   "proxies": list(app.proxies)}
             for name, app in apps.apps.items()}
-    return Response.json({"apps": state, "log": apps.log[-50:]})
+    return Response.json({"apps": state, "log": apps.log[-50:], "allow_unsigned": apps.allow_unsigned})
 
 
 @route(ROUTES, "GET", path="/camlytics-sim/apps/log")

@@ -9,7 +9,14 @@ an Axis camera:
   `GET|POST /axis-cgi/param.cgi` (`action=list|update`; a POST body is read as a form whatever its
   content type, as the `axis` client library sends `text/plain`);
 - `GET /axis-cgi/virtualinput/activate.cgi|deactivate.cgi` with the camera's XML answers;
-- HTTP Digest authentication (MD5, qop=auth, realm `AXIS_<serial>`), optionally Basic, or none.
+- HTTP Digest authentication (MD5, qop=auth, realm `AXIS_<serial>`), optionally Basic, or none, for
+  users with Axis roles (`users={"root": ("pass", "admin"), "viewer": ("vpass", "viewer")}`; admin >
+  operator > viewer > anonymous): a caller whose role is below what an endpoint needs gets 403. The
+  application API, config.cgi and the system log need admin; param.cgi updates and virtual inputs
+  operator; everything else viewer; an app's reverse-proxy entries the access their manifest names.
+- `arch` (armv7hf, aarch64, x86_64) and `os_version` (e.g. "11.11", "12.6", "13.0") are what
+  basicdeviceinfo and param.cgi report (Architecture, Soc, Version, Properties.Firmware.Version), and
+  what the ACAP application API enforces (camlytics.sim.apps).
 
 Non-VAPIX helpers for tests and demos live under `/camlytics-sim/` and need no authentication:
 `GET /camlytics-sim/truth?t=SECONDS` (ground truth, default now), `GET /camlytics-sim/clock`,
@@ -51,7 +58,8 @@ import numpy as np
 from camlytics.constants import DAY
 from camlytics.frames import encode_jpeg
 from camlytics.sim import apps
-from camlytics.sim.http import MAX_BODY, Handler, Request, Response, Routes, route
+from camlytics.sim.http import (MAX_BODY, ROLES, Handler, Request, Response, Routes, required_role, role_allows,
+                                 route)
 from camlytics.validate import parse_resolution
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,28 @@ MJPEG_BOUNDARY = "myboundary"  # what Axis firmware sends; clients must read it 
 NONCE_LIFETIME = 300.0  # seconds before a nonce is answered with stale=TRUE
 VIRTUAL_INPUT_PORTS = 64
 SIM_PREFIX = "/camlytics-sim/"
+
+# What each simulated CPU architecture looks like in basicdeviceinfo: a product with that SoC.
+DEVICES = {
+    "armv7hf": {"Soc": "Axis Artpec-7", "ProdNbr": "P3245-V", "ProdFullName": "AXIS P3245-V Network Camera",
+                "HardwareID": "7A3.1"},
+    "aarch64": {"Soc": "Axis Artpec-8", "ProdNbr": "M3086-V", "ProdFullName": "AXIS M3086-V Network Camera",
+                "HardwareID": "A41.1"},
+    "x86_64": {"Soc": "Intel x86-64 (simulated)", "ProdNbr": "SIM-X86", "ProdFullName": "AXIS SIM-X86 Simulated Camera",
+               "HardwareID": "S86.1"},
+}
+ARCHITECTURES = tuple(DEVICES)
+# AXIS OS versions the simulator names by MAJOR.MINOR, with a build number like the real releases'.
+OS_BUILDS = {"11.11": "11.11.73", "12.6": "12.6.85", "13.0": "13.0.34"}
+OS_VERSION_RE = re.compile(r"(1[0-9])\.([0-9]{1,2})(?:\.([0-9]{1,4}))?")
+
+
+def parse_os_version(value: str) -> str:
+    """The full AXIS OS version (MAJOR.MINOR.BUILD) of "12.6" or "12.6.85"; ValueError names the value."""
+    text = str(value).strip()
+    if not OS_VERSION_RE.fullmatch(text):
+        raise ValueError(f"AXIS OS version {value!r} must look like 12.6 or 12.6.85 (known: {', '.join(OS_BUILDS)})")
+    return OS_BUILDS.get(text, text if text.count(".") == 2 else text + ".0")
 
 
 VAPIX_ROUTES: Routes = {}  # the endpoints defined in this module (ROUTES, at its end, lists every table)
@@ -150,13 +180,16 @@ class DigestAuthenticator:
     `allow_basic=True` also accepts Basic; `"only"` accepts Basic alone (an Axis "basic" policy).
     """
 
-    def __init__(self, username: str, password: str, realm: str, allow_basic: bool | str = False) -> None:
+    def __init__(self, users: dict[str, str], realm: str, allow_basic: bool | str = False) -> None:
         if allow_basic not in (False, True, "only"):
             raise ValueError(f"basic must be False, True or 'only', got {allow_basic!r}")
-        self.username, self.realm, self.allow_basic = username, realm, bool(allow_basic)
+        if not users:
+            raise ValueError("an authenticator needs at least one user")
+        self.realm, self.allow_basic = realm, bool(allow_basic)
         self.allow_digest = allow_basic != "only"
-        self._ha1 = _md5(f"{username}:{realm}:{password}")
-        self._basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._ha1 = {user: _md5(f"{user}:{realm}:{password}") for user, password in users.items()}
+        self._basic = {base64.b64encode(f"{user}:{password}".encode()).decode(): user
+                       for user, password in users.items()}
         self._secret = os.urandom(16)
         self._seen: set[tuple[str, str]] = set()  # (nonce, nc) pairs already used
         self._lock = threading.Lock()
@@ -187,38 +220,48 @@ class DigestAuthenticator:
 
     def check(self, method: str, target: str, header: str | None) -> str:
         """"ok", "stale" (valid credentials, expired nonce) or "denied"."""
+        return self.identify(method, target, header)[0]
+
+    def identify(self, method: str, target: str, header: str | None) -> tuple[str, str | None]:
+        """(verdict as `check` gives it, the user name when the verdict is "ok")."""
         if not header:
-            return "denied"
+            return "denied", None
         scheme, _, rest = header.partition(" ")
         if scheme.lower() == "basic":
-            return "ok" if self.allow_basic and hmac.compare_digest(rest.strip(), self._basic) else "denied"
+            if not self.allow_basic:
+                return "denied", None
+            for token, user in self._basic.items():
+                if hmac.compare_digest(rest.strip(), token):
+                    return "ok", user
+            return "denied", None
         if scheme.lower() != "digest" or not self.allow_digest:
-            return "denied"
+            return "denied", None
         p = parse_auth_params(rest)
         needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
         if any(k not in p for k in needed) or p["qop"] != "auth":
-            return "denied"
+            return "denied", None
         if p.get("algorithm", "MD5").upper() != "MD5" or p["realm"] != self.realm:
-            return "denied"
-        if p["username"] != self.username or p["uri"] != target:
-            return "denied"
+            return "denied", None
+        ha1 = self._ha1.get(p["username"])
+        if ha1 is None or p["uri"] != target:
+            return "denied", None
         ha2 = _md5(f"{method}:{p['uri']}")
-        expected = _md5(f"{self._ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:auth:{ha2}")
+        expected = _md5(f"{ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:auth:{ha2}")
         if not hmac.compare_digest(expected, p["response"].lower()):
-            return "denied"
+            return "denied", None
         age = self._nonce_age(p["nonce"])
         if age is None:
-            return "denied"
+            return "denied", None
         if age > NONCE_LIFETIME:
-            return "stale"
+            return "stale", None
         with self._lock:
             key = (p["nonce"], p["nc"])
             if key in self._seen:  # a replayed request: make the client start over
-                return "stale"
+                return "stale", None
             if len(self._seen) > 100_000:
                 self._seen.clear()
             self._seen.add(key)
-        return "ok"
+        return "ok", p["username"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,8 +283,9 @@ class SimulatedCamera:
 
     `start` is the simulated time of day (seconds or "HH:MM") when the server starts and `speed` how
     many simulated seconds pass per wall-clock second. `auth=("root", "pass")` enables Digest
-    authentication (`basic=True` also accepts Basic, `basic="only"` accepts only Basic); `auth=None`
-    serves everyone.
+    authentication for that admin (`basic=True` also accepts Basic, `basic="only"` accepts only Basic);
+    `users={"name": ("password", "admin"|"operator"|"viewer")}` adds users with roles; `auth=None` and
+    no users serves everyone as admin. `arch` and `os_version` are the CPU and AXIS OS it reports.
     """
 
     def __init__(
@@ -261,6 +305,9 @@ class SimulatedCamera:
         mjpeg_boundary: str = MJPEG_BOUNDARY,
         max_fps: float = 30.0,
         prewarm: bool = True,
+        arch: str = "aarch64",
+        os_version: str = "11.11",
+        users: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         from camlytics.sim import PRESETS  # the scene module loads lazily: `simcam --help` stays fast
 
@@ -277,6 +324,21 @@ class SimulatedCamera:
             raise ValueError(f"default resolution {default_resolution!r} is not in {self.resolutions}")
         if not re.fullmatch(r"[0-9A-Za-z'()+_,./:=?-]{1,70}", mjpeg_boundary):
             raise ValueError(f"MJPEG boundary {mjpeg_boundary!r} is not a valid multipart boundary")
+        if arch not in DEVICES:
+            raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        self.arch = arch
+        self.os_version = parse_os_version(os_version)
+        self.users: dict[str, tuple[str, str]] = {}
+        if auth:
+            self.users[auth[0]] = (auth[1], "admin")
+        for name, (password, role) in (users or {}).items():
+            if role not in ROLES[1:]:
+                raise ValueError(f"user {name!r}: role {role!r} is not one of {', '.join(ROLES[1:])}")
+            if not name or ":" in name or not password:
+                raise ValueError(f"user {name!r}: a name without ':' and a non-empty password are needed")
+            if name in self.users:
+                raise ValueError(f"user {name!r} is given twice")
+            self.users[name] = (password, role)
         self.preset, self.seed, self.speed = preset, int(seed), float(speed)
         self.start_time = parse_clock(start)
         self.serial = serial
@@ -285,9 +347,11 @@ class SimulatedCamera:
         self.max_fps = float(max_fps)
         self.prewarm = prewarm
         self.authenticator = (
-            DigestAuthenticator(auth[0], auth[1], f"AXIS_{serial}", allow_basic=basic) if auth else None
+            DigestAuthenticator({u: p for u, (p, _) in self.users.items()}, f"AXIS_{serial}", allow_basic=basic)
+            if self.users else None
         )
         self.routes: dict[tuple[str, str], Handler] = dict(ROUTES)
+        self.prefix_routes: dict[str, Handler] = {}  # path prefix -> handler for every method (reverse proxy)
         self.extensions: dict[str, Any] = {}
         self.stop_hooks: list[Callable[[], Any]] = []  # run by stop(), e.g. to end processes an extension started
         self.params = default_params(self)
@@ -355,6 +419,28 @@ class SimulatedCamera:
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         """Add (or replace) an endpoint on this camera only."""
         self.routes[(method.upper(), path)] = handler
+
+    def add_prefix_route(self, prefix: str, handler: Handler) -> None:
+        """Serve every method at `prefix` and below it (`prefix/...`) when no exact route matches."""
+        self.prefix_routes[prefix.rstrip("/")] = handler
+
+    def remove_prefix_route(self, prefix: str) -> None:
+        self.prefix_routes.pop(prefix.rstrip("/"), None)
+
+    def find_handler(self, method: str, path: str) -> Handler | None:
+        """The exact route, else the longest prefix route that covers `path`."""
+        handler = self.routes.get((method, path))
+        if handler is not None:
+            return handler
+        best = None
+        for prefix, fn in list(self.prefix_routes.items()):
+            if (path == prefix or path.startswith(prefix + "/")) and (best is None or len(prefix) > len(best[0])):
+                best = (prefix, fn)
+        return best[1] if best else None
+
+    def role_of(self, user: str | None) -> str:
+        """The role of an authenticated user ("anonymous" for None)."""
+        return self.users[user][1] if user in self.users else "anonymous"
 
     @property
     def stopping(self) -> bool:
@@ -458,21 +544,22 @@ def _jsonable(obj: Any) -> Any:
 
 
 def device_properties(cam: SimulatedCamera) -> dict[str, str]:
-    """The 14 basic device information properties."""
+    """The 14 basic device information properties (product and SoC follow the camera's architecture)."""
+    device = DEVICES[cam.arch]
     return {
-        "Architecture": "aarch64",
+        "Architecture": cam.arch,
         "Brand": "AXIS",
         "BuildDate": "Oct 02 2024 12:00",
-        "HardwareID": "A41.1",
-        "ProdFullName": "AXIS M3086-V Network Camera",
-        "ProdNbr": "M3086-V",
-        "ProdShortName": "AXIS M3086-V",
+        "HardwareID": device["HardwareID"],
+        "ProdFullName": device["ProdFullName"],
+        "ProdNbr": device["ProdNbr"],
+        "ProdShortName": f"AXIS {device['ProdNbr']}",
         "ProdType": "Network Camera",
         "ProdVariant": "",
         "SerialNumber": cam.serial,
-        "Soc": "Axis Artpec-8",
+        "Soc": device["Soc"],
         "SocSerialNumber": "00000000-00000000-" + cam.serial[:8] + "-" + cam.serial[4:],
-        "Version": "11.11.73",
+        "Version": cam.os_version,
         "WebURL": "http://www.axis.com",
     }
 
@@ -502,7 +589,7 @@ def default_params(cam: SimulatedCamera) -> dict[str, str]:
         "root.Properties.API.Metadata.Version": "1.0",
         "root.Properties.EmbeddedDevelopment.Version": "3.0",
         "root.Properties.Firmware.BuildDate": info["BuildDate"],
-        "root.Properties.Firmware.BuildNumber": "73",
+        "root.Properties.Firmware.BuildNumber": info["Version"].rsplit(".", 1)[-1],
         "root.Properties.Firmware.Version": info["Version"],
         "root.Properties.Image.Format": "jpeg,mjpeg,h264,h265",
         "root.Properties.Image.NbrOfViews": "1",
@@ -721,7 +808,8 @@ def _full_name(name: str) -> str:
     return name if name.startswith("root.") or name == "root" else f"root.{name}"
 
 
-@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/param.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/param.cgi",
+       access=lambda req: "operator" if req.args.get("action") == "update" else "viewer")
 def param_cgi(cam: SimulatedCamera, req: Request) -> Response:
     args = req.args
     action = args.pop("action", "")
@@ -787,12 +875,12 @@ def _virtual_input(cam: SimulatedCamera, req: Request, active: bool) -> Response
     return _vi_xml(f"<Success><{tag}><StateChanged>{'true' if changed else 'false'}</StateChanged></{tag}></Success>")
 
 
-@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/activate.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/activate.cgi", access="operator")
 def virtualinput_activate(cam: SimulatedCamera, req: Request) -> Response:
     return _virtual_input(cam, req, True)
 
 
-@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/deactivate.cgi")
+@route(VAPIX_ROUTES, "GET", "POST", path="/axis-cgi/virtualinput/deactivate.cgi", access="operator")
 def virtualinput_deactivate(cam: SimulatedCamera, req: Request) -> Response:
     return _virtual_input(cam, req, False)
 
@@ -920,18 +1008,28 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(length)) if int(length) else b""
         req = Request(method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
                       {k.lower(): v for k, v in self.headers.items()}, body)
-        handler = cam.routes.get((method, parts.path))
+        handler = cam.find_handler(method, parts.path)
         if handler is None:
             known = any(path == parts.path for _, path in cam.routes)
             status = 405 if known else 404
             self._send(Response.text(f"{status} {'Method Not Allowed' if known else 'Not Found'}\n", status))
             return
         if cam.authenticator and not parts.path.startswith(SIM_PREFIX):
-            verdict = cam.authenticator.check(method, self.path, self.headers.get("Authorization"))
-            if verdict != "ok":
-                answer = Response.text("<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD><BODY>"
-                                       "Authorization required</BODY></HTML>\n", 401, "text/html")
-                self._send(answer, challenges=cam.authenticator.challenge(stale=verdict == "stale"))
+            needed = required_role(handler, req)
+            req.role = "anonymous"
+            header = self.headers.get("Authorization")
+            if needed != "anonymous" or header:
+                verdict, user = cam.authenticator.identify(method, self.path, header)
+                if verdict != "ok" and needed != "anonymous":
+                    answer = Response.text("<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD><BODY>"
+                                           "Authorization required</BODY></HTML>\n", 401, "text/html")
+                    self._send(answer, challenges=cam.authenticator.challenge(stale=verdict == "stale"))
+                    return
+                if verdict == "ok":
+                    req.user, req.role = user, cam.role_of(user)
+            if not role_allows(req.role, needed):
+                self._send(Response.text("<HTML><HEAD><TITLE>403 Forbidden</TITLE></HEAD><BODY>"
+                                         f"Access denied: {needed} rights needed</BODY></HTML>\n", 403, "text/html"))
                 return
         try:
             response = handler(cam, req)

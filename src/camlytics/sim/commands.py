@@ -31,6 +31,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--user", default="root", help="user name for Digest authentication; default root")
     p.add_argument("--password", default=None,
                    help="password (default: $CAMLYTICS_SIM_PASSWORD, else 'pass')")
+    p.add_argument("--viewer", action="append", default=[], metavar="USER:PASS",
+                   help="add a user with the viewer role (repeatable); viewers get 403 on admin-only endpoints")
+    p.add_argument("--operator", action="append", default=[], metavar="USER:PASS",
+                   help="add a user with the operator role (repeatable)")
+    p.add_argument("--arch", default="aarch64", choices=["armv7hf", "aarch64", "x86_64"],
+                   help="CPU architecture the camera reports and installs packages for (armv7hf: ARTPEC-7, "
+                        "aarch64: ARTPEC-8); ARM packages run here under qemu-user; default aarch64")
+    p.add_argument("--os", dest="os_version", default="11.11", metavar="VERSION",
+                   help="AXIS OS version it reports and enforces (11.11, 12.6, 13.0, or MAJOR.MINOR.BUILD): "
+                        "13 installs only signed schema-2 packages, 12 unsigned ones only after AllowUnsigned; "
+                        "default 11.11")
     p.add_argument("--no-auth", action="store_true", help="serve without authentication")
     p.add_argument("--basic", choices=["also", "only"], help="accept HTTP Basic authentication too (also) or alone (only)")
     p.set_defaults(func=run_simcam)
@@ -45,12 +56,24 @@ def run_simcam(args: argparse.Namespace) -> int:
         raise CamlyticsError(f"--no-auth serves without authentication; leave out "
                              f"{'--basic' if args.basic else '--password'}")
     password = args.password or os.environ.get("CAMLYTICS_SIM_PASSWORD") or "pass"
+    if args.no_auth and (args.viewer or args.operator):
+        raise CamlyticsError("--no-auth serves everyone as admin; leave out --viewer/--operator")
+    users = {}
+    for role, entries in (("viewer", args.viewer), ("operator", args.operator)):
+        for entry in entries:
+            name, sep, secret = entry.partition(":")
+            if not sep or not name or not secret:
+                raise CamlyticsError(f"--{role} {entry.split(':')[0]!r}...: give USER:PASSWORD")
+            if name in users or name == args.user:
+                raise CamlyticsError(f"--{role}: user {name!r} is given twice")
+            users[name] = (secret, role)
     try:
         cam = SimulatedCamera(
             preset=args.preset, seed=args.seed, speed=args.speed, start=args.start,
             auth=None if args.no_auth else (args.user, password),
             basic={None: False, "also": True, "only": "only"}[args.basic],
             host=args.host, port=args.port, default_resolution=args.resolution,
+            arch=args.arch, os_version=args.os_version, users=users,
         )
         cam.start()
     except (ValueError, OSError) as exc:
@@ -58,6 +81,7 @@ def run_simcam(args: argparse.Namespace) -> int:
     schemes = {None: "Digest", "also": "Digest or Basic", "only": "Basic"}[args.basic]
     auth = "no authentication" if args.no_auth else f"{schemes} auth as user {args.user!r}"
     print(f"simulated Axis camera on {cam.url}  preset={cam.preset} seed={cam.seed} speed={cam.speed:g}x, {auth}")
+    print(f"  {cam.arch}, AXIS OS {cam.os_version}" + "".join(f", {role} {name!r}" for name, (_, role) in users.items()))
     print(f"  snapshot: {cam.url}/axis-cgi/jpg/image.cgi?resolution=640x360   truth: {cam.url}/camlytics-sim/truth")
     if not is_loopback(args.host):
         default = " with the default password 'pass'" if not args.no_auth and password == "pass" else ""

@@ -2,6 +2,9 @@
 
 A handler is `handler(cam, request) -> Response`. A module that serves endpoints keeps them in its own
 route table (`ROUTES: Routes = {}`, each handler decorated with `@route(ROUTES, "GET", path=...)`);
+`access=` names the least role that may call it (ROLES; default "viewer"), or a function of the request
+that returns the role (param.cgi: viewer lists, operator updates); the camera authenticates and answers
+401 / 403 before the handler runs, and puts the caller in `request.user` / `request.role`.
 `camlytics.sim.camera.ROUTES` lists the tables every SimulatedCamera serves. Handlers outside
 camera.py see the camera through the `Camera` protocol, so they need not import camera.py.
 """
@@ -14,6 +17,8 @@ from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import parse_qsl
 
 MAX_BODY = 64 << 20  # request bodies above this are refused (413); ACAP uploads are a few MiB
+# Access levels of an Axis device, least first: a role may do what every role before it may.
+ROLES = ("anonymous", "viewer", "operator", "admin")
 
 
 @dataclass
@@ -25,6 +30,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes = b""
+    user: str | None = None  # the authenticated user (None: anonymous, or a camera without authentication)
+    role: str = "admin"  # the caller's role (ROLES); everyone is admin on a camera without authentication
 
     @property
     def args(self) -> dict[str, str]:
@@ -62,12 +69,15 @@ class Response:
 
 Handler = Callable[[Any, Request], Response]  # (the camera, the request) -> the answer
 Routes = dict[tuple[str, str], Handler]  # (METHOD, path) -> handler
+Access = str | Callable[[Request], str]  # the least role a handler needs, or a function of the request
 
 
-def route(table: Routes, *methods: str, path: str) -> Callable[[Handler], Handler]:
-    """Decorator: serve the handler at `path` for each of `methods`, in `table`."""
+def route(table: Routes, *methods: str, path: str, access: Access | None = None) -> Callable[[Handler], Handler]:
+    """Decorator: serve the handler at `path` for each of `methods`, in `table` (`access`: see the module)."""
 
     def deco(fn: Handler) -> Handler:
+        if access is not None:
+            with_access(fn, access)
         for method in methods:
             table[(method.upper(), path)] = fn
         return fn
@@ -75,10 +85,32 @@ def route(table: Routes, *methods: str, path: str) -> Callable[[Handler], Handle
     return deco
 
 
+def with_access(fn: Handler, access: Access) -> Handler:
+    """Set the least role `fn` needs (a ROLES name or a function of the request); returns `fn`."""
+    if isinstance(access, str) and access not in ROLES:
+        raise ValueError(f"access {access!r} is not one of {ROLES}")
+    fn.access = access  # type: ignore[attr-defined]
+    return fn
+
+
+def required_role(fn: Handler, req: Request) -> str:
+    """The least role a request to `fn` needs (default "viewer")."""
+    access = getattr(fn, "access", "viewer")
+    role = access(req) if callable(access) else access
+    return role if role in ROLES else "admin"  # an unknown level: the strictest
+
+
+def role_allows(role: str, needed: str) -> bool:
+    """Whether `role` may do what `needed` may (admin > operator > viewer > anonymous)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
+
+
 class Camera(Protocol):
     """What a handler outside camera.py may use of the SimulatedCamera that serves it."""
 
     params: dict[str, str]  # param.cgi's parameters, root.Group.Name -> value
+    arch: str  # the camera's CPU architecture (basicdeviceinfo Architecture): armv7hf, aarch64, x86_64
+    os_version: str  # AXIS OS version, MAJOR.MINOR.BUILD (basicdeviceinfo Version)
     routes: Routes  # this camera's endpoints
     extensions: dict[str, Any]  # per-camera state of extension modules, by key
     stop_hooks: list[Callable[[], Any]]  # run by stop()
@@ -90,3 +122,7 @@ class Camera(Protocol):
     def stopping(self) -> bool: ...
 
     def add_route(self, method: str, path: str, handler: Handler) -> None: ...
+
+    def add_prefix_route(self, prefix: str, handler: Handler) -> None: ...
+
+    def remove_prefix_route(self, prefix: str) -> None: ...
