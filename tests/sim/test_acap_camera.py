@@ -224,7 +224,7 @@ def test_architecture_mismatch_and_foreign_elf_binaries_are_refused_with_error_5
         right = [("lib/micropython", fake_elf("armv7hf"), {"mode": 0o755})]
         assert upload(cam, package(manifest(arch="armv7hf"), extra=right)) == "OK"
         sandbox = cam.extensions["apps"].root
-        assert sorted(p.name for p in sandbox.iterdir() if p.name.startswith(".")) == [".device-bin"]  # no leftovers
+        assert sorted(p.name for p in sandbox.iterdir() if p.name.startswith(".")) == [".dbus", ".device-bin"]
 
 
 def test_an_all_package_runs_without_emulator_and_keeps_localdata_across_upgrades():
@@ -423,3 +423,61 @@ def test_an_armv7hf_package_runs_its_launcher_and_firmware_under_qemu_arm(firmwa
         with pytest.raises(ProcessLookupError):
             os.killpg(pid, 0)  # the whole group is gone
         assert "Stopped" in vapix(cam, "/axis-cgi/applications/list.cgi").text
+
+
+# -- the VAPIX service account over D-Bus ---------------------------------------------------------------
+
+DBUS_SCRIPT = b"""#!/bin/sh
+dbus-send --system --print-reply --dest=com.axis.HTTPConf1 /com/axis/HTTPConf1/VAPIXServiceAccounts1 \\
+    com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials string:acapapp || echo "dbus failed"
+echo "gdbus=$(gdbus call --system --dest com.axis.HTTPConf1 --object-path /com/axis/HTTPConf1/VAPIXServiceAccounts1 \\
+    --method com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials acapapp)"
+echo done
+"""
+
+
+def test_an_app_that_declares_get_credentials_gets_a_working_vapix_service_account():
+    declared = manifest()
+    declared["resources"] = {"dbus": {"requiredMethods": ["com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials"]}}
+    with camera() as cam:
+        assert upload(cam, package(declared, DBUS_SCRIPT)) == "OK"
+        assert control(cam, "start") == "OK"
+        log = wait_for(lambda: "done" in app_log(cam) and app_log(cam))
+        user, password = log.split('string "')[1].split('"')[0].split(":", 1)
+        assert f"gdbus=('{user}:{password}',)" in log
+        assert vapix(cam, "/axis-cgi/jpg/image.cgi", (user, password), "GET").status_code == 200
+        assert control(cam, "remove") == "OK"  # the account goes with the app
+        assert vapix(cam, "/axis-cgi/jpg/image.cgi", (user, password), "GET").status_code == 401
+        assert upload(cam, package(manifest(), DBUS_SCRIPT)) == "OK"  # not declared: no account
+        assert control(cam, "start") == "OK"
+        log = wait_for(lambda: "done" in app_log(cam) and app_log(cam))
+        assert "dbus failed" in log and "AccessDenied" in log and 'string "' not in log
+
+
+# -- the command line --------------------------------------------------------------------------------
+
+def test_simcam_command_line_sets_architecture_os_and_a_viewer():
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "camlytics", "simcam", "--port", "0", "--arch", "armv7hf",
+                             "--os", "13.0", "--viewer", "guest:gpass", "--password", "apass"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" on ")[1].split()[0]
+        assert "armv7hf, AXIS OS 13.0.34, viewer 'guest'" in proc.stdout.readline()
+        props = httpx.post(f"{url}/axis-cgi/basicdeviceinfo.cgi", auth=httpx.DigestAuth("guest", "gpass"), timeout=30,
+                           json={"apiVersion": "1.0", "method": "getAllProperties"}).json()["data"]["propertyList"]
+        assert (props["Architecture"], props["Version"]) == ("armv7hf", "13.0.34")
+        reply = httpx.post(f"{url}/axis-cgi/applications/list.cgi", auth=httpx.DigestAuth("guest", "gpass"), timeout=30)
+        assert reply.status_code == 403
+        reply = httpx.post(f"{url}/axis-cgi/applications/list.cgi", auth=httpx.DigestAuth("root", "apass"), timeout=30)
+        assert reply.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    bad = subprocess.run([sys.executable, "-m", "camlytics", "simcam", "--port", "0", "--viewer", "nopassword"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "USER:PASSWORD" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

@@ -183,7 +183,7 @@ def test_invalid_packages_are_refused_with_error_1_and_nothing_is_installed(cam,
     assert upload(cam, BAD_PACKAGES[name]) == "Error: 1"
     assert listed(cam) == {}
     sandbox = cam.extensions["apps"].root
-    assert sorted(p.name for p in sandbox.iterdir()) == [".device-bin"]
+    assert sorted(p.name for p in sandbox.iterdir()) == [".dbus", ".device-bin"]
     assert not os.path.exists("/tmp/evil")
 
 

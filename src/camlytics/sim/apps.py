@@ -62,6 +62,7 @@ import os
 import platform
 import posixpath
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -98,6 +99,7 @@ PROXY_ANSWER_HEADERS = ("cache-control", "content-disposition", "content-encodin
                         "last-modified", "location", "x-camlytics-frame")  # answer headers passed back
 PROXY_TARGET_RE = re.compile(r"http://(localhost|127\.0\.0\.1):([0-9]{1,5})(/[A-Za-z0-9._~%/-]*)?")
 API_PATH_RE = re.compile(r"[A-Za-z0-9_.$\\~-]+(/[A-Za-z0-9_.$\\~-]+)*")  # 1.6.0 allows $ and \
+SERVICE_ACCOUNT_ROLE = "admin"  # role of an app's VAPIX service account (assumed: the app API docs name none)
 COMPATIBLE_OS_ENFORCED = (12, 10, 0)  # AXIS OS from which compatibleOsVersions is enforced
 # D-Bus methods an AXIS OS provides to apps (requiredMethods outside this set: the app is incompatible)
 DBUS_METHODS = {"com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials": (11, 9)}
@@ -154,6 +156,11 @@ class AppHost:
         mpy = find_micropython()
         if mpy:
             (self.bin / "micropython").symlink_to(mpy)
+        self.dbus = self.root / ".dbus"  # the VAPIX service accounts the D-Bus stand-ins hand out
+        self.dbus.mkdir(mode=0o700)
+        for tool, script in (("dbus-send", DBUS_SEND), ("gdbus", GDBUS)):
+            (self.bin / tool).write_text(script.replace("@DIR@", str(self.dbus)))
+            (self.bin / tool).chmod(0o755)
         self.log = []  # install messages, like the camera's system log
         # AllowUnsigned: allowed by default before AXIS OS 12; from 12 an admin must allow unsigned apps
         self.allow_unsigned = os_major(cam) < 12
@@ -257,6 +264,7 @@ class AppHost:
                "CAMLYTICS_PARAMS_FILE": str(params), "CAMLYTICS_VAPIX_URL": self.cam.url}
         command = [str(app.directory / app.name)] + shlex.split(app.setup.get("runOptions", ""))
         (app.directory / "localdata").mkdir(mode=0o700, exist_ok=True)
+        self._service_account(app)
         with open(app.log_path, "ab") as log:
             log.write(f"--- simcam: starting {app.name} {time.strftime('%H:%M:%S')}\n".encode())
             if app.emulator:
@@ -328,10 +336,32 @@ class AppHost:
                 continue
         kill_group(process.pid)  # children that ignored SIGTERM after the launcher exited
 
+    def _service_account(self, app: InstalledApp) -> None:
+        """A VAPIX service account for an app that declares GetCredentials (AXIS OS >= 11.9), handed out by
+        the dbus-send/gdbus stand-ins on the device PATH, like the camera's D-Bus service."""
+        dbus = app.manifest.get("resources", {}).get("dbus", {})
+        declared = dbus.get("requiredMethods", []) + dbus.get("conditionalMethods", [])
+        method = "com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials"
+        file = self.dbus / app.name
+        if not any(m == method or (m.endswith(".*") and method.startswith(m[:-1])) for m in declared) \
+                or _os_tuple(self.cam.os_version) < (*DBUS_METHODS[method], 0):
+            file.unlink(missing_ok=True)
+            return
+        if file.exists():
+            return
+        user, password = f"acap-{app.name}", secrets.token_urlsafe(18)
+        self.cam.set_user(user, password, SERVICE_ACCOUNT_ROLE)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{user}:{password}")
+
     def remove(self, name: str) -> None:
         with self.lock:
             self.stop(name)
             app = self.apps.pop(name)
+            if (self.dbus / name).exists():
+                (self.dbus / name).unlink()
+                self.cam.set_user(f"acap-{name}", None)
             self._unserve(app)
             shutil.rmtree(app.directory, ignore_errors=True)
             app.log_path.unlink(missing_ok=True)
@@ -350,6 +380,34 @@ class AppHost:
             self.apps.clear()
         shutil.rmtree(self.root, ignore_errors=True)
         atexit.unregister(self.close)
+
+
+# Stand-ins for the camera's D-Bus tools on the device PATH: GetCredentials NAME answers "user:password" of
+# the app's service account (in dbus-send --print-reply / gdbus call format), anything else fails.
+_DBUS_COMMON = r"""#!/bin/sh
+# camlytics simcam: the camera's D-Bus as apps use it (com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials)
+method=; name=
+for a in "$@"; do
+    case $a in
+        *VAPIXServiceAccounts1.GetCredentials) method=1;;
+        string:*) name=${a#string:};;
+        -*|/*|*.*) ;;
+        *) name=$a;;
+    esac
+done
+case $name in ''|*[!A-Za-z0-9_]*) name=;; esac
+if [ -z "$method" ] || [ -z "$name" ] || [ ! -r "@DIR@/$name" ]; then
+    echo "Error org.freedesktop.DBus.Error.AccessDenied: simcam: no VAPIX service account for '$name'" \
+         "(the app must declare GetCredentials in resources.dbus; AXIS OS 11.9+)" >&2
+    exit 1
+fi
+creds=$(cat "@DIR@/$name")
+"""
+DBUS_SEND = _DBUS_COMMON + r"""printf 'method return time=0.0 sender=:1.1 -> destination=:1.2 serial=2 reply_serial=1\n'
+printf '   string "%s"\n' "$creds"
+"""
+GDBUS = _DBUS_COMMON + r"""printf "('%s',)\n" "$creds"
+"""
 
 
 def kill_group(pgid: int) -> None:

@@ -194,6 +194,15 @@ class DigestAuthenticator:
         self._seen: set[tuple[str, str]] = set()  # (nonce, nc) pairs already used
         self._lock = threading.Lock()
 
+    def set_user(self, user: str, password: str | None) -> None:
+        """Add or change a user's password; None removes the user."""
+        with self._lock:
+            self._ha1.pop(user, None)
+            self._basic = {token: name for token, name in self._basic.items() if name != user}
+            if password is not None:
+                self._ha1[user] = _md5(f"{user}:{self.realm}:{password}")
+                self._basic[base64.b64encode(f"{user}:{password}".encode()).decode()] = user
+
     def new_nonce(self) -> str:
         stamp = f"{time.time():.6f}"
         sig = hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
@@ -437,6 +446,18 @@ class SimulatedCamera:
             if (path == prefix or path.startswith(prefix + "/")) and (best is None or len(prefix) > len(best[0])):
                 best = (prefix, fn)
         return best[1] if best else None
+
+    def set_user(self, name: str, password: str | None, role: str = "viewer") -> None:
+        """Add (or change) a user with a role at run time, e.g. an app's VAPIX service account; None removes it.
+        On a camera without authentication this changes nothing (everyone is admin there)."""
+        if password is None:
+            self.users.pop(name, None)
+        else:
+            if role not in ROLES[1:]:
+                raise ValueError(f"role {role!r} is not one of {', '.join(ROLES[1:])}")
+            self.users[name] = (password, role)
+        if self.authenticator:
+            self.authenticator.set_user(name, password)
 
     def role_of(self, user: str | None) -> str:
         """The role of an authenticated user ("anonymous" for None)."""
