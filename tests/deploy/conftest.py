@@ -77,8 +77,17 @@ def cam():
 
 @pytest.fixture(scope="module")
 def package(model_dir, tmp_path_factory):
-    """.eap packages of `model_dir` for every architecture."""
+    """The .eap of `model_dir` for any architecture (no firmware: the device's own micropython)."""
     from camlytics.deploy.bundle import BundleOptions, build_bundle
 
-    return build_bundle(model_dir, tmp_path_factory.mktemp("eap"), BundleOptions(arch="all"))
+    return build_bundle(model_dir, tmp_path_factory.mktemp("eap"), BundleOptions(arch="all", interpreter="camera"))
+
+
+@pytest.fixture(autouse=True)
+def firmware_source(monkeypatch):
+    """`camlytics bundle` finds the MicroPython source as a user's shell would: $CAMLYTICS_MICROPYTHON_SRC."""
+    from camlytics.firmware.build import SOURCE_ENV
+    from tests.conftest import micropython_source
+
+    monkeypatch.setenv(SOURCE_ENV, micropython_source())
 

@@ -14,32 +14,61 @@ import pytest
 from camlytics.cli import main
 from camlytics.deploy.bundle import BundleOptions, build_bundle, check_interpreter
 from camlytics.errors import DeployError, ModelError
+from camlytics.firmware.build import elf_arch
 from tests.deploy.conftest import eap_file, read_eap
 
 MICROPYTHON = Path(shutil.which("micropython") or Path(os.sys.executable).parent / "micropython")
 
 
-def test_package_holds_manifest_license_launcher_page_model_and_compiled_edge_app(model_dir, tmp_path):
-    path = build_bundle(model_dir, tmp_path, BundleOptions(arch="aarch64", version="1.2.3"))
-    assert path.name == "camlytics_door_1_2_3_aarch64.eap"
+@pytest.mark.parametrize("arch", ["armv7hf", "aarch64"])
+def test_a_firmware_package_holds_the_firmware_for_its_arch_and_no_edge_sources(model_dir, firmware_binary, tmp_path,
+                                                                                arch):
+    path = build_bundle(model_dir, tmp_path, BundleOptions(arch=arch, version="1.2.3"))
+    assert path.name == f"camlytics_door_1_2_3_{arch}.eap"
     members = read_eap(path)
-    for name in ("manifest.json", "LICENSE", "camlytics_door", "html/index.html", "model.cml",
-                 "lib/python/camlytics/__init__.mpy", "lib/python/camlytics/edge/app.mpy",
-                 "lib/python/camlytics/edge/config.mpy"):
-        assert name in members, name
-    assert members["camlytics_door"].mode == 0o755
+    assert {"manifest.json", "LICENSE", "camlytics_door", "html/index.html", "model.cml", "build.json",
+            "lib/micropython"} <= set(members)
+    assert not any(name.startswith(("lib/python", "lib/portable")) for name in members)  # frozen in the firmware
+    assert members["lib/micropython"].mode == 0o755 and members["camlytics_door"].mode == 0o755
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == 0 for m in members.values())
-    assert eap_file(path, "LICENSE").strip()
+    firmware = tmp_path / "micropython"
+    firmware.write_bytes(eap_file(path, "lib/micropython"))
+    assert elf_arch(firmware) == arch
+    assert firmware.read_bytes() == firmware_binary(arch).read_bytes()
     assert eap_file(path, "model.cml") == (model_dir / "model.cml").read_bytes()
-    assert eap_file(path, "camlytics_door").startswith(b"#!/bin/sh")
-    assert eap_file(path, "lib/python/camlytics/edge/app.mpy")[:1] == b"M"  # mpy-cross output
-    # modules with viper code ship as source; CPython-only ones (numpy) do not ship at all
-    assert "lib/python/camlytics/edge/ops_viper.py" in members
-    assert not any("ops_numpy" in name for name in members)
+    license_text = eap_file(path, "LICENSE")
+    assert b"MicroPython" in license_text and b"Mbed TLS" in license_text
+    build = json.loads(eap_file(path, "build.json"))
+    assert build["firmware"]["arch"] == arch and "firmware" in build["interpreter"]
     manifest = json.loads(eap_file(path, "manifest.json"))
-    assert manifest["acapPackageConf"]["setup"]["architecture"] == "aarch64"
+    setup = manifest["acapPackageConf"]["setup"]
+    assert manifest["schemaVersion"].startswith("2.") and setup["architecture"] == arch
+    assert setup["vendorId"] and setup["compatibleOsVersions"] == [{"min": "12.0", "max": "13"}]
+    assert manifest["resources"]["dbus"]["requiredMethods"] == [
+        "com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials"]
+    assert manifest["acapPackageConf"]["configuration"]["reverseProxy"] == [
+        {"apiPath": "status", "target": "http://localhost:2180/status", "access": "viewer"},
+        {"apiPath": "spool", "target": "http://localhost:2180/spool", "access": "admin"}]
+    launcher = eap_file(path, "camlytics_door").decode()
+    assert launcher.startswith("#!/bin/sh") and "INTERPRETER=bundled" in launcher
+    assert 'exec ${CAMLYTICS_EMULATOR:+$CAMLYTICS_EMULATOR }"$MPY" -X heapsize=4M -m camlytics.edge.app' in launcher
     page = eap_file(path, "html/index.html").decode()
-    assert "root.${APP}" in page and '"MqttHost"' in page
+    assert "root.${APP}" in page and '"MqttHost"' in page and '"HttpPort"' in page
+
+
+def test_a_package_for_the_cameras_own_micropython_holds_the_stripped_edge_app_as_bytecode(model_dir, tmp_path):
+    path = build_bundle(model_dir, tmp_path, BundleOptions(arch="all", interpreter="camera"))
+    assert path.name == "camlytics_door_1_0_0_all.eap"
+    members = read_eap(path)
+    assert "lib/micropython" not in members
+    assert not any(name.startswith("lib/portable") for name in members)
+    for name in ("lib/python/camlytics/__init__.mpy", "lib/python/camlytics/edge/app.mpy",
+                 "lib/python/camlytics/edge/jpeg.mpy", "lib/python/camlytics/edge/config.mpy"):
+        assert name in members and eap_file(path, name)[:1] == b"M", name  # mpy-cross output
+    # the firmware's frozen set: no CPython-only module, no viper kernels, no source
+    assert not any(name.endswith(".py") or "ops_numpy" in name or "ops_viper" in name for name in members)
+    assert "INTERPRETER=camera" in eap_file(path, "camlytics_door").decode()
+    assert b"Mbed TLS" not in eap_file(path, "LICENSE")
 
 
 def test_same_inputs_give_the_same_bytes(model_dir, tmp_path):
@@ -54,7 +83,7 @@ def test_cli_writes_the_conventional_name_into_the_output_directory(model_dir, t
     assert main(["bundle", str(model_dir), "--out", str(tmp_path), "--arch", "armv7hf", "--version", "2.0.1",
                  "--mqtt-host", "10.0.0.5", "--threshold", "0.75", "--no-ha-discovery"]) == 0
     path = tmp_path / "camlytics_door_2_0_1_armv7hf.eap"
-    assert path.exists() and "micropython" in capsys.readouterr().out
+    assert path.exists() and "camlytics firmware for armv7hf" in capsys.readouterr().out
     params = {p["name"]: p["default"] for p in
               json.loads(eap_file(path, "manifest.json"))["acapPackageConf"]["configuration"]["paramConfig"]}
     assert params["MqttHost"] == "10.0.0.5" and params["Threshold"] == "75" and params["HaDiscovery"] == "no"
@@ -164,7 +193,7 @@ def fake_interpreter(path: Path) -> Path:
 
 
 def test_launcher_writes_the_edge_config_from_the_app_parameters(model_dir, tmp_path):
-    app = unpack(build_bundle(model_dir, tmp_path / "a.eap", BundleOptions(params={"VapixUser": "root"})),
+    app = unpack(build_bundle(model_dir, tmp_path / "a.eap", BundleOptions(interpreter="camera", params={"VapixUser": "root"})),
                  tmp_path / "app")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -175,7 +204,7 @@ def test_launcher_writes_the_edge_config_from_the_app_parameters(model_dir, tmp_
               "root.other_app.MqttHost=not-this-one\n")
     done = run_launcher(app, params, tmp_path, [bin_dir])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"using {bin_dir / 'micropython'} found on the device PATH" in done.stdout
+    assert f"micropython found on the device PATH ({bin_dir / 'micropython'})" in done.stdout
     assert f"-m camlytics.edge.app {app / 'localdata' / 'config.json'}" in done.stdout
     assert f"MICROPYPATH=.frozen:{app}/lib/python" in done.stdout
     config_path = app / "localdata" / "config.json"
@@ -208,7 +237,7 @@ def test_launcher_without_any_interpreter_fails_clearly(model_dir, tmp_path):
     app = unpack(build_bundle(model_dir, tmp_path / "a.eap"), tmp_path / "app")
     done = run_launcher(app, "", tmp_path, [tmp_path / "empty"])
     assert done.returncode == 1
-    assert "no MicroPython interpreter" in done.stdout and "--interpreter" in done.stdout
+    assert "no micropython on the device PATH" in done.stdout and "--interpreter camera" in done.stdout
 
 
 @pytest.mark.parametrize("param, value", [("FrameRate", "fast"), ("MqttPort", "-1"), ("HaDiscovery", "maybe"),

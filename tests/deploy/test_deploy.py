@@ -43,10 +43,13 @@ def test_deploy_installs_sets_parameters_starts_and_apps_lists_and_controls(cam,
     one_line_error(capsys, "not found", "Error: 4")
 
 
-def test_a_package_for_another_architecture_is_refused_by_the_camera(cam, model_dir, tmp_path, capsys):
-    armv7 = build_bundle(model_dir, tmp_path, BundleOptions(arch="armv7hf"))
+def test_a_package_for_another_architecture_is_refused_before_uploading(cam, model_dir, firmware_binary, tmp_path,
+                                                                        capsys):
+    armv7 = build_bundle(model_dir, tmp_path, BundleOptions(arch="armv7hf"))  # the simulated camera is aarch64
     assert main(["deploy", str(armv7), "--camera", cam.admin_url, "--start"]) == 2
-    one_line_error(capsys, "not compatible with this camera", "Error: 5")
+    one_line_error(capsys, "built for armv7hf", "aarch64", "nothing uploaded", "--arch aarch64")
+    with AppsClient(cam.admin_url) as client:
+        assert client.list() == []
 
 
 def test_an_upload_the_camera_refuses_names_its_reason(cam, tmp_path):
@@ -77,7 +80,7 @@ def test_wrong_password_unreachable_camera_and_non_camera_each_give_one_clear_li
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         assert main(["deploy", str(package), "--camera", f"http://127.0.0.1:{server.server_address[1]}"]) == 2
-        one_line_error(capsys, "no /axis-cgi/applications/upload.cgi")
+        one_line_error(capsys, "no /axis-cgi/basicdeviceinfo.cgi", "not an Axis camera")
     finally:
         server.shutdown()
         server.server_close()

@@ -17,7 +17,8 @@ def test_bundle_deploy_start_publish_stop_remove(model_dir, mosquitto, tmp_path,
         camera = cam.url.replace("http://", "http://root:pass@")
         assert main(["bundle", str(model_dir), "--out", str(tmp_path), "--mqtt-host", mosquitto.host,
                      "--mqtt-port", str(mosquitto.port), "--node-id", "e2e", "--fps", "4", "--stable-frames", "2",
-                     "--threshold", "0", "--camera-user", "root"]) == 0
+                     "--threshold", "0", "--camera-user", "root", "--arch", "all", "--interpreter", "camera",
+                     "--http-port", "0"]) == 0
         package = tmp_path / "camlytics_door_1_0_0_all.eap"
         subscriber = Subscriber(mosquitto.host, mosquitto.port, "camlytics/e2e/#")
         try:

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from camlytics.deploy.manifest import APP_PARAMS, build_manifest, check_param_value, eap_name, validate_manifest
+from camlytics.deploy.manifest import (APP_PARAMS, DBUS_CREDENTIALS, PLACEHOLDER_VENDOR_ID, build_manifest,
+                                       check_param_value, eap_name, validate_manifest)
 from camlytics.errors import DeployError
 
 
@@ -20,7 +21,7 @@ def sample(**overrides) -> dict:
 def test_built_manifest_has_the_documented_setup_and_a_param_per_setting():
     manifest = validate_manifest(sample())
     setup = manifest["acapPackageConf"]["setup"]
-    assert manifest["schemaVersion"].startswith("1.")
+    assert manifest["schemaVersion"] == "2.0.0"
     assert setup == {**setup, "appName": "camlytics_door", "friendlyName": "Door", "vendor": "camlytics",
                      "version": "1.2.3", "architecture": "armv7hf", "runMode": "respawn"}
     config = manifest["acapPackageConf"]["configuration"]
@@ -47,12 +48,42 @@ def test_schema_2_needs_a_vendor_id_and_drops_embedded_sdk_version():
     manifest = validate_manifest(sample(vendor_id="0123456789"))
     setup = manifest["acapPackageConf"]["setup"]
     assert manifest["schemaVersion"].startswith("2.")
-    assert setup["vendorId"] == "0123456789" and setup["compatibleOsVersions"]
+    assert setup["vendorId"] == "0123456789" and setup["compatibleOsVersions"] == [{"min": "12.0", "max": "13"}]
     assert "embeddedSdkVersion" not in setup
-    broken = copy.deepcopy(manifest)
-    del broken["acapPackageConf"]["setup"]["vendorId"]
-    with pytest.raises(DeployError, match="vendorId"):
-        validate_manifest(broken)
+    assert sample()["acapPackageConf"]["setup"]["vendorId"] == PLACEHOLDER_VENDOR_ID
+    for field in ("vendorId", "compatibleOsVersions", "architecture"):
+        broken = copy.deepcopy(manifest)
+        del broken["acapPackageConf"]["setup"][field]
+        with pytest.raises(DeployError, match=f"setup.{field} is required"):
+            validate_manifest(broken)
+
+
+def test_schema_1_is_1_7_without_the_2_x_fields_and_keeps_proxy_and_dbus():
+    manifest = validate_manifest(sample(schema=1))
+    setup = manifest["acapPackageConf"]["setup"]
+    assert manifest["schemaVersion"] == "1.7.3"
+    assert "vendorId" not in setup and "compatibleOsVersions" not in setup and setup["architecture"] == "armv7hf"
+    assert manifest["acapPackageConf"]["configuration"]["reverseProxy"][0]["apiPath"] == "status"
+    assert manifest["resources"]["dbus"]["requiredMethods"] == [DBUS_CREDENTIALS]
+    with pytest.raises(DeployError, match="--vendor-id needs manifest schema 2"):
+        sample(schema=1, vendor_id="0123456789")
+    with pytest.raises(DeployError, match="--schema must be 1"):
+        sample(schema=3)
+    too_old = copy.deepcopy(manifest)
+    too_old["schemaVersion"] = "1.4.0"
+    with pytest.raises(DeployError, match="reverseProxy needs schemaVersion 1.5"):
+        validate_manifest(too_old)
+
+
+def test_the_reverse_proxy_follows_the_http_port_and_disappears_at_0():
+    proxy = sample(params={"HttpPort": "8099"})["acapPackageConf"]["configuration"]["reverseProxy"]
+    assert [(e["apiPath"], e["target"], e["access"]) for e in proxy] == [
+        ("status", "http://localhost:8099/status", "viewer"), ("spool", "http://localhost:8099/spool", "admin")]
+    assert "reverseProxy" not in sample(params={"HttpPort": "0"})["acapPackageConf"]["configuration"]
+    params = {p["name"]: p for p in sample()["acapPackageConf"]["configuration"]["paramConfig"]}
+    assert params["HttpPort"] == {"name": "HttpPort", "default": "2180", "type": "int:min=0;max=65535"}
+    with pytest.raises(DeployError, match="HttpPort.*outside"):
+        validate_manifest(sample(params={"HttpPort": "70000"}))
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -91,12 +122,47 @@ def test_invalid_setup_values_are_named(field, value, message):
         {"name": "Port", "default": 8080, "type": "int"}), "must be a string"),
     (lambda m: m["acapPackageConf"]["configuration"].update(settingPage="../index.html"), "settingPage"),
     (lambda m: m["resources"]["dbus"].update(requiredMethods="com.axis.X"), "requiredMethods"),
+    (lambda m: m["acapPackageConf"]["setup"].update(compatibleOsVersions=[]), "compatibleOsVersions must be a non-empty"),
+    (lambda m: m["acapPackageConf"]["setup"].update(compatibleOsVersions=[{"min": "12.0"}]), "max is required"),
+    (lambda m: m["acapPackageConf"]["setup"].update(compatibleOsVersions=[{"min": "twelve", "max": "13"}]),
+     "AXIS OS version"),
+    (lambda m: m["acapPackageConf"]["setup"].update(compatibleOsVersions=[{"min": "13.1", "max": "12"}]),
+     "above max"),
+    (lambda m: m["acapPackageConf"]["setup"].update(vendorId="12345"), "vendorId"),
+    (lambda m: m["acapPackageConf"]["setup"].update(embeddedSdkVersion="3.0"), "removed in schema 2"),
+    (lambda m: m["acapPackageConf"]["setup"].update(user={"username": "root", "group": "sdk"}), "username"),
+    (lambda m: m["acapPackageConf"]["setup"].update(user={"username": "sdk", "group": "wheel"}), "group"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][0].update(access="everyone"), "access"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][0].update(target="http://10.0.0.1:80/"),
+     "target"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][0].update(target="http://localhost:99999/"),
+     "outside"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][0].update(apiPath="a b"), "apiPath"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][1].update(apiPath="status"), "defined twice"),
+    (lambda m: m["acapPackageConf"]["configuration"]["reverseProxy"][0].pop("access"), "access is required"),
 ])
 def test_schema_violations_are_rejected_with_the_field_named(mutate, message):
     manifest = sample()
     mutate(manifest)
     with pytest.raises(DeployError, match=message):
         validate_manifest(manifest)
+
+
+def test_every_bad_field_is_one_line_naming_the_manifest():
+    manifest = sample()
+    manifest["acapPackageConf"]["setup"]["compatibleOsVersions"] = [{"min": "12.0", "max": "x"}]
+    with pytest.raises(DeployError) as info:
+        validate_manifest(manifest)
+    assert str(info.value).startswith("manifest.json: acapPackageConf.setup.compatibleOsVersions[0].max")
+    assert "\n" not in str(info.value)
+
+
+def test_a_package_with_a_binary_must_name_its_architecture():
+    manifest = sample(architecture="all")
+    files = {"manifest.json", "LICENSE", "camlytics_door", "html/index.html", "lib/micropython"}
+    with pytest.raises(DeployError, match="architecture.*lib/micropython"):
+        validate_manifest(manifest, files=files)
+    validate_manifest(manifest, files=files - {"lib/micropython"})
 
 
 def test_files_named_by_the_manifest_must_be_in_the_package():

@@ -1,23 +1,31 @@
-"""Build an ACAP package (`.eap`): the edge app, a model and a launcher, ready to install on an Axis camera.
+"""Build an ACAP package (`.eap`): the camera firmware (or the edge app for the camera's own
+MicroPython), a model and a launcher, ready to install on an Axis camera.
 
 Package layout (a gzip'd tar, members sorted, mtime fixed, owner 0:0, so the same inputs give the
 same bytes):
 
-    manifest.json        schemaVersion, acapPackageConf.setup (appName, runMode respawn, ...), paramConfig
-    LICENSE              the project's license (camlytics, MIT; plus MicroPython's when bundled)
+    manifest.json        schemaVersion (2.0.0, or 1.7.3 with schema=1), acapPackageConf.setup
+                         (appName, runMode respawn, architecture, ...), paramConfig, reverseProxy,
+                         resources.dbus (the VAPIX service account method)
+    LICENSE              the project's license (camlytics, MIT; plus MicroPython's and Mbed TLS's
+                         notices when a MicroPython binary is bundled)
     <appName>            the launcher (POSIX sh): parameters -> localdata/config.json -> exec MicroPython
     html/index.html      settings page (param.cgi read/update + restart)
     model.cml            the int8 edge model
-    build.json           what went in: camlytics version, model sha256, module forms
-    lib/python/camlytics/...   the edge package: .mpy bytecode from mpy-cross; modules with
-                         @micropython.viper/native code stay .py (see below)
-    lib/micropython      optional: an interpreter built for the target (ELF class/machine checked)
+    build.json           what went in: camlytics version, model sha256, interpreter, firmware build
+    lib/micropython      the interpreter: the camlytics firmware for the package's architecture
+                         (camlytics.firmware: MicroPython with the C module and the edge app frozen
+                         in; ELF-checked), or a binary given with `interpreter=PATH`
+    lib/python/camlytics/...   only without the firmware (interpreter "camera" or a PATH): the edge
+                         package as the firmware freezes it (camlytics.firmware.build.frozen_files:
+                         native-code decorators removed, CPython-only modules left out), compiled to
+                         architecture-independent .mpy bytecode by mpy-cross
 
-Why viper modules ship as source: native code in an .mpy is tied to one emitter architecture, and
-mpy-cross's ARM targets are the Thumb-2 microcontroller ones (armv7m/armv7em*); there is no
-aarch64 emitter at all. The camera's own MicroPython compiles the .py at import with whatever
-native emitter it was built with (or infer.py falls back to the pure backend), so one package
-works on every architecture. Everything else is plain bytecode, which is architecture independent.
+The firmware packages (armv7hf, aarch64) carry everything the app needs in one binary, so the
+launcher runs it with MICROPYPATH=.frozen. A package for `--arch all` runs the camera's own
+`micropython` (no Axis camera ships one: only for devices where someone installed it), with the
+plain-Python kernels: a MicroPython without a native emitter (aarch64) cannot compile viper code,
+so no module needs one.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from pathlib import Path
 
 import camlytics
 from camlytics.deploy.manifest import APP_PARAMS, ARCHITECTURES, build_manifest, eap_name, validate_manifest
-from camlytics.errors import DeployError, ModelError
+from camlytics.errors import CamlyticsError, DeployError, ModelError
 
 # ELF e_machine / class for each target; armv7hf also needs the hard-float EABI flag.
 ELF_TARGETS = {"armv7hf": (1, 40, "32-bit ARM"), "aarch64": (2, 183, "64-bit ARM (aarch64)")}
@@ -48,24 +56,32 @@ ELF_MACHINES = {3: "x86 (i386)", 8: "MIPS", 20: "PowerPC", 40: "32-bit ARM", 62:
                 243: "RISC-V"}
 EF_ARM_ABI_FLOAT_HARD = 0x400
 MAX_INTERPRETER = 32 << 20
-NATIVE_CODE_RE = re.compile(rb"^\s*@micropython\.(viper|native|asm_thumb)\b", re.M)
-HOST_ONLY_RE = re.compile(rb"^(import numpy|from numpy)", re.M)  # CPython accelerators, not for the camera
 HEAP_SIZE = "4M"
+FIRMWARE_ARCHES = ("armv7hf", "aarch64")  # the camera architectures camlytics.firmware builds for
+CAMERA = "camera"  # interpreter: the device's own `micropython` on its PATH
 _MPY_CACHE: dict[tuple[str, str], bytes] = {}  # (module path, source sha256) -> .mpy: mpy-cross is deterministic
 
 
 @dataclass
 class BundleOptions:
-    """What to put in the package (defaults make camlytics_door_1_0_0_all.eap)."""
+    """What to put in the package.
+
+    `interpreter`: None = the camlytics firmware for `arch` (armv7hf, aarch64; built or taken from the
+    cache, from `firmware_source` or $CAMLYTICS_MICROPYTHON_SRC); "camera" = the device's own
+    micropython (the only choice for arch "all", which None also means there, for library callers
+    that name no architecture; the CLI asks for it explicitly); a Path = that binary (ELF-checked).
+    """
 
     arch: str = "all"
     app_name: str = "camlytics_door"
     friendly_name: str = "camlytics door sensor"
     vendor: str = "camlytics"
     vendor_url: str | None = None
-    vendor_id: str | None = None  # Axis-issued; switches to manifest schema 2 (AXIS OS 13)
+    vendor_id: str | None = None  # Axis-issued (signing service); schema 2 only
     version: str = "1.0.0"
-    interpreter: Path | None = None
+    interpreter: Path | str | None = None
+    firmware_source: str | None = None
+    schema: int = 2  # manifest schema major: 2 (AXIS OS 12.x/13), 1 (1.7.3, AXIS OS 11.x/12.x)
     license: Path | None = None
     params: dict[str, str] = field(default_factory=dict)  # paramConfig defaults by name (see APP_PARAMS)
     mtime: int = 0  # of every member; SOURCE_DATE_EPOCH when set
@@ -134,29 +150,18 @@ def mpy_cross_command() -> list[str]:
 
 
 def edge_modules() -> list[tuple[str, bytes]]:
-    """(package-relative path, source) of camlytics/__init__.py and the edge modules the camera needs."""
-    root = Path(camlytics.__file__).resolve().parent
-    sources = [("camlytics/__init__.py", (root / "__init__.py").read_bytes())]
-    for path in sorted((root / "edge").glob("*.py")):
-        source = path.read_bytes()
-        if not HOST_ONLY_RE.search(source):
-            sources.append((f"camlytics/edge/{path.name}", source))
-    return sources
+    """(package-relative path, source) of the edge package as the firmware freezes it: the same files,
+    the same stripping of native-code decorators (camlytics.firmware.build.frozen_files)."""
+    from camlytics.firmware.build import frozen_files
+
+    return sorted(frozen_files().items())
 
 
 def compile_edge(workdir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
-    """{member path: bytes} of the compiled edge package and {module: "mpy"|"py"} saying which form each got."""
+    """{member path: bytes} of the compiled edge package (lib/python/...) and {module: "mpy"} per module."""
     members: dict[str, bytes] = {}
     forms: dict[str, str] = {}
     for rel, source in edge_modules():
-        if NATIVE_CODE_RE.search(source):
-            members[f"lib/python/{rel}"] = source
-            # the same code without the decorators, for a MicroPython with no native emitter for its
-            # CPU (aarch64 has none): the launcher puts lib/portable first on the path there. The
-            # kernels are written to run as plain Python too (CPython runs them that way).
-            members[f"lib/portable/{rel}"] = NATIVE_CODE_RE.sub(b"", source)
-            forms[rel] = "py (viper/native code: compiled by the camera's MicroPython; plain copy in lib/portable)"
-            continue
         key = (rel, hashlib.sha256(source).hexdigest())
         if key in _MPY_CACHE:
             members[f"lib/python/{rel[:-3]}.mpy"], forms[rel] = _MPY_CACHE[key], "mpy"
@@ -178,15 +183,37 @@ def compile_edge(workdir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
     return members, forms
 
 
-def launcher_script(app_name: str, manifest: dict) -> bytes:
-    """The appName executable, with the manifest's parameter defaults baked in."""
+def firmware_for(arch: str, source: str | None = None) -> tuple[bytes, dict]:
+    """(bytes, build.json) of the camlytics firmware for `arch`, built or from the cache; its ELF header
+    must say `arch` (a cache entry that says otherwise is refused, never packaged)."""
+    from camlytics.firmware.build import build_firmware, elf_arch
+
+    if arch not in FIRMWARE_ARCHES:
+        raise DeployError(f"the camlytics firmware is built for {' or '.join(FIRMWARE_ARCHES)}, not {arch!r}; "
+                          f"--arch all needs --interpreter camera")
+    try:
+        firmware = build_firmware(arch, source)
+    except CamlyticsError as exc:
+        raise DeployError(f"firmware for {arch}: {exc}") from None
+    found = elf_arch(firmware.path)
+    if found != arch:
+        raise DeployError(f"firmware {firmware.path} is built for {found or 'no camera architecture'}, "
+                          f"not {arch}: remove it from the cache and build again (camlytics firmware build "
+                          f"--arch {arch})")
+    data = read_limited(firmware.path, MAX_INTERPRETER, "firmware", "not a MicroPython build?")
+    return data, firmware.info
+
+
+def launcher_script(app_name: str, manifest: dict, bundled: bool = True) -> bytes:
+    """The appName executable, with the manifest's parameter defaults baked in; `bundled`: it runs
+    lib/micropython, else the device's `micropython`."""
     template = resources.files("camlytics.deploy").joinpath("acap/launcher.sh").read_text()
     reads = []
     for param in manifest["acapPackageConf"]["configuration"]["paramConfig"]:
         var = re.sub(r"(?<!^)(?=[A-Z])", "_", param["name"]).upper()
         reads.append(f"{var}=$(param {param['name']} {shlex.quote(param['default'])})")
     text = (template.replace("@APP_NAME@", app_name).replace("@HEAP_SIZE@", HEAP_SIZE)
-            .replace("@PARAM_READS@", "\n".join(reads)))
+            .replace("@INTERPRETER@", "bundled" if bundled else CAMERA).replace("@PARAM_READS@", "\n".join(reads)))
     return text.encode()
 
 
@@ -213,39 +240,66 @@ def license_text(options: BundleOptions) -> bytes:
         text = resources.files("camlytics.deploy").joinpath("acap/LICENSE.txt").read_bytes()
     if not text.strip():
         raise DeployError(f"--license {options.license} is empty; an ACAP package needs a non-empty LICENSE")
-    if options.interpreter is not None and b"MicroPython" not in text:
-        text += (b"\n\nlib/micropython: MicroPython, MIT License, Copyright (c) 2013-2024 Damien P. George "
-                 b"and contributors, https://github.com/micropython/micropython\n")
+    if options.interpreter != CAMERA and not (options.interpreter is None and options.arch == "all"):
+        if b"MicroPython" not in text:
+            text += (b"\n\nlib/micropython: MicroPython, MIT License, Copyright (c) 2013-2024 Damien P. George "
+                     b"and contributors, https://github.com/micropython/micropython\n")
+        if options.interpreter is None and b"Mbed TLS" not in text:  # the camlytics firmware links it
+            text += (b"lib/micropython also holds Mbed TLS, Apache License 2.0, Copyright The Mbed TLS "
+                     b"Contributors, https://github.com/Mbed-TLS/mbedtls\n")
     return text
+
+
+def resolve_interpreter(options: BundleOptions) -> str | Path:
+    """"firmware", "camera" or the Path of a given binary, after checking it fits the architecture."""
+    if options.arch not in ARCHITECTURES:
+        raise DeployError(f"--arch must be one of {', '.join(ARCHITECTURES)}, got {options.arch!r}")
+    interpreter = options.interpreter
+    if interpreter is None:
+        return CAMERA if options.arch == "all" else "firmware"
+    if isinstance(interpreter, str) and interpreter != CAMERA:
+        interpreter = Path(interpreter)
+    if interpreter == CAMERA:
+        return CAMERA
+    return interpreter
 
 
 def package_members(model_dir: str | Path, options: BundleOptions) -> tuple[dict, dict[str, tuple[bytes, int]]]:
     """(manifest, {member name: (bytes, mode)}) of the package, validated; no file is written."""
-    if options.arch not in ARCHITECTURES:
-        raise DeployError(f"--arch must be one of {', '.join(ARCHITECTURES)}, got {options.arch!r}")
+    interpreter = resolve_interpreter(options)
     model = find_model(model_dir)
-    interpreter = check_interpreter(options.interpreter, options.arch) if options.interpreter else None
     manifest = build_manifest(app_name=options.app_name, friendly_name=options.friendly_name, vendor=options.vendor,
                               version=options.version, architecture=options.arch, params=options.params,
-                              vendor_url=options.vendor_url, vendor_id=options.vendor_id)
+                              vendor_url=options.vendor_url, vendor_id=options.vendor_id, schema=options.schema)
     validate_manifest(manifest)  # before the slow part: bad names and values fail fast
-    with tempfile.TemporaryDirectory(prefix="camlytics-bundle-") as tmp:
-        code, forms = compile_edge(Path(tmp))
+    binary: bytes | None = None
+    build: dict = {"camlytics": camlytics.__version__}
+    if interpreter == "firmware":
+        binary, info = firmware_for(options.arch, options.firmware_source)
+        build["interpreter"] = "lib/micropython: the camlytics firmware (edge app frozen in)"
+        build["firmware"] = {k: info[k] for k in ("arch", "build_id", "commit", "micropython", "size") if k in info}
+        code: dict[str, bytes] = {}
+    else:
+        if isinstance(interpreter, Path):
+            binary = check_interpreter(interpreter, options.arch)
+            build["interpreter"] = "lib/micropython (given)"
+        else:
+            build["interpreter"] = "micropython on the device PATH"
+        with tempfile.TemporaryDirectory(prefix="camlytics-bundle-") as tmp:
+            code, build["modules"] = compile_edge(Path(tmp))
     model_bytes = model.read_bytes()
-    build = {"camlytics": camlytics.__version__, "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
-             "interpreter": "lib/micropython" if interpreter else "micropython on the device PATH",
-             "modules": forms}
+    build["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
     members: dict[str, tuple[bytes, int]] = {
         "manifest.json": (json.dumps(manifest, indent=2).encode() + b"\n", 0o644),
         "LICENSE": (license_text(options), 0o644),
-        options.app_name: (launcher_script(options.app_name, manifest), 0o755),
+        options.app_name: (launcher_script(options.app_name, manifest, bundled=binary is not None), 0o755),
         "html/index.html": (settings_page(manifest), 0o644),
         "model.cml": (model_bytes, 0o644),
         "build.json": (json.dumps(build, indent=2, sort_keys=True).encode() + b"\n", 0o644),
     }
     members.update({name: (data, 0o644) for name, data in code.items()})
-    if interpreter is not None:
-        members["lib/micropython"] = (interpreter, 0o755)
+    if binary is not None:
+        members["lib/micropython"] = (binary, 0o755)
     validate_manifest(manifest, files=members)
     return manifest, members
 

@@ -12,6 +12,7 @@ from camlytics.errors import DeployError
 from camlytics.validate import check_positive
 
 ARCHES = ("armv7hf", "aarch64", "all")
+DEFAULT_ARCHES = ("armv7hf", "aarch64")  # bundle without --arch/--camera: one package each
 
 
 def register(subparsers: Any) -> None:
@@ -24,15 +25,25 @@ def register(subparsers: Any) -> None:
                     "device's `micropython`. The same inputs always give the same bytes.")
     p.add_argument("model_dir", metavar="MODEL_DIR", help="trained model directory (with model.cml)")
     p.add_argument("--out", default=".", help="output directory or .eap file (default: current directory)")
-    p.add_argument("--arch", choices=ARCHES, default="all",
-                   help="armv7hf (ARTPEC-6/7), aarch64 (ARTPEC-8/9) or all (default; needs micropython on the camera)")
-    p.add_argument("--interpreter", type=Path, metavar="PATH",
-                   help="MicroPython binary built for --arch to bundle as lib/micropython (ELF header checked)")
+    p.add_argument("--arch", choices=ARCHES,
+                   help="armv7hf (ARTPEC-6/7) or aarch64 (ARTPEC-8/9, CV25); default: one package for each. "
+                        "all: no firmware, the device's own micropython (needs --interpreter camera)")
+    p.add_argument("--camera", metavar="URL",
+                   help="take the architecture from this camera (basicdeviceinfo Architecture/Soc), "
+                        "http://user:pass@host[:port]")
+    p.add_argument("--interpreter", metavar="camera|PATH",
+                   help="default: the camlytics firmware for --arch (built or from the cache) as lib/micropython. "
+                        "camera: none bundled, the device's own micropython runs the edge app (no Axis camera "
+                        "ships one). PATH: that MicroPython binary (ELF header checked against --arch)")
+    p.add_argument("--schema", type=int, choices=(1, 2), default=2,
+                   help="manifest schema: 2 (default; AXIS OS 12.x and 13, adds vendorId and compatibleOsVersions) "
+                        "or 1 (1.7.3, AXIS OS 11.x/12.x)")
     p.add_argument("--app-name", default="camlytics_door", help="appName: executable and package name")
     p.add_argument("--friendly-name", default="camlytics door sensor", help="name shown in the camera's web pages")
     p.add_argument("--vendor", default="camlytics", help="vendor shown on the camera")
     p.add_argument("--vendor-url", help="vendor home page")
-    p.add_argument("--vendor-id", help="Axis-issued vendor id (10 hex digits): writes manifest schema 2 (AXIS OS 13)")
+    p.add_argument("--vendor-id", help="Axis-issued vendor id (10 hex digits, from Axis's signing service; schema 2). "
+                   "Default: the placeholder 0000000000, fine unsigned on AXIS OS 12, replaced before signing")
     p.add_argument("--version", default="1.0.0", help="app version MAJOR.MINOR.PATCH (default 1.0.0)")
     p.add_argument("--license", type=Path, help="LICENSE file to ship (default: camlytics's MIT license)")
     defaults = p.add_argument_group("app parameter defaults (users change them on the camera)")
@@ -49,6 +60,8 @@ def register(subparsers: Any) -> None:
                           "set its password on the camera or with `deploy --param VapixPassword=...`")
     defaults.add_argument("--virtual-input", type=int, help="virtual input port set while open (default 0: off)")
     defaults.add_argument("--webhook", help="http:// URL to POST state changes to")
+    defaults.add_argument("--http-port", type=int, help="localhost port of the app's status endpoint, served by the "
+                          "camera at /local/APP/status (viewers) and /local/APP/spool (admins); 0: off (default 2180)")
     p.set_defaults(func=bundle_command)
 
     p = subparsers.add_parser(
@@ -60,6 +73,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="set app parameter root.APP.NAME after installing (repeatable), e.g. MqttHost=10.0.0.5")
     p.add_argument("--start", action="store_true", help="(re)start the app after installing")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="AXIS OS 12: let the camera install unsigned apps (applications/config.cgi AllowUnsigned=true, "
+                        "a camera-wide security setting; needs --yes). AXIS OS 13 installs signed apps only")
+    p.add_argument("--yes", action="store_true", help="confirm --allow-unsigned")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per camera request (default 60)")
     p.set_defaults(func=deploy_command)
 
@@ -79,7 +96,7 @@ def register(subparsers: Any) -> None:
 BUNDLE_FLAGS = {"MqttHost": "--mqtt-host", "MqttPort": "--mqtt-port", "MqttPrefix": "--mqtt-prefix",
                 "MqttNodeId": "--node-id", "StableFrames": "--stable-frames", "FrameRate": "--fps",
                 "Resolution": "--resolution", "VapixUser": "--camera-user", "VirtualInputPort": "--virtual-input",
-                "WebhookUrl": "--webhook", "Threshold": "--threshold"}
+                "WebhookUrl": "--webhook", "Threshold": "--threshold", "HttpPort": "--http-port"}
 
 
 def bundle_params(args: argparse.Namespace) -> dict[str, str]:
@@ -92,12 +109,42 @@ def bundle_params(args: argparse.Namespace) -> dict[str, str]:
     given = {"MqttHost": args.mqtt_host, "MqttPort": args.mqtt_port, "MqttPrefix": args.mqtt_prefix,
              "MqttNodeId": args.node_id, "StableFrames": args.stable_frames, "FrameRate": args.fps,
              "Resolution": args.resolution, "VapixUser": args.camera_user, "VirtualInputPort": args.virtual_input,
-             "WebhookUrl": args.webhook}
+             "WebhookUrl": args.webhook, "HttpPort": args.http_port}
     params.update({k: str(v) for k, v in given.items() if v is not None})
     if args.no_ha_discovery:
         params["HaDiscovery"] = "no"
     check_app_values(params, {k: f"{flag} ({k})" for k, flag in BUNDLE_FLAGS.items()})  # bad defaults would make the app crash-loop on the camera
     return params
+
+
+def camera_arch(url: str, timeout: float = 30.0) -> str:
+    """armv7hf or aarch64 for the camera at `url` (basicdeviceinfo); DeployError if it is neither."""
+    from camlytics.deploy.vapix_apps import AppsClient
+
+    with AppsClient(url, timeout=timeout) as cam:
+        info = cam.device_info()
+        host = cam.host
+    arch = info.acap_arch
+    if arch is None:
+        raise DeployError(f"camera {host} reports architecture {info.architecture or '?'} (Soc {info.soc or '?'}); "
+                          f"the camlytics firmware is built for {' and '.join(DEFAULT_ARCHES)} only")
+    return arch
+
+
+def bundle_arches(args: argparse.Namespace) -> list[str]:
+    """The architectures to build, from --arch / --camera / --interpreter (DeployError on a bad combination)."""
+    if args.arch and args.camera:
+        raise DeployError("give --arch or --camera, not both (--camera reads the architecture from the camera)")
+    if args.arch == "all" and args.interpreter != "camera":
+        raise DeployError("--arch all has no firmware (one binary runs on one CPU): it needs --interpreter camera, "
+                          "and a micropython on the camera (no Axis camera ships one); or build --arch armv7hf / "
+                          "aarch64, or --camera URL")
+    if args.interpreter == "camera" and not args.arch and not args.camera:
+        return ["all"]
+    arches = [args.arch] if args.arch else [camera_arch(args.camera)] if args.camera else list(DEFAULT_ARCHES)
+    if args.interpreter not in (None, "camera") and len(arches) > 1:
+        raise DeployError(f"--interpreter {args.interpreter} runs on one architecture: give --arch armv7hf or aarch64")
+    return arches
 
 
 def bundle_command(args: argparse.Namespace) -> int:
@@ -106,13 +153,21 @@ def bundle_command(args: argparse.Namespace) -> int:
     mtime = os.environ.get("SOURCE_DATE_EPOCH", "0")
     if not mtime.isdigit():
         raise DeployError(f"SOURCE_DATE_EPOCH must be a whole number of seconds, got {mtime!r}")
-    options = BundleOptions(arch=args.arch, app_name=args.app_name, friendly_name=args.friendly_name,
-                            vendor=args.vendor, vendor_url=args.vendor_url, vendor_id=args.vendor_id,
-                            version=args.version, interpreter=args.interpreter, license=args.license,
-                            params=bundle_params(args), mtime=int(mtime))
-    path = build_bundle(args.model_dir, args.out, options)
-    where = "bundled lib/micropython" if args.interpreter else "the camera's own `micropython` (none bundled)"
-    print(f"wrote {path} ({path.stat().st_size} bytes); the app runs with {where}")
+    params = bundle_params(args)
+    arches = bundle_arches(args)
+    if len(arches) > 1 and str(args.out).endswith(".eap"):
+        raise DeployError(f"--out {args.out} names one file, but {len(arches)} packages are built "
+                          f"({', '.join(arches)}): give a directory, or one --arch")
+    interpreter = None if args.interpreter is None else "camera" if args.interpreter == "camera" else Path(args.interpreter)
+    for arch in arches:
+        options = BundleOptions(arch=arch, app_name=args.app_name, friendly_name=args.friendly_name,
+                                vendor=args.vendor, vendor_url=args.vendor_url, vendor_id=args.vendor_id,
+                                version=args.version, interpreter=interpreter, schema=args.schema,
+                                license=args.license, params=params, mtime=int(mtime))
+        path = build_bundle(args.model_dir, args.out, options)
+        where = ("the device's own `micropython` (none bundled)" if interpreter == "camera" else
+                 "the bundled lib/micropython" if interpreter else f"the bundled camlytics firmware for {arch}")
+        print(f"wrote {path} ({path.stat().st_size} bytes, manifest schema {args.schema}); the app runs with {where}")
     return 0
 
 
@@ -172,24 +227,87 @@ def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
     check_app_values(params, {p: f"--param {p}" for p in params}, declared)
 
 
+UNSIGNED_HELP = {
+    # AXIS OS major -> what to do about an unsigned package the camera refused (upload.cgi Error: 2)
+    "13": "AXIS OS 13 installs signed apps only: sign the package with Axis's signing service and deploy the "
+          "signed .eap (README: Signing for AXIS OS 13)",
+    "12": "AXIS OS 12 installs unsigned apps only when allowed: rerun with --allow-unsigned --yes (sets "
+          "applications/config.cgi AllowUnsigned=true), or sign it (README: Signing for AXIS OS 13)",
+}
+
+
+def unsigned_advice(os_major: int | None) -> str:
+    """What to do when the camera refuses an unsigned package, for its AXIS OS major version."""
+    if os_major is not None and os_major >= 13:
+        return UNSIGNED_HELP["13"]
+    if os_major == 12:
+        return UNSIGNED_HELP["12"]
+    return ("allow unsigned apps on the camera (AXIS OS 12: --allow-unsigned --yes) or sign the package "
+            "(README: Signing for AXIS OS 13)")
+
+
 def deploy_command(args: argparse.Namespace) -> int:
-    from camlytics.deploy.vapix_apps import AppsClient
+    from camlytics.deploy.vapix_apps import E_SIGNATURE, AppsClient, UploadRefused
 
     check_positive("--timeout", args.timeout)  # seconds, finite
+    if args.allow_unsigned and not args.yes:
+        raise DeployError("--allow-unsigned changes a camera-wide security setting (AllowUnsigned: any unsigned app "
+                          "may then be installed): confirm with --yes")
     manifest = package_manifest(args.package)
-    name = manifest["acapPackageConf"]["setup"]["appName"]
+    setup = manifest["acapPackageConf"]["setup"]
+    name = setup["appName"]
     params = parse_params(args.param)
     check_deploy_params(params, manifest)
     with AppsClient(args.camera, timeout=args.timeout) as cam:
-        cam.upload(args.package)
+        info = cam.device_info()
+        camera = info.acap_arch
+        package_arch = setup.get("architecture", "all")
+        if package_arch != "all" and package_arch != camera:
+            raise DeployError(f"{args.package.name} is built for {package_arch}, but camera {cam.host} is "
+                              f"{info.architecture or '?'} (Soc {info.soc or '?'}): nothing uploaded; build its package "
+                              f"with `camlytics bundle MODEL --arch {camera or '?'}` or `--camera URL`")
+        schema_major = int(str(manifest.get("schemaVersion", "1")).split(".")[0] or 1)
+        if info.os_major is not None and info.os_major >= 13 and schema_major < 2:
+            raise DeployError(f"camera {cam.host} runs AXIS OS {info.version}, which installs manifest schema 2 only; "
+                              f"{args.package.name} has schema {manifest.get('schemaVersion')}: rebuild without --schema 1")
+        if args.allow_unsigned:
+            if info.os_major is not None and info.os_major >= 13:
+                raise DeployError(f"--allow-unsigned: camera {cam.host} runs AXIS OS {info.version}, which requires "
+                                  f"signed apps (there is no AllowUnsigned); sign the package (README: Signing for "
+                                  f"AXIS OS 13)")
+            if info.os_major is not None and info.os_major < 12:
+                print(f"AXIS OS {info.version} installs unsigned apps: --allow-unsigned not needed, nothing changed")
+            else:
+                cam.allow_unsigned()
+                print(f"camera {cam.host}: AllowUnsigned=true (any unsigned app may now be installed; turn it off "
+                      f"in the camera's Apps settings when done)")
+        before = {app.name for app in cam.list()}
+        try:
+            cam.upload(args.package)
+        except UploadRefused as exc:
+            if exc.code == E_SIGNATURE:
+                raise DeployError(f"upload {args.package.name}: camera {cam.host} (AXIS OS {info.version or '?'}) "
+                                  f"refused the unsigned package (Error: 2); {unsigned_advice(info.os_major)}") from None
+            raise
         print(f"installed {name} from {args.package.name} on {cam.host}")
-        if params:
-            cam.set_params(name, params)
-            print(f"set {', '.join(sorted(params))}")
-        if args.start:
-            running = any(app.name == name and app.status == "Running" for app in cam.list())
-            cam.control("restart" if running else "start", name)
-            print(f"started {name}")
+        try:
+            if params:
+                cam.set_params(name, params)
+                print(f"set {', '.join(sorted(params))}")
+            if args.start:
+                running = any(app.name == name and app.status == "Running" for app in cam.list())
+                cam.control("restart" if running else "start", name)
+                print(f"started {name}")
+        except DeployError as exc:
+            if name in before:  # an upgrade: the old version is gone already; leave the new one to inspect
+                raise DeployError(f"{exc} ({name} {setup.get('version')} stays installed: it replaced the "
+                                  f"version that was there)") from None
+            try:
+                cam.control("remove", name)
+                undo = f"removed {name} again"
+            except DeployError as again:
+                undo = f"could not remove {name} again ({again})"
+            raise DeployError(f"{exc}; {undo}") from None
     return 0
 
 

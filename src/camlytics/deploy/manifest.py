@@ -1,5 +1,24 @@
 """The ACAP `manifest.json`: the app's parameters, building a manifest, checking one against the
-documented schema fields (acap-documentation "manifest schema field descriptions" v1.7 and v2.0).
+documented schema fields.
+
+What was checked, and where (Axis's published descriptions, read with the project's search tool):
+- acap-documentation `docs/develop/manifest-schemas/index.md` (schema -> AXIS OS table): 1.5.0
+  (AXIS OS 11.8) adds `reverseProxy` and `.*` D-Bus wildcards, 1.6.0 allows `$`/`\\` in `apiPath` and
+  the optional `$schema`; schema 1.3 is the lowest that can be signed (it made `architecture` a field).
+- developer.axis.com "Upgrade a manifest" (schema v1.x -> v2.x table): v2 requires
+  `setup.architecture`, `setup.vendorId` (a 10-character hex string, issued by Axis's signing
+  service) and `setup.compatibleOsVersions` (an array of {min, max} AXIS OS version ranges), and
+  removes `embeddedSdkVersion` and `containers`; `setup.user.username` may only be `sdk` and
+  `user.group` one of admin, audiod, gpu, hidraw, operator, pipewire, ptzadm, sdk, storage, video,
+  viewer.
+- developer.axis.com "schema field descriptions v1.7.4/v1.8.0/v1.9.0": `resources.dbus.requiredMethods`
+  (missing on the device: the app is refused at installation) and `conditionalMethods`.
+- acap-native-sdk-examples `web-server/reverse-proxy-using-fixed-port/app/manifest.json`:
+  `configuration.reverseProxy: [{"apiPath", "target": "http://localhost:PORT/", "access"}]`, served
+  by the camera at `/local/APPNAME/APIPATH` behind its own authentication.
+- Axis's examples and guides write `compatibleOsVersions` entries as `{"min": "12.0", "max": "13"}`
+  or with only `max`; one guide reports that the 2.x JSON schema needs both, so both are written here.
+  From AXIS OS 12.10 a camera refuses an app whose ranges do not hold its OS version.
 
 The checks are the ones a camera or `acap-build` applies that we can apply offline: required
 fields, allowed values, no unknown keys, parameter types and defaults that agree, and (given the
@@ -15,11 +34,26 @@ from typing import Any, Iterable
 from camlytics.errors import DeployError
 from camlytics.validate import parse_roi
 
-SCHEMA_V1 = "1.7.3"  # AXIS OS 11.10+; 2.x is required from AXIS OS 13 and needs an Axis vendorId
-SCHEMA_V2 = "2.0.0"
+SCHEMA_V1 = "1.7.3"  # `--schema 1`: AXIS OS 11.10 .. 12.x (reverseProxy since 1.5.0 / AXIS OS 11.8)
+SCHEMA_V2 = "2.0.0"  # the default: the only major AXIS OS 13 installs; needs vendorId and compatibleOsVersions
+SCHEMAS = {1: SCHEMA_V1, 2: SCHEMA_V2}
+# The vendorId written when none is given: format-valid, so the package installs unsigned on AXIS OS 12,
+# but it is a placeholder: Axis's signing service issues the real one (README "Signing for AXIS OS 13").
+PLACEHOLDER_VENDOR_ID = "0000000000"
+# The AXIS OS versions a schema-2 package declares: from 12.0 (schema 2 and the VAPIX service account over
+# D-Bus are there) up to the 13 line.
+COMPATIBLE_OS = ({"min": "12.0", "max": "13"},)
 ARCHITECTURES = ("armv7hf", "aarch64", "all")
 RUN_MODES = ("respawn", "once", "never")
 ACCESS = ("admin", "operator", "viewer")
+PROXY_ACCESS = ("admin", "operator", "viewer", "anonymous")
+V2_USERS = ("sdk",)
+V2_GROUPS = ("admin", "audiod", "gpu", "hidraw", "operator", "pipewire", "ptzadm", "sdk", "storage", "video", "viewer")
+HTTP_PORT_PARAM = "HttpPort"  # the app's own status endpoint (edge config "http"); 0 = off
+HTTP_PORT_DEFAULT = 2180
+# What the camera serves at /local/APPNAME/APIPATH from the app's endpoint, with its own authentication:
+# the status JSON to any viewer, the spool of surprising frames (camera images) to admins only.
+REVERSE_PROXY = (("status", "/status", "viewer"), ("spool", "/spool", "admin"))
 
 APP_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,25}")  # the executable's name; maxLength 26 since 1.3.1
 VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})")
@@ -34,6 +68,9 @@ SETUP_KEYS = {"appName", "appId", "architecture", "embeddedSdkVersion", "friendl
               "runOptions", "vendor", "vendorUrl", "version", "vendorId", "compatibleOsVersions"}
 CONFIGURATION_KEYS = {"settingPage", "httpConfig", "paramConfig", "reverseProxy", "containers"}
 DBUS_CREDENTIALS = "com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials"
+API_PATH_RE = re.compile(r"[A-Za-z0-9_.$\\/-]{1,64}")  # 1.6.0 allows $ and \\
+PROXY_TARGET_RE = re.compile(r"(http://(localhost|127\.0\.0\.1):(?P<port>[0-9]{1,5})(/[A-Za-z0-9_./-]*)?|unix:/[A-Za-z0-9_./-]+)")
+OS_VERSION_RE = re.compile(r"(0|[1-9][0-9]{0,2})(\.(0|[1-9][0-9]{0,3})){0,2}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +101,8 @@ APP_PARAMS = (
     AppParam("VapixPassword", "password", "", "VAPIX password"),
     AppParam("VirtualInputPort", "int:min=0;max=64", "0", "virtual input port set while open (0: off)"),
     AppParam("WebhookUrl", "string", "", "http:// URL to POST state changes to (empty: off)"),
+    AppParam(HTTP_PORT_PARAM, "int:min=0;max=65535", str(HTTP_PORT_DEFAULT),
+             "port of the app's status endpoint on localhost, behind /local/APP/status and /spool (0: off)"),
 )
 
 
@@ -163,8 +202,18 @@ def check_param_value(type_: str, value: str) -> str | None:
 
 def build_manifest(*, app_name: str, friendly_name: str, vendor: str, version: str, architecture: str,
                    params: dict[str, str] | None = None, vendor_url: str | None = None,
-                   vendor_id: str | None = None, run_mode: str = "respawn") -> dict[str, Any]:
-    """The manifest of a camlytics sensor app; `params` overrides APP_PARAMS defaults by name."""
+                   vendor_id: str | None = None, run_mode: str = "respawn", schema: int = 2,
+                   compatible_os: Iterable[dict[str, str]] = COMPATIBLE_OS) -> dict[str, Any]:
+    """The manifest of a camlytics sensor app; `params` overrides APP_PARAMS defaults by name.
+
+    schema 2 (AXIS OS 12.x and 13; the default): `vendorId` (PLACEHOLDER_VENDOR_ID unless given) and
+    `compatibleOsVersions`; schema 1 (1.7.3, AXIS OS 11.10 .. 12.x): neither (a vendor id is refused).
+    Both declare the VAPIX service account's D-Bus method and the reverse proxy to the app's endpoint.
+    """
+    if schema not in SCHEMAS:
+        raise DeployError(f"--schema must be 1 (AXIS OS 11.x/12.x) or 2 (AXIS OS 12.x/13), got {schema!r}")
+    if schema == 1 and vendor_id:
+        raise DeployError("--vendor-id needs manifest schema 2 (schema 1 has no vendorId field)")
     params = dict(params or {})
     known = {p.name for p in APP_PARAMS}
     for name in params:
@@ -180,24 +229,25 @@ def build_manifest(*, app_name: str, friendly_name: str, vendor: str, version: s
     }
     if vendor_url:
         setup["vendorUrl"] = vendor_url
-    if vendor_id:  # schema 2: an Axis-issued vendor id and the AXIS OS versions the app runs on
-        setup["vendorId"] = vendor_id
-        setup["compatibleOsVersions"] = [{"min": "12.0.0"}]
+    if schema == 2:  # an Axis-issued vendor id and the AXIS OS versions the app runs on
+        setup["vendorId"] = vendor_id or PLACEHOLDER_VENDOR_ID
+        setup["compatibleOsVersions"] = [dict(r) for r in compatible_os]
     else:
         setup["embeddedSdkVersion"] = "3.0"
-    manifest = {
-        "schemaVersion": SCHEMA_V2 if vendor_id else SCHEMA_V1,
-        "resources": {"dbus": {"conditionalMethods": [DBUS_CREDENTIALS]}},
-        "acapPackageConf": {
-            "setup": setup,
-            "configuration": {
-                "settingPage": "index.html",
-                "paramConfig": [{"name": p.name, "default": str(params.get(p.name, p.default)), "type": p.type}
-                                for p in APP_PARAMS],
-            },
-        },
+    defaults = {p.name: str(params.get(p.name, p.default)) for p in APP_PARAMS}
+    configuration: dict[str, Any] = {
+        "settingPage": "index.html",
+        "paramConfig": [{"name": p.name, "default": defaults[p.name], "type": p.type} for p in APP_PARAMS],
     }
-    return manifest
+    port = defaults[HTTP_PORT_PARAM]
+    if port.isdigit() and int(port) > 0:  # 0: no endpoint, nothing to proxy (a bad value is refused below)
+        configuration["reverseProxy"] = [{"apiPath": api, "target": f"http://localhost:{int(port)}{path}",
+                                          "access": access} for api, path, access in REVERSE_PROXY]
+    return {
+        "schemaVersion": SCHEMAS[schema],
+        "resources": {"dbus": {"requiredMethods": [DBUS_CREDENTIALS]}},
+        "acapPackageConf": {"setup": setup, "configuration": configuration},
+    }
 
 
 def _keys(obj: Any, where: str, allowed: set[str], required: Iterable[str] = ()) -> dict:
@@ -250,17 +300,22 @@ def validate_manifest(manifest: Any, files: Iterable[str] | None = None) -> dict
         _string(setup, "vendorId", where, VENDOR_ID_RE)
         if "embeddedSdkVersion" in setup:
             raise fail(f"{where}.embeddedSdkVersion", "was removed in schema 2")
-        versions = setup["compatibleOsVersions"]
-        if not isinstance(versions, list) or not versions or not all(isinstance(v, dict) and v for v in versions):
-            raise fail(f"{where}.compatibleOsVersions", f"must be a non-empty list of {{min, max}} objects, got {versions!r}")
+        _validate_os_versions(setup["compatibleOsVersions"], f"{where}.compatibleOsVersions")
     elif "vendorId" in setup or "compatibleOsVersions" in setup:
         raise fail(where, "vendorId/compatibleOsVersions need schemaVersion 2.x")
     if "user" in setup:
         user = _keys(setup["user"], f"{where}.user", {"username", "group"}, ("username", "group"))
-        _string(user, "username", f"{where}.user")
-        _string(user, "group", f"{where}.user")
+        _string(user, "username", f"{where}.user", choices=V2_USERS if major >= 2 else ())
+        _string(user, "group", f"{where}.user", choices=V2_GROUPS if major >= 2 else ())
     config = _keys(package.get("configuration", {}), "acapPackageConf.configuration", CONFIGURATION_KEYS)
+    if major >= 2 and "containers" in config:
+        raise fail("acapPackageConf.configuration.containers", "was removed in schema 2")
     _validate_configuration(config)
+    if "reverseProxy" in config:
+        minor = int(manifest["schemaVersion"].split(".")[1])
+        if (major, minor) < (1, 5):
+            raise fail("acapPackageConf.configuration.reverseProxy", "needs schemaVersion 1.5 or later")
+        _validate_reverse_proxy(config["reverseProxy"])
     _validate_resources(manifest.get("resources", {}))
     for section, key in (("installation", "postInstallScript"), ("uninstallation", "preUninstallScript")):
         if section in package:
@@ -304,6 +359,48 @@ def _validate_configuration(config: dict) -> None:
             _string(entry, "name", at, re.compile(r"[A-Za-z0-9_./-]+"))
 
 
+def os_version_tuple(text: str) -> tuple[int, ...]:
+    """(major, minor, patch) of an AXIS OS version like "12", "12.6" or "11.11.73" (missing parts 0)."""
+    parts = [int(x) for x in text.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def _validate_os_versions(versions: Any, where: str) -> None:
+    if not isinstance(versions, list) or not versions:
+        raise fail(where, f"must be a non-empty list of {{min, max}} objects, got {versions!r}")
+    for i, entry in enumerate(versions):
+        at = f"{where}[{i}]"
+        _keys(entry, at, {"min", "max"}, ("min", "max"))
+        for key in ("min", "max"):
+            value = entry[key]
+            if not isinstance(value, str) or not OS_VERSION_RE.fullmatch(value):
+                raise fail(f"{at}.{key}", f"must be an AXIS OS version like 12.0 or 13, got {value!r}")
+        # "max": "13" covers every 13.x: compare only as many parts as max gives
+        low, high = os_version_tuple(entry["min"]), os_version_tuple(entry["max"])
+        depth = len(entry["max"].split("."))
+        if low[:depth] > high[:depth]:
+            raise fail(at, f"min {entry['min']} is above max {entry['max']}")
+
+
+def _validate_reverse_proxy(entries: Any) -> None:
+    where = "acapPackageConf.configuration.reverseProxy"
+    if not isinstance(entries, list):
+        raise fail(where, "must be a list")
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        _keys(entry, at, {"apiPath", "target", "access"}, ("apiPath", "target", "access"))
+        _string(entry, "apiPath", at, API_PATH_RE)
+        _string(entry, "target", at, PROXY_TARGET_RE)
+        _string(entry, "access", at, choices=PROXY_ACCESS)
+        match = PROXY_TARGET_RE.fullmatch(entry["target"])
+        if match and match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+            raise fail(f"{at}.target", f"port {match['port']} is outside [1, 65535]")
+        if entry["apiPath"] in seen:
+            raise fail(f"{at}.apiPath", f"{entry['apiPath']!r} is defined twice")
+        seen.add(entry["apiPath"])
+
+
 def _validate_resources(resources: Any) -> None:
     _keys(resources, "resources", {"dbus", "linux"})
     dbus = _keys(resources.get("dbus", {}), "resources.dbus", {"requiredMethods", "conditionalMethods"})
@@ -318,6 +415,9 @@ def _validate_files(manifest: dict, files: set[str]) -> None:
     app = package["setup"]["appName"]
     if app not in files:
         raise fail("acapPackageConf.setup.appName", f"names the executable {app!r}, which is not in the package")
+    if "lib/micropython" in files and package["setup"].get("architecture", "all") == "all":
+        raise fail("acapPackageConf.setup.architecture", "is 'all', but the package carries a binary "
+                   "(lib/micropython) that runs on one architecture")
     page = package.get("configuration", {}).get("settingPage")
     if page and f"html/{page}" not in files:
         raise fail("acapPackageConf.configuration.settingPage", f"names html/{page}, which is not in the package")

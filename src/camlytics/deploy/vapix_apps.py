@@ -11,6 +11,7 @@ and the camera's `Error: N` answers translated.
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -33,9 +34,48 @@ UPLOAD_ERRORS = {
     9: "the application could not be stopped",
     10: "the application could not be removed",
 }
+E_SIGNATURE = 2
 CONTROL_ACTIONS = ("start", "stop", "restart", "remove")
+# basicdeviceinfo `Soc` -> ACAP architecture, for a camera whose `Architecture` is not one of ours
+SOC_ARCHES = (("artpec-6", "armv7hf"), ("artpec-7", "armv7hf"), ("artpec-8", "aarch64"), ("artpec-9", "aarch64"),
+              ("cv25", "aarch64"), ("cv52", "aarch64"), ("s5l", "aarch64"), ("s5", "aarch64"), ("s3l", "armv7hf"),
+              ("s2l", "armv7hf"), ("i.mx6", "armv7hf"), ("imx6", "armv7hf"))
+ARCH_ALIASES = {"armv7hf": "armv7hf", "armv7l": "armv7hf", "armv7": "armv7hf", "armhf": "armv7hf",
+                "aarch64": "aarch64", "arm64": "aarch64", "armv8": "aarch64"}
 MAX_PACKAGE = 256 << 20
 MAX_REPLY = 1 << 20
+
+
+class UploadRefused(DeployError):
+    """upload.cgi answered `Error: N`; `code` is N."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What deploy and bundle need from basicdeviceinfo: the CPU and the AXIS OS version."""
+
+    architecture: str  # as the camera reports it
+    soc: str
+    version: str  # AXIS OS, e.g. "12.6.85"
+    product: str
+
+    @property
+    def acap_arch(self) -> str | None:
+        """armv7hf / aarch64 for this camera (from Architecture, else from Soc), or None if neither fits."""
+        arch = ARCH_ALIASES.get(self.architecture.strip().lower())
+        if arch:
+            return arch
+        soc = self.soc.lower()
+        return next((a for key, a in SOC_ARCHES if key in soc), None)
+
+    @property
+    def os_major(self) -> int | None:
+        match = re.match(r"\s*(\d+)\.", self.version)
+        return int(match[1]) if match else None
 
 
 @dataclass(frozen=True)
@@ -121,7 +161,32 @@ class AppsClient:
                            files={"packfil": (package.name, data, "application/octet-stream")})
         problem = error_message(reply, f"upload {package.name}")
         if problem:
-            raise DeployError(problem)
+            match = re.match(r"\s*Error:\s*(\d+)", reply)
+            raise UploadRefused(problem, int(match[1]) if match else 0)
+
+    def device_info(self) -> DeviceInfo:
+        """Architecture, Soc and AXIS OS version from basicdeviceinfo.cgi (getAllProperties)."""
+        what = "read the camera's device information"
+        body = {"apiVersion": "1.0", "context": "camlytics", "method": "getAllProperties"}
+        reply = self._post("/axis-cgi/basicdeviceinfo.cgi", what, json=body)
+        try:
+            answer = json.loads(reply)
+            if "error" in answer:
+                raise DeployError(f"{what}: camera {self.host} answered error {answer['error'].get('code')}: "
+                                  f"{str(answer['error'].get('message', ''))[:120]}")
+            props = answer["data"]["propertyList"]
+            return DeviceInfo(str(props.get("Architecture", "")), str(props.get("Soc", "")),
+                              str(props.get("Version", "")), str(props.get("ProdFullName", "")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise DeployError(f"{what}: camera {self.host} answered something that is not basicdeviceinfo JSON") from None
+
+    def allow_unsigned(self) -> None:
+        """applications/config.cgi?action=set&name=AllowUnsigned&value=true (AXIS OS 12: install unsigned apps)."""
+        reply = self._post("/axis-cgi/applications/config.cgi", "allow unsigned apps",
+                           params={"action": "set", "name": "AllowUnsigned", "value": "true"})
+        text = reply.strip()
+        if not (text.startswith("OK") or re.match(r"<reply\s+result=\"ok\"", text)):
+            raise DeployError(f"allow unsigned apps: camera {self.host} refused: {(text.splitlines() or ['an empty answer'])[0][:160]}")
 
     def control(self, action: str, name: str) -> None:
         """start | stop | restart | remove an installed application."""

@@ -4,11 +4,17 @@
 # Reads the app's parameters (root.@APP_NAME@.*), writes localdata/config.json for the edge app and
 # replaces itself with MicroPython running `camlytics.edge.app` (exec, no fork: the camera
 # supervises this process and restarts it, runMode respawn).
+# Interpreter (fixed by `camlytics bundle`): "bundled" = lib/micropython, the camlytics firmware for
+# this camera's CPU with the edge app frozen in (MICROPYPATH=.frozen); "camera" = a `micropython` on
+# the device PATH with the edge app from lib/python (no Axis camera ships one).
 # Parameters come from, first found: $CAMLYTICS_PARAMS_FILE (param.cgi list format; the camlytics
 # simulated camera provides it), parhandclient (AXIS OS, /usr/bin), the defaults below.
 # Parameters are read at start: restart the app after changing one.
+# $CAMLYTICS_EMULATOR is set only by the camlytics simulated camera (e.g. "qemu-arm" to run an ARM
+# firmware on an x86 host); a camera never sets it, and the firmware runs directly there.
 set -u
 APP=@APP_NAME@
+INTERPRETER=@INTERPRETER@
 DIR=$(cd "$(dirname "$0")" && pwd) || exit 1
 VAPIX_URL=${CAMLYTICS_VAPIX_URL:-http://127.0.0.12}  # how an app reaches VAPIX on its own camera
 
@@ -42,6 +48,8 @@ need_int MqttPort "$MQTT_PORT"
 need_int Threshold "$THRESHOLD"
 need_int StableFrames "$STABLE_FRAMES"
 need_int VirtualInputPort "$VIRTUAL_INPUT_PORT"
+need_int HttpPort "$HTTP_PORT"
+[ "$HTTP_PORT" -le 65535 ] || fail "parameter HttpPort must be 0..65535, got '$HTTP_PORT'"
 need_number FrameRate "$FRAME_RATE"
 case $HA_DISCOVERY in yes) HA=true;; no) HA=false;; *) fail "parameter HaDiscovery must be yes or no, got '$HA_DISCOVERY'";; esac
 case $RESOLUTION in *[!0-9x]*|x*|*x|*x*x*) fail "parameter Resolution must look like 640x360, got '$RESOLUTION'";; esac
@@ -52,26 +60,39 @@ if [ -n "$ROI" ]; then
 fi
 case $WEBHOOK_URL in ''|http://*) ;; *) fail "parameter WebhookUrl must start with http://, got '$WEBHOOK_URL'";; esac
 
-if [ -z "$VAPIX_USER" ] && command -v dbus-send >/dev/null 2>&1; then
-    # AXIS OS 11.9+: a VAPIX service account for this app (manifest: resources.dbus)
-    if creds=$(dbus-send --system --print-reply --dest=com.axis.HTTPConf1 /com/axis/HTTPConf1/VAPIXServiceAccounts1 \
-            com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials string:"$APP" 2>/dev/null); then
-        creds=${creds#*\"}
-        creds=${creds%\"*}
-        VAPIX_USER=${creds%%:*}
-        VAPIX_PASSWORD=${creds#*:}
-        log "VAPIX credentials: service account from D-Bus"
+if [ -z "$VAPIX_USER" ]; then
+    # AXIS OS 11.9+: a VAPIX service account for this app (manifest: resources.dbus.requiredMethods)
+    # GetCredentials(NAME) -> ('user:password',); the password stays in localdata/config.json (0600)
+    creds=
+    if command -v gdbus >/dev/null 2>&1; then
+        creds=$(gdbus call --system --dest com.axis.HTTPConf1 --object-path /com/axis/HTTPConf1/VAPIXServiceAccounts1 \
+            --method com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials "$APP" 2>/dev/null) || creds=
     fi
+    if [ -z "$creds" ] && command -v dbus-send >/dev/null 2>&1; then
+        creds=$(dbus-send --system --print-reply --dest=com.axis.HTTPConf1 /com/axis/HTTPConf1/VAPIXServiceAccounts1 \
+            com.axis.HTTPConf1.VAPIXServiceAccounts1.GetCredentials string:"$APP" 2>/dev/null) || creds=
+    fi
+    creds=${creds#*[\'\"]}
+    creds=${creds%[\'\"]*}
+    case $creds in
+        *:*) VAPIX_USER=${creds%%:*}; VAPIX_PASSWORD=${creds#*:}; log "VAPIX credentials: service account from D-Bus";;
+        *) log "VAPIX credentials: none (no VapixUser parameter and no D-Bus service account)";;
+    esac
 fi
 
-if [ -x "$DIR/lib/micropython" ]; then
+case $INTERPRETER in
+bundled)
     MPY=$DIR/lib/micropython
-    log "interpreter: bundled lib/micropython"
-elif MPY=$(command -v micropython); then
-    log "interpreter: no bundled lib/micropython, using $MPY found on the device PATH"
-else
-    fail "no MicroPython interpreter: rebuild the package with 'camlytics bundle --interpreter PATH' or install micropython on the device PATH"
-fi
+    [ -x "$MPY" ] || fail "the package's lib/micropython is missing or not executable: reinstall the package"
+    log "interpreter: bundled lib/micropython (camlytics firmware)${CAMLYTICS_EMULATOR:+ under $CAMLYTICS_EMULATOR}"
+    ;;
+*)
+    MPY=$(command -v micropython) || fail "no micropython on the device PATH: this package (--interpreter camera) \
+needs one; install the camlytics firmware package for this camera's architecture instead (camlytics bundle --arch ...)"
+    log "interpreter: micropython found on the device PATH ($MPY)"
+    CAMLYTICS_EMULATOR=
+    ;;
+esac
 
 DATA=$DIR/localdata
 mkdir -p "$DATA" || fail "cannot create $DATA"
@@ -87,23 +108,34 @@ VI=null
 [ "$VIRTUAL_INPUT_PORT" -gt 0 ] && VI="{\"port\": $VIRTUAL_INPUT_PORT}"
 HOOK=null
 [ -n "$WEBHOOK_URL" ] && HOOK="{\"url\": $(json_string "$WEBHOOK_URL")}"
+# the status endpoint (GET /status, /spool[/NAME]) on localhost only: the camera's reverse proxy serves
+# it at /local/$APP/status and /local/$APP/spool with its own authentication
+HTTP= ENDPOINT=off
+if [ "$HTTP_PORT" -gt 0 ]; then
+    HTTP=",
+ \"http\": {\"port\": $HTTP_PORT, \"host\": \"127.0.0.1\"}"
+    ENDPOINT="127.0.0.1:$HTTP_PORT"
+fi
+# one stats line (per-stage milliseconds per frame, heap) about every 30 s
+FPS_INT=${FRAME_RATE%%.*}
+if [ "${FPS_INT:-0}" -gt 0 ]; then STATS_EVERY=$((FPS_INT * 30)); else STATS_EVERY=10; fi
 {
     printf '{"model": %s,\n' "$(json_string "$DIR/model.cml")"
     printf ' "camera": {"url": %s, "user": %s, "password": %s, "resolution": %s},\n' "$(json_string "$VAPIX_URL")" \
         "$(json_or_null "$VAPIX_USER")" "$(json_or_null "$VAPIX_PASSWORD")" "$(json_string "$RESOLUTION")"
     printf ' "fps": %s,\n "roi": %s,\n' "$FRAME_RATE" "$ROI_JSON"
     printf ' "tracker": {"stable_frames": %s, "threshold": %d.%02d},\n' "$STABLE_FRAMES" $((THRESHOLD / 100)) $((THRESHOLD % 100))
-    printf ' "mqtt": %s,\n "virtual_input": %s,\n "webhook": %s}\n' "$MQTT" "$VI" "$HOOK"
+    printf ' "spool": {"dir": %s},\n "stats_every": %s,\n' "$(json_string "$DATA/spool")" "$STATS_EVERY"
+    printf ' "mqtt": %s,\n "virtual_input": %s,\n "webhook": %s%s}\n' "$MQTT" "$VI" "$HOOK" "$HTTP"
 } > "$DATA/config.json.tmp" && mv "$DATA/config.json.tmp" "$DATA/config.json" || fail "cannot write $DATA/config.json"
 
-# A MicroPython without a native emitter for this CPU (aarch64 has none) cannot compile viper code:
-# then the plain copies of those modules in lib/portable come first on the path.
-if printf 'import micropython\n@micropython.viper\ndef f(x: int) -> int:\n    return x\n' > "$DATA/viper-check.py" \
-        && "$MPY" "$DATA/viper-check.py" >/dev/null 2>&1; then
+# .frozen: the firmware's own copy of the edge app; lib/python: the package's (interpreter "camera")
+if [ -d "$DIR/lib/python" ]; then
     export MICROPYPATH=".frozen:$DIR/lib/python"
 else
-    log "this MicroPython has no viper emitter: using the portable (slower) decoder and kernels"
-    export MICROPYPATH=".frozen:$DIR/lib/portable:$DIR/lib/python"
+    export MICROPYPATH=".frozen"
 fi
-log "starting: camera $VAPIX_URL, MQTT ${MQTT_HOST:-off}, ${FRAME_RATE} fps"
-exec "$MPY" -X heapsize=@HEAP_SIZE@ -m camlytics.edge.app "$DATA/config.json"
+cd "$DIR" || fail "cannot enter $DIR"
+log "starting: camera $VAPIX_URL, MQTT ${MQTT_HOST:-off}, ${FRAME_RATE} fps, status endpoint $ENDPOINT; frame times: the app's stats lines every $STATS_EVERY frames"
+# CAMLYTICS_EMULATOR: unquoted on purpose (a program and its arguments, e.g. "qemu-arm"); empty on a camera
+exec ${CAMLYTICS_EMULATOR:+$CAMLYTICS_EMULATOR }"$MPY" -X heapsize=@HEAP_SIZE@ -m camlytics.edge.app "$DATA/config.json"
