@@ -227,7 +227,7 @@ def test_endpoint_in_the_running_app_micropython(door_model, tmp_path, micropyth
     assert not runner.is_alive() and "out" in result, "the MicroPython app did not stop"
     assert doc["frames"]["decoded"] >= 2 and doc["state"] in doc["model"]["classes"] + [None]
     assert doc["heap"]["alloc"] > 0 and doc["heap"]["free"] > 0  # gc.mem_alloc/mem_free of the firmware heap
-    assert doc["backend"] == micropython.auto and doc["version"].startswith("camlytics-edge on micropython")
+    assert doc["backend"] == micropython.auto and doc["version"].lower().startswith("camlytics-edge on micropython")
     line = next(line for line in result["out"].splitlines() if line.startswith("RESULT "))
     final = json.loads(line[7:])
     assert final["closed"] and final["frames"] >= doc["frames"]["decoded"]
