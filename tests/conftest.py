@@ -195,6 +195,15 @@ def micropython_source() -> str:
     pytest.fail(f"no MicroPython source: set ${SOURCE_ENV} or provide {VENDORED_MICROPYTHON} (docs/firmware.md)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _micropython_source_for_subprocesses():
+    """Commands the tests start (`camlytics demo`, `bundle`, ...) find the same MicroPython source."""
+    from camlytics.firmware.build import SOURCE_ENV
+
+    if not os.environ.get(SOURCE_ENV) and VENDORED_MICROPYTHON.is_file():
+        os.environ[SOURCE_ENV] = str(VENDORED_MICROPYTHON)
+
+
 @pytest.fixture(scope="session")
 def firmware_binary():
     """`firmware_binary(arch) -> Path`: the cached firmware for x86_64, armv7hf or aarch64 (built on first

@@ -121,11 +121,13 @@ def check_acap_package_was_built_with_the_model_and_deployed(demo) -> None:
     with tarfile.open(eap, "r:gz") as tar:
         names = set(tar.getnames())
         manifest = json.loads(tar.extractfile("manifest.json").read())
-    assert {"manifest.json", "LICENSE", "model.cml", "camlytics_door"} <= names
+    assert {"manifest.json", "LICENSE", "model.cml", "camlytics_door", "lib/micropython"} <= names
+    assert eap.name.endswith("_armv7hf.eap") and manifest["acapPackageConf"]["setup"]["architecture"] == "armv7hf"
     assert manifest["acapPackageConf"]["setup"]["appName"] == "camlytics_door"
     assert "deployed to the simulated camera" in stdout
     log = (out / "edge-app.log").read_text()
     assert "camlytics-edge: started" in log and "MicroPython" in log
+    assert "linux-armv7hf camlytics" in log and "c backend, c JPEG kernels" in log  # the firmware, under qemu-arm
 
 
 def check_mqtt_reported_a_true_door_change_with_the_right_state(demo) -> None:

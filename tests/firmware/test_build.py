@@ -173,3 +173,10 @@ def test_info_refuses_what_is_not_a_firmware(tmp_path, capsys):
     (tmp_path / "x").write_text("#!/bin/sh\n")
     assert main(["firmware", "info", str(tmp_path / "x")]) == 2
     one_line_error(capsys, "not an ELF executable")
+
+
+def test_without_a_source_the_pinned_archive_extracted_earlier_is_reused(monkeypatch):
+    build.resolve_source(micropython_source())  # extracted into the cache once
+    monkeypatch.delenv(build.SOURCE_ENV, raising=False)
+    source = build.resolve_source(None)
+    assert source.digest in build.PINNED_ARCHIVES and "extracted earlier" in source.origin

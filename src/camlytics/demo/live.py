@@ -14,6 +14,7 @@ from typing import Any, Callable
 import httpx
 
 from camlytics.constants import DAY
+from camlytics.errors import CamlyticsError
 from camlytics.sim.camera import SimulatedCamera
 
 APP_NAME = "camlytics_door"
@@ -218,16 +219,27 @@ def run_live(cam: SimulatedCamera, model_dir: Path, out: Path, cfg: LiveConfig, 
     from camlytics.deploy.bundle import BundleOptions, build_bundle
     from camlytics.deploy.vapix_apps import AppsClient
 
-    eap = build_bundle(model_dir, out, BundleOptions(app_name=APP_NAME))
-    console.print(f"bundled [bold]{eap}[/] ({eap.stat().st_size / 1024:.0f} KiB: manifest, launcher, edge app as "
-                  ".mpy, model.cml)")
+    user, password = CAMERA_AUTH
+    camera_url = cam.url.replace("http://", f"http://{user}:{password}@")
+    with AppsClient(camera_url, timeout=30.0) as apps:
+        arch = apps.device_info().acap_arch or "all"  # the camera's architecture, as `bundle --camera` reads it
+    try:
+        eap = build_bundle(model_dir, out, BundleOptions(app_name=APP_NAME, arch=arch))
+        contents = f"manifest, launcher, the camlytics firmware for {arch} with the edge app frozen in, model.cml"
+    except CamlyticsError as exc:  # no MicroPython source to build the firmware from: the device's micropython
+        console.print(f"[yellow]no {arch} firmware ({exc}); bundling for a camera with its own MicroPython[/]")
+        arch = "all"
+        eap = build_bundle(model_dir, out, BundleOptions(app_name=APP_NAME))
+        contents = "manifest, launcher, edge app as .mpy, model.cml"
+    console.print(f"bundled [bold]{eap}[/] ({eap.stat().st_size / 1024:.0f} KiB: {contents})")
     start = choose_window(cam.preset, cam.seed, cfg, cam.truth)
     end = start + cfg.seconds * cfg.speed
     set_clock(cam, start)
     result = LiveResult(start, end, cfg.speed, cfg.fps, transport, eap=eap, eap_bytes=eap.stat().st_size)
     result.true_changes = true_changes(cam.preset, cam.seed, start, end)
     params = {"FrameRate": f"{cfg.fps:g}", "StableFrames": str(cfg.stable_frames), "VapixUser": CAMERA_AUTH[0],
-              "VapixPassword": CAMERA_AUTH[1], "MqttHost": broker_host or "", "MqttPrefix": TOPIC_PREFIX}
+              "VapixPassword": CAMERA_AUTH[1], "MqttHost": broker_host or "", "MqttPrefix": TOPIC_PREFIX,
+              "HttpPort": "0"}  # the app's status endpoint is not needed here (and its port may be taken)
     if broker_port:
         params["MqttPort"] = str(broker_port)
     feed: MqttFeed | LogFeed
@@ -236,8 +248,6 @@ def run_live(cam: SimulatedCamera, model_dir: Path, out: Path, cfg: LiveConfig, 
     except ImportError:  # paho-mqtt (the independent subscriber) missing: the app still publishes
         feed, transport = LogFeed(cam), "the app log (paho-mqtt is not installed to subscribe)"
         result.transport = transport
-    user, password = CAMERA_AUTH
-    camera_url = cam.url.replace("http://", f"http://{user}:{password}@")
     try:
         with AppsClient(camera_url, timeout=30.0) as apps:
             apps.upload(eap)

@@ -142,7 +142,9 @@ def start_camera(cfg: DemoConfig, console: Any):
 
     from camlytics.demo.live import CAMERA_AUTH
 
-    cam = SimulatedCamera(preset=cfg.preset, seed=cfg.seed + 1, speed=cfg.speed, auth=CAMERA_AUTH).start()
+    # an ARMv7 camera (ARTPEC-7): the live step runs the armv7hf package's firmware under qemu-arm
+    cam = SimulatedCamera(preset=cfg.preset, seed=cfg.seed + 1, speed=cfg.speed, auth=CAMERA_AUTH,
+                          arch="armv7hf").start()
     user, password = CAMERA_AUTH
     with open_source(cam.url.replace("http://", f"http://{user}:{password}@"), count=1) as source:
         frame = next(iter(source))
@@ -319,6 +321,11 @@ def run_demo(cfg: DemoConfig, console: Any) -> dict[str, Any]:
             if broker:
                 broker.close()
         (out / "edge-app.log").write_text(live.app_log)
+        stats = live.app_stats
+        if stats:  # the frame time the app measured itself (under qemu for an ARM package: emulated)
+            console.print(f"the app's frame time (its last stats line, {int(stats.get('frames', 0))} frames): fetch "
+                          f"{stats.get('fetch', 0):.1f} ms, decode {stats.get('decode', 0):.1f} ms, infer "
+                          f"{stats.get('infer', 0):.1f} ms, heap {int(stats.get('heap', 0))} bytes")
         timings["live"] = time.monotonic() - t0
     finally:
         cam.stop()

@@ -190,6 +190,9 @@ def resolve_source(spec: str | None = None, progress: Callable[[str], None] | No
     say = progress or (lambda _msg: None)
     spec = spec or os.environ.get(SOURCE_ENV)
     if not spec:
+        cached = _cached_source()
+        if cached is not None:
+            return cached
         raise FirmwareError(
             f"no MicroPython source: pass --source ARCHIVE|URL|DIR or set ${SOURCE_ENV} (MicroPython "
             f"{MICROPYTHON_VERSION} with Mbed TLS; see docs/firmware.md)")
@@ -217,6 +220,15 @@ def resolve_source(spec: str | None = None, progress: Callable[[str], None] | No
     if not path.is_file():
         raise FirmwareError(f"{spec}: no such file or directory")
     return _from_archive(path, str(path), say)
+
+
+def _cached_source() -> Source | None:
+    """A pinned archive extracted into the cache by an earlier build (so later builds need no --source)."""
+    for sha in PINNED_ARCHIVES:
+        tree = cache_root() / "micropython-src" / sha[:16] / TOP_DIR
+        if (tree / "py" / "mpconfig.h").is_file():
+            return Source(tree, sha, f"{tree} (extracted earlier from the pinned archive)")
+    return None
 
 
 def _ensure(path: Path) -> Path:
