@@ -25,7 +25,8 @@ STAGE_EDGES = {
     "train": {"sources", "sim"},  # evaluate reads any source; simdata labels simulated frames
     "runtime": {"export", "firmware"},  # runs what they build: the C runtime, the MicroPython firmware
     "deploy": {"export", "firmware"},  # packs what they build into the ACAP
-    "sim": {"deploy", "runtime"},  # runs uploaded apps: checks them as deploy does, starts MicroPython as runtime does
+    "sim": {"deploy", "runtime", "firmware"},  # runs uploaded apps: checks them as deploy does (package, ELF
+    # architecture), starts MicroPython as runtime does, ARM firmware under the qemu-user that firmware names
 }
 
 

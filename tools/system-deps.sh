@@ -8,6 +8,7 @@ declare -A NEED=(
     [valgrind]="valgrind"
     [openssl]="openssl"
     [gcc]="gcc libc6-dev"
+    [musl-gcc]="musl-tools"
     [arm-linux-gnueabihf-gcc]="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"
     [aarch64-linux-gnu-gcc]="gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
     [qemu-arm]="qemu-user"

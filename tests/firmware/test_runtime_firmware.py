@@ -16,7 +16,7 @@ from camlytics.model.predictor import load_predictor
 from camlytics.train.evaluate import evaluate_source
 from tests.conftest import micropython_source, one_line_error
 from tests.edge.mqtt_helpers import Subscriber, tls_mosquitto, tls_pki  # noqa: F401 - fixtures
-from tests.runtime.test_predictors import held_out_frames  # noqa: F401 - fixture
+from tests.runtime.test_predictors import held_out_frames, labelled_folder  # noqa: F401 - fixture
 
 CAMLYTICS = Path(sys.executable).parent / "camlytics"
 
@@ -41,14 +41,7 @@ def test_firmware_runtime_gives_the_int8_reference_logits_and_inputs(arch, door_
 
 def test_evaluate_with_the_firmware_matches_the_int8_report(door_model, held_out_frames, tmp_path, firmware_binary):
     firmware_binary("aarch64")
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    rows = ["filename,label"]
-    for i, frame in enumerate(held_out_frames):
-        (folder / f"f{i:03d}.jpg").write_bytes(frame.jpeg)
-        rows.append(f"f{i:03d}.jpg,{frame.meta['truth']['state']}")
-    labels = tmp_path / "labels.csv"
-    labels.write_text("\n".join(rows) + "\n")
+    folder, labels = labelled_folder(held_out_frames, tmp_path)
     reference = evaluate_source(door_model, str(folder), labels, "int8")
     report = evaluate_source(door_model, str(folder), labels, "firmware:aarch64")
     assert report["runtime"] == "firmware:aarch64" and report["confusion"] == reference["confusion"]

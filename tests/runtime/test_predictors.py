@@ -69,15 +69,21 @@ def test_micropython_probs_run_the_remembered_jpegs_and_plain_tensors(door_model
     np.testing.assert_array_equal(mpy.logits(batch), want)
 
 
-def test_evaluate_with_edge_runtimes_matches_the_int8_report(door_model, held_out_frames, tmp_path):
+def labelled_folder(frames, tmp_path: Path) -> tuple[Path, Path]:
+    """The frames as JPEG files in a folder, and a labels CSV of their true door states."""
     folder = tmp_path / "frames"
     folder.mkdir()
     rows = ["filename,label"]
-    for i, frame in enumerate(held_out_frames):
+    for i, frame in enumerate(frames):
         (folder / f"f{i:03d}.jpg").write_bytes(frame.jpeg)
         rows.append(f"f{i:03d}.jpg,{frame.meta['truth']['state']}")
     labels = tmp_path / "labels.csv"
     labels.write_text("\n".join(rows) + "\n")
+    return folder, labels
+
+
+def test_evaluate_with_edge_runtimes_matches_the_int8_report(door_model, held_out_frames, tmp_path):
+    folder, labels = labelled_folder(held_out_frames, tmp_path)
     reference = evaluate_source(door_model, str(folder), labels, "int8")
     for runtime in ("edge", "micropython"):
         report = evaluate_source(door_model, str(folder), labels, runtime)

@@ -63,10 +63,15 @@ class Arch:
     elf_class: int  # 1 = 32-bit, 2 = 64-bit
     host_machine: str  # platform.machine() of a host that runs it natively
     kernel_cflags: str = ""  # extra flags for the C module's kernels only
+    static_cc: str = ""  # the C compiler of static (release) builds, when not CROSS_COMPILE's gcc
+    static_packages: str = ""  # the Debian packages that provide it
 
 
 ARCHES = {
-    "x86_64": Arch("x86_64", "", "gcc libc6-dev", "qemu-x86_64", 62, 2, "x86_64"),
+    # x86_64 release builds link musl statically: glibc's static libc (NSS, locales) and libm variants
+    # made 1.84 MB of the 1.5 MB budget, musl gives about 0.6 MB. The --debug build stays glibc, dynamic.
+    "x86_64": Arch("x86_64", "", "gcc libc6-dev", "qemu-x86_64", 62, 2, "x86_64", static_cc="musl-gcc",
+                   static_packages="musl-tools"),
     # Debian's armhf gcc leaves NEON off; the ARMv7 SoCs of Axis cameras (Cortex-A9/A7) have it, and the
     # kernels' int16 multiply-accumulate loops vectorise with it (about 1.3x faster under qemu-arm).
     "armv7hf": Arch("armv7hf", "arm-linux-gnueabihf-", "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
@@ -315,11 +320,12 @@ def elf_arch(path: Path) -> str | None:
     return None
 
 
-def _check_tools(arch: Arch) -> None:
-    gcc = f"{arch.cross}gcc"
-    if not shutil.which(gcc):
-        raise FirmwareError(f"{gcc} not found: install the Debian package(s) {arch.packages} "
-                            f"(sudo apt-get install -y {arch.packages})")
+def _check_tools(arch: Arch, debug: bool = False) -> None:
+    for gcc, packages in ((f"{arch.cross}gcc", arch.packages),
+                          (arch.static_cc, arch.static_packages) if not debug else ("", "")):
+        if gcc and not shutil.which(gcc):
+            raise FirmwareError(f"{gcc} not found: install the Debian package(s) {packages} "
+                                f"(sudo apt-get install -y {packages})")
     if not shutil.which("make"):
         raise FirmwareError("make not found: install the Debian package make")
 
@@ -399,7 +405,7 @@ def build_firmware(arch_name: str, source: str | None = None, jobs: int | None =
     found = _cached(out_dir)
     if found:
         return found
-    _check_tools(arch)
+    _check_tools(arch, debug)
     # one build at a time per source tree (mpy-cross is built inside it), and per arch
     with _locked(cache_root() / "firmware" / f"source-{src.digest[:16]}.lock"):
         found = _cached(out_dir)  # another process built it while we waited
@@ -433,6 +439,8 @@ def _build(arch: Arch, src: Source, key: str, out_dir: Path, jobs: int, debug: b
                 f"MPY_LIB_DIR={stage / 'mpy-lib'}", f"CFLAGS_EXTRA={' '.join(cflags)}"]
         if arch.cross:
             args.append(f"CROSS_COMPILE={arch.cross}")
+        if arch.static_cc and not debug:
+            args.append(f"CC={arch.static_cc}")
         if arch.kernel_cflags:
             args.append(f"CAMLYTICS_KERNEL_CFLAGS={arch.kernel_cflags}")
         if not debug:
