@@ -138,3 +138,19 @@ def test_the_launcher_runs_the_arm_firmware_under_the_emulator_the_simulated_cam
     config = json.loads((app / "localdata" / "config.json").read_text())
     assert config["http"] == {"port": port, "host": "127.0.0.1"} and config["stats_every"] == 10
     assert config["spool"]["dir"] == str(app / "localdata" / "spool")
+
+
+def test_a_deploy_that_fails_after_the_upload_removes_what_it_installed(cam, model_dir, firmware_binary, tmp_path,
+                                                                          capsys):
+    arch = "aarch64"  # what the default simulated camera reports
+    firmware_binary(arch)
+    assert main(["bundle", str(model_dir), "--out", str(tmp_path), "--arch", arch]) == 0
+    package = tmp_path / f"camlytics_door_1_0_0_{arch}.eap"
+    # the camera answers the start (the first control.cgi call) with 503; the remove that follows works
+    httpx.post(f"{cam.url}/camlytics-sim/fail", params={"path": "/axis-cgi/applications/control.cgi",
+                                                        "status": 503, "count": 1}).raise_for_status()
+    capsys.readouterr()
+    assert main(["deploy", str(package), "--camera", cam.admin_url, "--start"]) == 2
+    one_line_error(capsys, "removed camlytics_door again")
+    with AppsClient(cam.admin_url) as client:
+        assert client.list() == []  # nothing left installed

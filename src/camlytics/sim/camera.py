@@ -21,7 +21,8 @@ an Axis camera:
 Non-VAPIX helpers for tests and demos live under `/camlytics-sim/` and need no authentication:
 `GET /camlytics-sim/truth?t=SECONDS` (ground truth, default now), `GET /camlytics-sim/clock`,
 `POST /camlytics-sim/fail?status=503&count=N[&after=M]` (or `kind=drop|html|truncated|corrupt`: N image
-or MJPEG-part answers, after M good ones, fail that way), `GET /camlytics-sim/virtualinput` (port states and call log).
+or MJPEG-part answers, after M good ones, fail that way; with `path=/axis-cgi/...` the next N answers of that
+VAPIX call fail with `status`), `GET /camlytics-sim/virtualinput` (port states and call log).
 Image answers also carry `X-Camlytics-Sim-Time` and `X-Camlytics-Truth` headers.
 
 Adding endpoints (a new VAPIX call): write a handler `handler(cam, request: Request) -> Response` in a
@@ -367,6 +368,7 @@ class SimulatedCamera:
         self.params["root.Image.I0.Appearance.Resolution"] = default_resolution
         self.virtual_inputs: dict[int, bool] = {}
         self.virtual_input_log: list[dict[str, Any]] = []
+        self._path_faults: dict[str, list[int]] = {}  # VAPIX path -> [HTTP status, answers left to fail]
         self._vi_timers: dict[int, threading.Timer] = {}
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
@@ -503,6 +505,23 @@ class SimulatedCamera:
             raise ValueError(f"count must be >= 1 and after >= 0, got count={count}, after={after}")
         with self._lock:
             self._faults.append(Fault(kind, int(count), int(status), int(after)))
+
+    def inject_path_fault(self, path: str, status: int = 503, count: int = 1) -> None:
+        """Make the next `count` requests to VAPIX `path` (e.g. /axis-cgi/applications/control.cgi) answer
+        HTTP `status`, after authentication, before the handler runs (a camera that is busy or failing)."""
+        if count < 1 or not 400 <= status <= 599 or not path.startswith("/axis-cgi/"):
+            raise ValueError(f"need a /axis-cgi/ path, count >= 1 and an error status, got {path!r}, {count}, {status}")
+        with self._lock:
+            self._path_faults[path] = [int(status), int(count)]
+
+    def take_path_fault(self, path: str) -> int | None:
+        """The HTTP status the next answer for `path` must fail with, if one was injected."""
+        with self._lock:
+            fault = self._path_faults.get(path)
+            if not fault or fault[1] <= 0:
+                return None
+            fault[1] -= 1
+            return fault[0]
 
     def take_fault(self, stream_open: bool = False) -> Fault | None:
         """Consume one pending injected fault, if any; opening a stream only takes ones that stop it."""
@@ -951,6 +970,9 @@ def sim_fail(cam: SimulatedCamera, req: Request) -> Response:
     if kind == "status" and not 400 <= status <= 599:
         raise _BadRequest(f"status={status} is not an HTTP error status (400..599)")
     try:
+        if args.get("path"):  # any VAPIX call, not only images
+            cam.inject_path_fault(args["path"], status, count)
+            return Response.json({"path": args["path"], "count": count, "status": status})
         cam.inject_fault(kind, count, status, after)
     except ValueError as exc:
         raise _BadRequest(str(exc)) from None
@@ -1052,8 +1074,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
                 self._send(Response.text("<HTML><HEAD><TITLE>403 Forbidden</TITLE></HEAD><BODY>"
                                          f"Access denied: {needed} rights needed</BODY></HTML>\n", 403, "text/html"))
                 return
+        failed = cam.take_path_fault(parts.path)
         try:
-            response = handler(cam, req)
+            response = Response.text(f"{failed} Simulated failure\n", failed) if failed else handler(cam, req)
         except _DropConnection:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
