@@ -163,10 +163,15 @@ def test_a_c_module_that_does_not_compile_gives_the_compiler_error_and_no_binary
     assert not (tmp_path / "out").exists()
 
 
-def test_info_reads_a_binary(firmware_binary, capsys):
+def test_info_reads_a_binary(firmware_binary, capsys, tmp_path):
     assert main(["firmware", "info", str(firmware_binary("armv7hf"))]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["arch"] == "armv7hf" and out["cmodule_version"] == build.CMODULE_VERSION
+    assert out["machine"].startswith(f"linux-armv7hf camlytics {out['build_id']} commit ")
+    copied = build.install(firmware_binary("aarch64"), tmp_path)  # no build.json beside it: the banner still says
+    assert main(["firmware", "info", str(copied)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["arch"] == "aarch64" and "camlytics 0.1.0+" in out["machine"] and "cmodule v1" in out["machine"]
 
 
 def test_info_refuses_what_is_not_a_firmware(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,5 +82,8 @@ def info_command(args: argparse.Namespace) -> int:
         raise FirmwareError(f"{path}: not an ELF executable for {', '.join(ARCHES)}")
     meta = path.parent / "build.json"
     info = json.loads(meta.read_text()) if meta.is_file() and os.path.basename(path) == "micropython" else {}
-    print(json.dumps({"arch": arch, "size": path.stat().st_size, **info}, indent=2))
+    # the banner compiled into every camlytics build (sys.implementation._machine), also in a copied binary
+    banner = re.search(rb"linux-[a-z0-9_]+ camlytics [\x20-\x7e]+", path.read_bytes())
+    machine = {"machine": banner.group().decode()} if banner else {}
+    print(json.dumps({"arch": arch, "size": path.stat().st_size, **machine, **info}, indent=2))
     return 0
