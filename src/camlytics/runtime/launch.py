@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -104,8 +105,19 @@ def edge_command(runtime: str | None, config_path: Path, interpreter: Interprete
     return [sys.executable, "-m", module, str(config_path)], env
 
 
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP arrived: stop the app like Ctrl-C does."""
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def run_edge_app(cfg: dict, runtime: str | None = None) -> int:
-    """Start the edge app with `cfg` and wait for it (Ctrl-C stops it); its exit code."""
+    """Start the edge app with `cfg` and wait for it (Ctrl-C, SIGTERM or SIGHUP stop it); its exit code.
+
+    However it ends, the app's process (and a qemu-user running a firmware) is stopped and the temporary
+    config (it holds passwords) is removed."""
     with tempfile.TemporaryDirectory(prefix="camlytics-run-") as tmp:
         config_path = Path(tmp) / "config.json"
         # the file holds credentials: readable by this user only
@@ -113,10 +125,22 @@ def run_edge_app(cfg: dict, runtime: str | None = None) -> int:
         with os.fdopen(fd, "w") as f:
             json.dump(cfg, f)
         cmd, env = edge_command(runtime, config_path)
-        proc = subprocess.Popen(cmd, env=env)
+        previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        proc = None
         try:
+            proc = subprocess.Popen(cmd, env=env)
             return proc.wait()
         except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait(10)
             return 0
+        except _Stopped as stopped:
+            return 128 + int(stopped.args[0])
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
