@@ -29,14 +29,38 @@ def test_spool_enforces_byte_quota(tmp_path):
 
 
 def test_spool_works_under_micropython(tmp_path, micropython):
+    (tmp_path / "a-file").write_bytes(b"x")
     out = micropython(f"""
 from camlytics.edge.spool import Spool
 s = Spool("{tmp_path}/mp", max_bytes=100000, max_files=3)
 for i in range(5):
     s.add(b"\\xff\\xd8" + bytes(100), "flip", i)
 print(len(s.files()))
+for bad in ("{tmp_path}/a-file", "{tmp_path}/a-file/sub"):
+    try:
+        Spool(bad)
+    except ValueError as exc:
+        print(exc)
 """)
-    assert out.strip() == "3"
+    assert out.strip().splitlines() == ["3", f"spool directory {tmp_path}/a-file exists and is not a directory",
+                                        f"spool directory {tmp_path}/a-file/sub cannot be created"]
+
+
+def test_a_spool_path_that_is_a_file_is_one_clear_error(tmp_path):
+    (tmp_path / "a-file").write_bytes(b"x")
+    with pytest.raises(ValueError, match="exists and is not a directory"):
+        Spool(str(tmp_path / "a-file"))
+
+
+def test_run_with_a_spool_path_that_is_a_file_is_one_line(tmp_path, capsys):
+    from camlytics.cli import main
+    from camlytics.export.testmodels import random_model_bytes
+    from tests.conftest import one_line_error
+
+    (tmp_path / "model.cml").write_bytes(random_model_bytes(0))
+    (tmp_path / "a-file").write_bytes(b"x")
+    assert main(["run", str(tmp_path), "--camera", "http://127.0.0.1:9", "--spool", str(tmp_path / "a-file")]) == 2
+    one_line_error(capsys, "--spool", "exists and is not a directory")
 
 
 def test_config_defaults_and_validation():

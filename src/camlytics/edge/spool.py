@@ -21,6 +21,12 @@ class Spool:
             os.mkdir(directory)
         except OSError:
             pass  # exists already (MicroPython has no makedirs/exist_ok)
+        try:
+            mode = os.stat(directory)[0]
+        except OSError:
+            raise ValueError("spool directory %s cannot be created" % directory)
+        if mode & 0o170000 != 0o040000:
+            raise ValueError("spool directory %s exists and is not a directory" % directory)
         self.added = 0
 
     def files(self):

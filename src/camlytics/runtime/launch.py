@@ -47,6 +47,8 @@ def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x3
     if webhook:
         cfg["webhook"] = {"url": webhook}
     if spool:
+        if Path(spool).exists() and not Path(spool).is_dir():
+            raise CamlyticsError(f"--spool {spool} exists and is not a directory")
         cfg["spool"] = {"dir": str(Path(spool).resolve())}
     try:
         edge_config.validate(cfg)
