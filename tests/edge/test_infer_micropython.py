@@ -16,7 +16,7 @@ import pytest
 from camlytics.edge.infer import Network, argmax, backend_module
 from camlytics.edge.model import load_model
 from camlytics.export.testmodels import random_inputs, random_model
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 
 ARCHS = ["tiny", "rgb", "zp", "door", "whole"]
 

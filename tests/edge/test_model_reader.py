@@ -21,9 +21,9 @@ import pytest
 from camlytics.edge.infer import Network
 from camlytics.edge.model import MAX_BLOB_LEN, ModelFileError, load_model
 from camlytics.errors import ModelError
-from camlytics.export.modelfile import read_model
+from camlytics.model.modelfile import read_model
 from camlytics.export.testmodels import random_inputs, random_model, random_model_bytes
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 
 ARCHS = ["tiny", "rgb", "zp", "door", "whole"]
 

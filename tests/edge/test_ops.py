@@ -1,4 +1,4 @@
-"""Every int8 kernel, in every backend, matches the host reference `camlytics.train.int8ref` bit for bit.
+"""Every int8 kernel, in every backend, matches the host reference `camlytics.model.int8ref` bit for bit.
 
 Layers are random (weights over the full int8 range, zero points on both sides, both dtypes, ReLU on
 and off, several kernels, strides and paddings) with multipliers calibrated so outputs spread over
@@ -14,7 +14,7 @@ import pytest
 
 from camlytics.edge.infer import run_layer
 from camlytics.edge.model import Layer
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 
 # (name, op, in_shape, out_channels, kernel, stride, pad, depthwise, x (dtype, zp), y (dtype, zp), relu)
 CASES = [

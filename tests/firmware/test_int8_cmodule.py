@@ -30,7 +30,7 @@ import pytest
 from camlytics.edge import ops
 from camlytics.edge.infer import backend_module
 from camlytics.export.testmodels import random_inputs, random_model
-from camlytics.train import int8ref
+from camlytics.model import int8ref
 from tests.edge.test_ops import CASES, make_case
 
 ARCHES = ("x86_64", "armv7hf", "aarch64")
