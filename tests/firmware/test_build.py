@@ -185,3 +185,30 @@ def test_without_a_source_the_pinned_archive_extracted_earlier_is_reused(monkeyp
     monkeypatch.delenv(build.SOURCE_ENV, raising=False)
     source = build.resolve_source(None)
     assert source.digest in build.PINNED_ARCHIVES and "extracted earlier" in source.origin
+
+
+def test_sigterm_stops_a_build_and_leaves_no_compiler_and_no_half_build(tmp_path):
+    import signal
+    import sys
+    import time
+
+    from tests.runtime.test_run_signals import processes_mentioning
+
+    source = build.resolve_source(micropython_source())
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "camlytics"), "firmware", "build", "--arch", "x86_64",
+                             "--source", str(source.tree), "--jobs", "2"],
+                            env={**os.environ, "CAMLYTICS_CACHE": str(cache)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # wait until make compiles in the build folder
+        if any(cache.glob("firmware/.build-*/build.log")) and len(processes_mentioning(str(cache))) > 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "stopped by signal" in err and "Traceback" not in err, err
+    time.sleep(0.5)
+    assert processes_mentioning(str(cache)) == []  # make and its compilers are gone
+    assert not list(cache.glob("firmware/.build-*")) and not list(cache.glob("firmware/x86_64-*/micropython"))

@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -330,22 +331,50 @@ def _check_tools(arch: Arch, debug: bool = False) -> None:
         raise FirmwareError("make not found: install the Debian package make")
 
 
+class BuildStopped(FirmwareError):
+    """SIGTERM or SIGHUP arrived during a build: it was stopped and nothing was kept."""
+
+
+@contextlib.contextmanager
+def _stop_on_termination() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into BuildStopped while a build runs (main thread only), so the compilers are
+    stopped and the half-finished build folder removed instead of being left behind."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise BuildStopped(f"stopped by signal {signum}; nothing was kept")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _run_make(args: list[str], log: Path, say: Callable[[str], None]) -> None:
     """Run make, appending to `log`; FirmwareError with the first compiler error on failure."""
     with open(log, "ab") as out:
         out.write(("$ " + " ".join(args) + "\n").encode())
         out.flush()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # its own process group, so that stopping it stops the compilers it started too
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         assert proc.stdout is not None
         try:
-            for line in proc.stdout:
-                out.write(line)
-                text = line.decode(errors="replace").strip()
-                if text.startswith(("CC ", "LINK ", "MPY ", "GEN ")):
-                    say(text)
-            rc = proc.wait()
+            with _stop_on_termination():
+                for line in proc.stdout:
+                    out.write(line)
+                    text = line.decode(errors="replace").strip()
+                    if text.startswith(("CC ", "LINK ", "MPY ", "GEN ")):
+                        say(text)
+                rc = proc.wait()
         except BaseException:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
     if rc != 0:
@@ -474,6 +503,8 @@ def _build(arch: Arch, src: Source, key: str, out_dir: Path, jobs: int, debug: b
         os.replace(final, out_dir)
         _prune(out_dir.parent, arch.name, keep=KEEP_BUILDS)
         return Firmware(out_dir / "micropython", info, built=True)
+    except BuildStopped:
+        raise
     except FirmwareError as exc:
         # keep the log for the user, outside the half-finished build folder
         kept = out_dir.parent / f"{out_dir.name}.failed.log"
