@@ -481,3 +481,42 @@ def test_simcam_command_line_sets_architecture_os_and_a_viewer():
     bad = subprocess.run([sys.executable, "-m", "camlytics", "simcam", "--port", "0", "--viewer", "nopassword"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "USER:PASSWORD" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_signal_to_simcam_stops_its_apps_and_removes_their_files(sig, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from camlytics.cli import main
+    from camlytics.export.testmodels import random_model_bytes
+    from tests.runtime.test_run_signals import processes_mentioning
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model.cml").write_bytes(random_model_bytes(0))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    assert main(["bundle", str(model_dir), "--out", str(tmp_path), "--arch", "all", "--interpreter", "camera",
+                 "--http-port", "0", "--camera-user", "root"]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "camlytics", "simcam", "--port", "0", "--password", "pw"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        url = proc.stdout.readline().split(" on ")[1].split()[0]
+        camera = url.replace("http://", "http://root:pw@")
+        assert main(["deploy", str(tmp_path / "camlytics_door_1_0_0_all.eap"), "--camera", camera,
+                     "--param", "VapixPassword=pw", "--start"]) == 0
+        deadline = time.monotonic() + 30
+        while not processes_mentioning(str(temp) + "/camlytics-simcam-apps-") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_mentioning(str(temp) + "/camlytics-simcam-apps-")  # the app runs from the camera's folder
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.5)
+    assert processes_mentioning(str(temp)) == []  # no orphan launcher or MicroPython
+    assert list(temp.iterdir()) == []  # the apps (with their config) are gone

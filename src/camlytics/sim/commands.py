@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -88,6 +89,12 @@ def run_simcam(args: argparse.Namespace) -> int:
         print(f"camlytics simcam: warning: listening on {args.host}{default}: anyone who can reach it can install "
               "and run ACAP packages on this machine", file=sys.stderr, flush=True)
     print("  Ctrl-C to stop", flush=True)
+
+    def interrupt(signum: int, _frame: object) -> None:  # SIGTERM/SIGHUP end it like Ctrl-C: apps stopped too
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
     try:
         while True:
             time.sleep(3600)
