@@ -47,6 +47,7 @@ from importlib import resources
 from pathlib import Path
 
 import camlytics
+from camlytics.constants import EDGE_HEAPSIZE
 from camlytics.deploy.manifest import APP_PARAMS, ARCHITECTURES, build_manifest, eap_name, validate_manifest
 from camlytics.errors import CamlyticsError, DeployError, ModelError
 
@@ -56,7 +57,7 @@ ELF_MACHINES = {3: "x86 (i386)", 8: "MIPS", 20: "PowerPC", 40: "32-bit ARM", 62:
                 243: "RISC-V"}
 EF_ARM_ABI_FLOAT_HARD = 0x400
 MAX_INTERPRETER = 32 << 20
-HEAP_SIZE = "4M"
+HEAP_SIZE = EDGE_HEAPSIZE
 FIRMWARE_ARCHES = ("armv7hf", "aarch64")  # the camera architectures camlytics.firmware builds for
 CAMERA = "camera"  # interpreter: the device's own `micropython` on its PATH
 _MPY_CACHE: dict[tuple[str, str], bytes] = {}  # (module path, source sha256) -> .mpy: mpy-cross is deterministic

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from camlytics.constants import EDGE_HEAPSIZE
 from camlytics.errors import ModelError
 
-HEAPSIZE = "4M"
+HEAPSIZE = EDGE_HEAPSIZE
 # Seconds a batch may take: start-up plus a generous per-item allowance (a 640x360 frame takes ~30 ms
 # under the PyPI MicroPython; a slow CI machine, or qemu, may be 20x slower).
 START_TIMEOUT = 60.0
