@@ -190,7 +190,8 @@ class App:
         if self.mqtt:
             self.mqtt.ensure()
         self.start_http()
-        while not max_frames or self.frames < max_frames:
+        # Undecodable frames count too: a run over frames that all fail must still end.
+        while not max_frames or self.frames + self.failed < max_frames:
             start = ticks_ms()
             update = self.step()
             if update is None:
