@@ -21,9 +21,9 @@ from camlytics.edge.infer import Network
 from camlytics.edge.model import load_model
 from camlytics.edge.mqtt import MQTTClient, ReconnectingPublisher
 from camlytics.edge.preprocess import prepare
-from camlytics.edge.publish import Topics, attributes_payload, discovery_config
+from camlytics.edge.publish import Topics, attributes_payload, discovery_config, ha_component
 from camlytics.edge.spool import Spool
-from camlytics.edge.tracker import StateTracker
+from camlytics.edge.tracker import UNKNOWN, StateTracker
 
 
 def log(message):
@@ -51,6 +51,8 @@ class App:
             self.meta = dict(self.meta)
             self.meta["preprocess"] = dict(self.meta.get("preprocess") or {}, roi=list(cfg["roi"]))
         self.classes = self.meta["classes"]
+        # min_confidence: config over model; active_class: what "on" means (virtual input, webhook "active")
+        self.min_confidence, self.active_class, self.vi_class = config_mod.resolve_states(cfg, self.meta)
         # `network(model, cfg)` swaps the inference engine (the host's C runtime for `camlytics run --runtime c`)
         self.net = network(self.model, cfg) if network else Network(self.model, backend=cfg["backend"])
         self.model_name = self.meta.get("name", "camlytics")
@@ -61,7 +63,8 @@ class App:
             query += "&resolution=" + cam["resolution"]
         self.snapshot_url = cam["url"].rstrip("/") + "/axis-cgi/jpg/image.cgi?" + query
         tr = cfg["tracker"]
-        self.tracker = StateTracker(self.classes, tr["stable_frames"], tr["threshold"], tr["low_streak"])
+        self.tracker = StateTracker(self.classes, tr["stable_frames"], tr["threshold"], tr["low_streak"],
+                                    self.min_confidence)
         self.since = None
         self.frames = 0
         self.camera_errors = 0
@@ -90,19 +93,28 @@ class App:
         client = pub.client
         client.publish(self.topics.availability, "online", retain=True, qos=1)
         if mq["ha_discovery"]:
-            payload = discovery_config(self.topics, self.classes, mq["name"], self.model_name)
-            client.publish(self.topics.discovery_topic(self.classes), payload, retain=True, qos=1)
+            component = ha_component(self.classes, self.meta)
+            payload = discovery_config(self.topics, self.classes, mq["name"], self.model_name, meta=self.meta)
+            client.publish(self.topics.discovery_topic(component), payload, retain=True, qos=1)
+            # a new model of the other kind on this node: remove the old entity (an empty retained config)
+            other = "sensor" if component == "binary_sensor" else "binary_sensor"
+            client.publish(self.topics.discovery_topic(other), "", retain=True, qos=1)
         if self.tracker.state is not None:
             self._publish_state(client)
 
     def _publish_state(self, client):
         client.publish(self.topics.state, self.tracker.state, retain=True, qos=1)
+        tr = self.tracker
         client.publish(self.topics.attributes, attributes_payload(
-            self.tracker.confidence, self.since, self.tracker.changes, self.model_name, self.frames), retain=True)
+            tr.confidence, self.since, tr.changes, self.model_name, self.frames, tr.raw_class, tr.raw_confidence),
+            retain=True)
 
     def _state_changed(self, previous):
         state = self.tracker.state
-        event = {"state": state, "previous": previous, "confidence": round(self.tracker.confidence, 4),
+        tr = self.tracker
+        event = {"state": state, "previous": previous, "confidence": round(tr.confidence, 4),
+                 "active": None if state == UNKNOWN else state == self.active_class,
+                 "raw_class": tr.raw_class, "raw_confidence": round(tr.raw_confidence, 4),
                  "time": self.since, "frame": self.frames, "model": self.model_name}
         print("EVENT " + json.dumps(event))
         log("state %s (confidence %.2f)" % (state, self.tracker.confidence))
@@ -112,8 +124,8 @@ class App:
             except Exception as exc:  # noqa: BLE001 - a broken broker must not stop the sensor
                 self.mqtt._failed(exc)
         vi = self.cfg["virtual_input"]
-        if vi:
-            action = "activate" if state == vi["active_state"] else "deactivate"
+        if vi and state != UNKNOWN:  # a port is on or off: unknown leaves it as it was rather than guess
+            action = "activate" if state == self.vi_class else "deactivate"
             url = self.cfg["camera"]["url"].rstrip("/") + "/axis-cgi/virtualinput/%s.cgi?schemaversion=1&port=%d" % (action, vi["port"])
             self._call("virtual input", "GET", url, None, self.camera)
         hook = self.cfg["webhook"]
@@ -185,8 +197,9 @@ class App:
         period = int(1000 / self.cfg["fps"])
         stats_every = self.cfg["stats_every"]
         backoff = 0
-        log("started: model %s, classes %s, %s backend, %s JPEG kernels, %s" % (
-            self.model_name, ",".join(self.classes), self.net.backend, jpeg.KERNELS, version()))
+        log("started: model %s, classes %s, active %s, min_confidence %.2f, %s backend, %s JPEG kernels, %s" % (
+            self.model_name, ",".join(self.classes), self.active_class, self.min_confidence, self.net.backend,
+            jpeg.KERNELS, version()))
         if self.mqtt:
             self.mqtt.ensure()
         self.start_http()

@@ -19,8 +19,14 @@ DEFAULTS = {
     "roi": None,  # [x0, y0, x1, y1] in full-resolution pixels: overrides the model's ROI (camera moved)
     "max_frames": 0,  # 0 = run forever
     "tracker": {"stable_frames": 3, "threshold": 0.6, "low_streak": 3},
+    # a top-class probability below this makes the frame a vote for "unknown"; null: the model metadata's
+    # `min_confidence`, else 0 (never). In [0, 1).
+    "min_confidence": None,
+    # the class that means "something is there" (drives the virtual input); null: the model metadata's
+    # `active_class`, else open, occupied, or the second class (edge.tracker.default_active_class)
+    "active_class": None,
     "mqtt": None,  # {"host", "port", "tls", "ca_file", "user", "password", "client_id", "prefix", "node_id", "ha_discovery", "discovery_prefix", "keepalive", "name"}
-    "virtual_input": None,  # {"port": 1..64, "active_state": "open"}
+    "virtual_input": None,  # {"port": 1..64, "active_state": null (= active_class) or a class name}
     "webhook": None,  # {"url": "http://..."}
     "spool": None,  # {"dir": "...", "max_bytes": 5000000, "max_files": 200}
     "stats_every": 100,  # log timing/memory every N frames (0 = never)
@@ -71,6 +77,17 @@ def _number(value, name, lo, hi):
     return value
 
 
+def _fraction(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError("%s must be a number in [0, 1), got %r" % (name, value))
+    return value
+
+
+def _class_name(value, name):
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError("%s must be a class name of the model or null, got %r" % (name, value))
+
+
 def validate(raw):
     """Merge `raw` (a dict) over DEFAULTS and check every value; returns the full config."""
     if not isinstance(raw, dict):
@@ -108,6 +125,9 @@ def validate(raw):
         if not isinstance(roi, list) or len(roi) != 4 or not all(isinstance(v, int) and v >= 0 for v in roi) \
                 or roi[2] <= roi[0] or roi[3] <= roi[1]:
             raise ConfigError("roi must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got %r" % (roi,))
+    if cfg["min_confidence"] is not None:
+        _fraction(cfg["min_confidence"], "min_confidence")
+    _class_name(cfg["active_class"], "active_class")
     tr = cfg["tracker"]
     _number(tr["stable_frames"], "tracker.stable_frames", 1, 1000)
     _number(tr["threshold"], "tracker.threshold", 0.0, 1.0)
@@ -128,8 +148,9 @@ def validate(raw):
         _number(mq["keepalive"], "mqtt.keepalive", 1, 65535)
     vi = cfg["virtual_input"]
     if vi is not None:
-        vi = _merge({"port": 1, "active_state": "open"}, vi, "virtual_input")
+        vi = _merge({"port": 1, "active_state": None}, vi, "virtual_input")
         _number(vi["port"], "virtual_input.port", 1, 64)
+        _class_name(vi["active_state"], "virtual_input.active_state")
         cfg["virtual_input"] = vi
     hook = cfg["webhook"]
     if hook is not None:
@@ -155,6 +176,34 @@ def validate(raw):
                               % (web["host"],))
         cfg["http"] = web
     return cfg
+
+
+def resolve_states(cfg, meta):
+    """`(min_confidence, active_class, virtual-input class)` of a validated config with this model's metadata.
+
+    The config's `min_confidence` overrides the model's (metadata key `min_confidence`, optional);
+    a class named in the config must be one of the model's real classes (ConfigError otherwise)."""
+    from camlytics.edge.tracker import UNKNOWN, default_active_class, known_classes
+
+    classes = meta["classes"]
+    known = known_classes(classes)
+    if not known:
+        raise ConfigError("the model has no class other than %r" % UNKNOWN)
+    min_conf = cfg["min_confidence"]
+    if min_conf is None:
+        min_conf = meta.get("min_confidence")
+        if min_conf is None:
+            min_conf = 0.0
+        elif isinstance(min_conf, bool) or not isinstance(min_conf, (int, float)) or not 0 <= min_conf < 1:
+            raise ConfigError("the model's min_confidence must be a number in [0, 1), got %r" % (min_conf,))
+    for key, value in (("active_class", cfg["active_class"]),
+                       ("virtual_input.active_state", (cfg["virtual_input"] or {}).get("active_state"))):
+        if value is not None and value not in known:
+            raise ConfigError("%s must be one of the model's classes %s, got %r%s" % (
+                key, ", ".join(known), value, " (the unknown state drives nothing)" if value == UNKNOWN else ""))
+    active = cfg["active_class"] or default_active_class(classes, meta.get("active_class"))
+    vi_class = (cfg["virtual_input"] or {}).get("active_state") or active
+    return float(min_conf), active, vi_class
 
 
 def load(path):

@@ -3,6 +3,9 @@
 Files are written atomically (temporary name, then rename) so a collector never reads half a
 frame; when the quota (bytes or files) is exceeded, the oldest files are deleted first. Names sort
 by time: `<unix-ms>-<reason>.jpg`, so the host reads the folder as a time-ordered image source.
+Reasons (edge.tracker): "flip" (a state that showed up and vanished), "low_confidence" (a streak of
+uncertain frames), "unknown" (the first frame of a spell the model called unknown: obstructed view,
+camera moved, or a top class below min_confidence; worth labelling either way).
 """
 
 import os

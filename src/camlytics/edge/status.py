@@ -7,7 +7,8 @@ it listens on 127.0.0.1 only by default and trusts every request it gets.
 
 Routes (paths as the proxy forwards them; a query string and one trailing slash are ignored):
 
-    GET /status          JSON: state, confidence, frame counts, model, backend, uptime, heap, version
+    GET /status          JSON: state ("unknown" too), confidence, the latest frame's raw class and
+                         confidence, frame counts, model, backend, uptime, heap, version
     GET /spool           JSON list of the spooled frames [{"name", "size", "time", "reason"}], oldest first
     GET /spool/NAME      that JPEG, if NAME is one the spool lists right now (nothing else is served)
 
@@ -255,6 +256,11 @@ def status(app):
         "confidence": round(tr.confidence, 4),
         "since": app.since,
         "state_changes": tr.changes,
+        "raw_class": tr.raw_class,  # the latest frame's top class and probability, before unknown/debounce
+        "raw_confidence": round(tr.raw_confidence, 4),
+        "unknown_votes": tr.unknown_votes,
+        "min_confidence": tr.min_confidence,
+        "active_class": app.active_class,
         "frames": {"seen": app.seen, "decoded": app.frames, "failed": app.failed,
                    "camera_errors": app.camera_failures},
         "model": {"name": app.model_name, "format_version": meta.get("version"), "classes": app.classes},
