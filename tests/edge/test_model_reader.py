@@ -419,3 +419,14 @@ def test_meta_cases_really_differ_from_a_valid_file(tiny):
     assert load_model(data).classes == ["closed", "open"]
     assert spec_verdict(data) == "ok"
     assert np.array_equal(read_model(data).weights[0], read_model(tiny).weights[0])
+
+
+def test_min_confidence_is_optional_and_in_zero_one(tiny):
+    meta, blob = split(tiny)
+    assert load_model(tiny).min_confidence is None
+    meta["min_confidence"] = 0.6
+    assert load_model(build(meta, blob)).min_confidence == 0.6
+    for bad in (1, 1.0, -0.1, "0.5", True, None, [0.5]):
+        meta["min_confidence"] = bad
+        with pytest.raises(ModelFileError, match="min_confidence"):
+            load_model(build(meta, blob))

@@ -77,6 +77,8 @@ class Model:
         self.output_zp = out["zp"]
         self.output_scale = out["scale"]
         self.preprocess = meta.get("preprocess") or {}
+        # below this top-class probability the edge app reports "unknown" (None: always the top class)
+        self.min_confidence = meta.get("min_confidence")
         self.macs = sum(layer.macs() for layer in layers)
 
 
@@ -248,6 +250,9 @@ def _check_meta(meta, blob):
     if not isinstance(out, dict) or dtype != "int8" or out.get("dtype") != "int8" or out.get("zp") != zp:
         _fail("output must be int8 with the last layer's zp %d, got %s" % (zp, _show(out)))
     _number(out.get("scale"), "output scale")
+    conf = meta.get("min_confidence")
+    if "min_confidence" in meta and not (type(conf) in (int, float) and 0 <= conf < 1):
+        _fail("min_confidence must be a number in [0, 1), got %s" % _show(conf))
     return Model(meta, parsed)
 
 
