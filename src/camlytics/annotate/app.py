@@ -21,10 +21,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -41,6 +42,7 @@ STATIC_FILES = {
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 1000  # records labelled by one grid keystroke
 MAX_ROI_COORD = 1 << 16
+MAX_RECORD_ID = (1 << 63) - 1  # SQLite's largest integer: a larger id can name no record
 ANNOTATOR_RE = re.compile(r"^[\w.@+ -]{1,64}$")
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 SECURITY_HEADERS = {
@@ -138,6 +140,7 @@ class AnnotationService:
         self._checked: set[int] = set()  # records whose image decoded once (files never change)
         self._ds: Any = None
         self._backed_up = False
+        self._frame_size: tuple[int, int] | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="camlytics-ds")
 
     # -- thread plumbing ---------------------------------------------------------------------------
@@ -287,8 +290,26 @@ class AnnotationService:
             touched.append(record_id)
         return [record_json(ds.get(i)) for i in touched]
 
+    def frame_size(self) -> tuple[int, int] | None:
+        """(width, height) of the dataset's images, from its first readable one; None if it has none."""
+        if self._frame_size is None:
+            from camlytics.frames import decode_jpeg
+
+            ds = self.dataset()
+            for record in ds.records(order="time")[:5]:
+                try:
+                    height, width = decode_jpeg(ds.read_image(record), what=str(record.path)).shape[:2]
+                except (CamlyticsError, OSError):
+                    continue
+                self._frame_size = (int(width), int(height))
+                break
+        return self._frame_size
+
     def set_roi(self, roi: tuple[int, int, int, int] | None) -> list[int] | None:
-        """Set (or clear) the dataset's region of interest."""
+        """Set (or clear) the dataset's region of interest; 400 if it reaches outside the frames."""
+        size = self.frame_size()
+        if roi is not None and size is not None and (roi[2] > size[0] or roi[3] > size[1]):
+            raise BadRequest(f"roi={list(roi)}: outside the {size[0]}x{size[1]} frames of this dataset")
         ds = self.dataset()
         self._before_write()
         ds.set_roi(roi)
@@ -302,24 +323,40 @@ async def json_body(request: Request) -> dict[str, Any]:
     if ctype != "application/json":
         raise BadRequest(f"content-type {ctype or 'none'!r}: send application/json", 415)
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    except ClientDisconnect:  # hung up (or cut for sending too slowly) before the whole body came
+        raise BadRequest("the client closed the connection before sending the whole body") from None
     try:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON ({exc})") from None
+    except RecursionError:  # e.g. 100,000 nested arrays: nothing the API takes nests more than two deep
+        raise BadRequest("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
 
 
 def record_id_of(value: Any, what: str = "id") -> int:
-    """A record id from JSON: a non-negative integer (booleans and strings refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise BadRequest(f"{what}={value!r}: expected a record id (non-negative integer)")
+    """A record id from JSON: a non-negative integer below 2**63 (booleans and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RECORD_ID:
+        raise BadRequest(f"{what}={value!r}: expected a record id (integer 0..{MAX_RECORD_ID})")
     return value
+
+
+def path_record_id(request: Request) -> int:
+    """The record id in a URL path; 404 (as for an unknown id) unless it is a whole number in 0..2**63-1."""
+    text = request.path_params["record_id"]
+    if not re.fullmatch(r"-?[0-9]{1,30}", text):
+        raise BadRequest(f"no record with id {text[:40]!r} (record ids are whole numbers)", 404)
+    record_id = int(text)
+    if not 0 <= record_id <= MAX_RECORD_ID:
+        raise BadRequest(f"no record with id {record_id}", 404)
+    return record_id
 
 
 def roi_of(value: Any) -> Roi | None:
@@ -369,11 +406,11 @@ def create_app(
         return Response(body, media_type="application/json", headers=headers)
 
     async def record(request: Request) -> Response:
-        record_id = request.path_params["record_id"]
+        record_id = path_record_id(request)
         return json_response(await service.call(lambda: service.record(record_id)))
 
     async def image(request: Request) -> Response:
-        record_id = request.path_params["record_id"]
+        record_id = path_record_id(request)
         path, rel = await service.call(lambda: service.image_file(record_id))
         if path is None:
             data, problem = None, "image path leads outside the dataset"
@@ -431,6 +468,12 @@ def create_app(
         assert isinstance(exc, BadRequest)
         return json_response({"error": str(exc)}, exc.status)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # Starlette's own refusals (no such route, wrong method) in the API's JSON shape.
+        assert isinstance(exc, HTTPException)
+        headers = {"Cache-Control": "no-store", **SECURITY_HEADERS, **(exc.headers or {})}
+        return JSONResponse({"error": exc.detail}, exc.status_code, headers=headers)
+
     async def user_error(request: Request, exc: Exception) -> Response:
         # A store refusal (e.g. the dataset vanished) is the user's problem, not a crash.
         return json_response({"error": str(exc)}, 409)
@@ -447,8 +490,8 @@ def create_app(
         Route("/", index),
         Route("/static/{name}", static),
         Route("/api/state", state),
-        Route("/api/records/{record_id:int}", record),
-        Route("/api/image/{record_id:int}", image),
+        Route("/api/records/{record_id}", record),  # parsed by path_record_id: any text gets a JSON answer
+        Route("/api/image/{record_id}", image),
         Route("/api/label", label, methods=["POST"]),
         Route("/api/undo", undo, methods=["POST"]),
         Route("/api/roi", roi, methods=["POST"]),
@@ -459,7 +502,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)],
-        exception_handlers={BadRequest: bad_request, CamlyticsError: user_error},
+        exception_handlers={BadRequest: bad_request, HTTPException: http_error, CamlyticsError: user_error},
         lifespan=lifespan,
     )
     app.state.service = service

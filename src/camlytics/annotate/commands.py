@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import socket
 import sys
 
+from typing import TYPE_CHECKING
+
 from camlytics.errors import CamlyticsError, DatasetError
 from camlytics.validate import is_loopback
+
+if TYPE_CHECKING:
+    from camlytics.annotate.server import ServerLimits
 
 DEFAULT_PORT = 8765
 
@@ -39,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated class names, e.g. open,closed (default: the dataset's classes)")
     p.add_argument("--annotator", default=None, help="name stored with each label (default: the OS user)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    limits = p.add_argument_group("server limits (a slow or hostile client cannot hold the server)")
+    limits.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds a client has to send a request's headers (default 10)")
+    limits.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds a client has to send a request's body (default 30)")
+    limits.add_argument("--max-connections", type=int, default=256, metavar="N",
+                        help="open connections served at once; more get 503 (default 256)")
     p.set_defaults(func=run)
 
 
@@ -71,13 +84,25 @@ def has_display() -> bool:
     return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check the dataset, start uvicorn, print the URL, serve until Q in the page or Ctrl-C."""
-    import uvicorn
+def server_limits(args: argparse.Namespace) -> "ServerLimits":
+    """The --header-timeout, --body-timeout and --max-connections limits, checked."""
+    from camlytics.annotate.server import ServerLimits
+    from camlytics.validate import check_positive
 
+    return ServerLimits(header_timeout=check_positive("--header-timeout", args.header_timeout),
+                        body_timeout=check_positive("--body-timeout", args.body_timeout),
+                        max_connections=int(check_positive("--max-connections", args.max_connections, integer=True)))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the dataset, start uvicorn, print the URL, serve until Q in the page, Ctrl-C, SIGTERM or SIGHUP.
+
+    A signal stops the server gracefully (labels are written before each reply) and the command exits 128+N."""
     from camlytics.annotate.app import LOOPBACK_HOSTS, create_app, validate_annotator, validate_classes
+    from camlytics.annotate.server import AnnotateServer, server_config
     from camlytics.store import Dataset
 
+    limits = server_limits(args)
     annotator = validate_annotator(args.annotator or default_annotator())
     classes = validate_classes(args.classes.split(",")) if args.classes else None
     # Fail here with one line (missing, corrupt, newer version) rather than inside the server.
@@ -92,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}/"
     loopback = is_loopback(args.host)
-    server: uvicorn.Server | None = None
+    server: AnnotateServer | None = None
 
     def quit_server() -> None:
         if server is not None:
@@ -101,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
     # Loopback: answer only requests naming this machine (a rebound DNS name must not reach the API).
     allowed_hosts = [*LOOPBACK_HOSTS, args.host.lower()] if loopback else ["*"]
     app = create_app(args.dataset, annotator=annotator, on_quit=quit_server, allowed_hosts=allowed_hosts)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
+    server = AnnotateServer(server_config(app, limits))
     print(f"camlytics annotate: {url}  ({total} images in {args.dataset}, annotator {annotator!r})", flush=True)
     if not loopback:
         print(f"camlytics annotate: warning: listening on {args.host}: anyone who can reach it can change labels",
@@ -115,11 +139,13 @@ def run(args: argparse.Namespace) -> int:
         threading.Timer(0.5, webbrowser.open, [url]).start()  # once the server is accepting
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: a normal way to stop
-        pass
     finally:
         sock.close()
-    if not server.started:
+    if not server.started and server.stop_signal is None:
         raise DatasetError(f"the annotation server for {args.dataset} did not start (see the log above)")
+    if server.stop_signal is not None:
+        name = signal.Signals(server.stop_signal).name
+        print(f"camlytics annotate: stopped by {name}, every label is saved", flush=True)
+        return 128 + server.stop_signal
     print("camlytics annotate: stopped, every label is saved", flush=True)
     return 0
