@@ -1,16 +1,23 @@
-"""CLI: `camlytics info DATASET` and `camlytics labels import|export`."""
+"""CLI: `camlytics info [DATASET] [--model DIR]`, `camlytics labels import|export` and `camlytics repair`."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import pathlib
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `info` and `labels` sub-commands."""
+    """Add the `info`, `labels` and `repair` sub-commands."""
     info = subparsers.add_parser(
-        "info", help="show what a dataset holds", description="Counts per label, per sampler and per hour of day."
+        "info", help="show what a dataset (or a trained model) holds",
+        description="Counts per label, per sampler, per hour of day and per light condition (day, dim, night, "
+        "ir: judged from each image, cached in the index). With --model: what a trained model is and what "
+        "training advises. A damaged index is refused (see `camlytics repair`).",
     )
-    info.add_argument("dataset", metavar="DATASET", help="dataset directory")
+    info.add_argument("dataset", metavar="DATASET", nargs="?", help="dataset directory")
+    info.add_argument("--model", metavar="MODEL_DIR", help="trained model directory (from `camlytics train`)")
     info.set_defaults(func=run_info)
 
     labels = subparsers.add_parser("labels", help="import or export labels", description="Import or export labels.")
@@ -25,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("dataset", metavar="DATASET", help="dataset directory")
     imp.add_argument("file", metavar="FILE", help="CSV or JSON label file")
     imp.add_argument("--annotator", default="import", help="name recorded with the labels (default: import)")
+    imp.add_argument("--classes", metavar="A,B,...", help="set the dataset's classes first (distinct names; "
+                     "every class labels already use must stay)")
+    imp.add_argument("--skip-unknown", action="store_true", help="skip and count labels that are not one of "
+                     "the classes, instead of refusing the file")
     imp.set_defaults(func=run_import)
     exp = sub.add_parser(
         "export",
@@ -37,16 +48,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument("--out", required=True, metavar="PATH", help="output file (csv/json) or folder (imagefolder)")
     exp.set_defaults(func=run_export)
 
+    rep = subparsers.add_parser(
+        "repair", help="rebuild a missing, empty or corrupt dataset index from the images",
+        description="Check the dataset's index.sqlite; if it is missing, empty or corrupt, rebuild it from the "
+        "content-addressed images (images/ab/<sha256>.jpg), taking each image's record, labels, classes and "
+        "ROI from the newest readable backup in backups/, else the time from EXIF or the file. The damaged "
+        "index is renamed aside (index.damaged-<UTC time>.sqlite), never deleted. Stop other camlytics "
+        "commands on the dataset first. A sound index is left alone.",
+    )
+    rep.add_argument("dataset", metavar="DATASET", help="dataset directory")
+    rep.set_defaults(func=run_repair)
+
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print the dataset summary tables."""
+    """Print the dataset summary tables, the model summary, or both."""
+    from camlytics.errors import CamlyticsError
+
+    if args.dataset is None and args.model is None:
+        raise CamlyticsError("give a DATASET, --model MODEL_DIR, or both")
+    if args.dataset is not None:
+        _print_dataset(args.dataset)
+    if args.model is not None:
+        _print_model(args.model)
+    return 0
+
+
+def _print_dataset(path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from camlytics.store import Dataset
+    from camlytics.store.light import light_balance
 
-    with Dataset.open(args.dataset) as ds:
+    with Dataset.open(path) as ds:
         counts, classes, roi = ds.counts(), ds.classes, ds.roi
+        balance = light_balance(ds)
     console = Console()
     console.print(
         f"[bold]{ds.root}[/]: {counts['total']} images, {counts['labelled']} labelled; "
@@ -70,17 +106,97 @@ def run_info(args: argparse.Namespace) -> int:
     for hour, n in counts["hour"].items():
         table.add_row(f"{hour:02d}:00", str(n), "#" * round(30 * n / peak))
     console.print(table)
-    return 0
+    console.print(_light_table(balance, classes))
+
+
+def _light_table(balance: dict[str, dict[str, int]], classes: list[str]) -> Any:
+    """Class balance per light condition: rows = conditions, columns = classes (+ unlabelled, all)."""
+    from rich.table import Table
+
+    columns = [*classes, *sorted({label for row in balance.values() for label in row} - set(classes))]
+    table = Table(title="labels per light condition")
+    table.add_column("light")
+    for name in columns:
+        table.add_column(name, justify="right")
+    table.add_column("all", justify="right")
+    for condition, row in balance.items():
+        table.add_row(condition, *(str(row.get(name, 0)) for name in columns), str(sum(row.values())))
+    return table
+
+
+def model_summary(model_dir: str) -> list[str]:
+    """Lines describing a trained model from its metrics.json: classes, input, size, MACs, CV score, advice."""
+    from camlytics.errors import CamlyticsError
+
+    folder = pathlib.Path(model_dir).expanduser()
+    if not folder.is_dir():
+        raise CamlyticsError(f"model directory {folder} does not exist" if not folder.exists()
+                             else f"--model {folder} is a file, expected a model directory")
+    path = folder / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CamlyticsError(f"{folder} has no metrics.json; is it a model directory from `camlytics train`?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CamlyticsError(f"cannot read {path}: {exc}") from None
+    if not isinstance(metrics, dict):
+        raise CamlyticsError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    lines = [f"model {folder}"]
+    if isinstance(metrics.get("classes"), list):
+        lines.append(f"  classes: {', '.join(map(str, metrics['classes']))}")
+    spec = metrics.get("input")
+    if isinstance(spec, dict):
+        colour = "rgb" if spec.get("color") else "grey"
+        lines.append(f"  input: {spec.get('width')}x{spec.get('height')} {colour} from roi {spec.get('roi')} of "
+                     f"{'x'.join(map(str, spec.get('source_size') or []))} frames")
+    if isinstance(metrics.get("model_file_bytes"), int):
+        lines.append(f"  size: {metrics['model_file_bytes']:,} bytes (model.cml)"
+                     + (f", {metrics['weight_bytes']:,} bytes of int8 weights" if isinstance(metrics.get('weight_bytes'), int) else ""))
+    if isinstance(metrics.get("macs"), int):
+        lines.append(f"  MACs per frame: {metrics['macs']:,}")
+    cv = _dig(metrics, "cv", "shipped", "mean")
+    if isinstance(cv, (int, float)):
+        spread = _dig(metrics, "cv", "shipped", "std")
+        lines.append(f"  cross-validated balanced accuracy: {100 * cv:.2f}%"
+                     + (f" (+/- {100 * spread:.2f})" if isinstance(spread, (int, float)) else ""))
+    held_out = _dig(metrics, "int8", "balanced_accuracy")
+    if isinstance(held_out, (int, float)):
+        lines.append(f"  int8 balanced accuracy on the validation block: {100 * held_out:.2f}%")
+    more = metrics.get("more_labels")
+    if isinstance(more, dict) and isinstance(more.get("advice"), str):
+        verdict = more.get("verdict")
+        lines.append(f"  more labels? {verdict + ': ' if isinstance(verdict, str) else ''}{more['advice']}")
+    return lines
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _print_model(model_dir: str) -> None:
+    for line in model_summary(model_dir):
+        print(line)
 
 
 def run_import(args: argparse.Namespace) -> int:
     """Import a label file."""
     from camlytics.store import Dataset
+    from camlytics.store.dataset import parse_classes
     from camlytics.store.labelfiles import import_labels
 
+    classes = parse_classes(args.classes) if args.classes is not None else None
     with Dataset.open(args.dataset) as ds:
-        result = import_labels(ds, args.file, annotator=args.annotator)
+        result = import_labels(ds, args.file, annotator=args.annotator, classes=classes,
+                               skip_unknown=args.skip_unknown)
     print(f"labels imported: {result.changed} changed, {result.unchanged} already set")
+    if result.skipped:
+        print(result.skipped_line())
+    if result.classes is not None:
+        print(f"classes now {', '.join(result.classes)}")
     return 0
 
 
@@ -92,4 +208,38 @@ def run_export(args: argparse.Namespace) -> int:
     with Dataset.open(args.dataset) as ds:
         n = export_labels(ds, args.format, args.out)
     print(f"exported {n} labelled images to {args.out} ({args.format})")
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """Rebuild a damaged index and say what was recovered, from where."""
+    from camlytics.store.repair import repair
+
+    result = repair(args.dataset)
+    root = pathlib.Path(args.dataset)
+    if result.problem is None:
+        print(f"{root}: the index is sound; nothing to repair")
+        return 0
+    print(f"{root}: the index was {result.problem}; rebuilt it from {result.images} images")
+    if result.backup is not None:
+        new = result.images - result.from_backup
+        print(f"  from backup {result.backup.name}: {result.from_backup} records, "
+              f"classes {', '.join(result.classes)}, roi {tuple(result.roi) if result.roi else 'whole frame'}"
+              + (f"; {new} images it did not know" if new else ""))
+    else:
+        print(f"  no readable backup in backups/: no labels recovered; classes {', '.join(result.classes)}, "
+              "roi whole frame (set them again)")
+    if result.time_from:
+        print("  time of images no backup knows: "
+              + ", ".join(f"{n} from {how}" for how, n in sorted(result.time_from.items())))
+    for line in result.unreadable_backups:
+        print(f"  skipped: {line}")
+    if result.lost_records:
+        print(f"  {result.lost_records} records of the backup ({result.lost_labels} labelled) have no image left")
+    if result.bad_images:
+        print(f"  {len(result.bad_images)} image files do not match their name (damaged) and were left out, e.g. "
+              f"{result.bad_images[0].relative_to(root.expanduser().absolute())}")
+    print(f"  labels recovered: {result.labels}")
+    if result.kept_as is not None:
+        print(f"  the damaged index is kept as {result.kept_as.name}")
     return 0

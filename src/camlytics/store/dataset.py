@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from camlytics.errors import DatasetError
-from camlytics.store.files import DISK_FULL_ERRNOS, content_path, remove_stale_temp_files, write_atomic
+from camlytics.store.files import (
+    DISK_FULL_ERRNOS,
+    content_path,
+    has_stored_images,
+    remove_stale_temp_files,
+    write_atomic,
+)
+from camlytics.store.health import EMPTY, damaged_error, index_problem
 from camlytics.store.schema import INDEX_NAME, SCHEMA, SCHEMA_VERSION
 from camlytics.validate import check_roi
 
@@ -90,14 +97,42 @@ def _check_number(name: str, value: Any) -> float:
     return number
 
 
+def check_classes(classes: list[str], what: str = "classes") -> list[str]:
+    """The class names, checked: at least two, distinct, each a non-empty string without surrounding spaces."""
+    classes = list(classes)
+    for name in classes:
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise DatasetError(f"{what}: each class name must be a non-empty string without surrounding spaces, "
+                               f"got {name!r} in {classes!r}")
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise DatasetError(f"{what} must be at least two distinct names, got {classes!r}")
+    return classes
+
+
+def parse_classes(text: str, what: str = "--classes") -> list[str]:
+    """Class names from "a,b,c" (spaces around names ignored), checked as check_classes does."""
+    return check_classes([name.strip() for name in str(text).split(",")], what)
+
+
 def _sql_error(exc: sqlite3.Error, path: pathlib.Path) -> DatasetError:
     """Turn an SQLite failure into a one-line user error."""
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk I/O" in text):
         return DatasetError(f"cannot write dataset index {path}: {text} (disk full?)")
     if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
-        return DatasetError(f"dataset index {path} is corrupt: {text}")
+        repair = f"; run `camlytics repair {path.parent}` to rebuild it from the images" if path.name == INDEX_NAME else ""
+        return DatasetError(f"dataset index {path} is corrupt: {text}{repair}")
     return DatasetError(f"dataset index {path}: {text}")
+
+
+def _remove_new_dataset(root: pathlib.Path, made: list[pathlib.Path]) -> None:
+    """Remove an empty dataset's index files and the folders `made` for it; anything else found stays."""
+    for name in (INDEX_NAME, f"{INDEX_NAME}-wal", f"{INDEX_NAME}-shm"):
+        with contextlib.suppress(OSError):
+            (root / name).unlink()
+    for folder in (*sorted((root / "images").glob("*"), reverse=True), root / "images", *made):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty
 
 
 class Dataset:
@@ -117,7 +152,13 @@ class Dataset:
         index = root / INDEX_NAME
         if root.exists() and not root.is_dir():
             raise DatasetError(f"dataset path {root} is a file, expected a directory")
-        if not index.exists():
+        problem = index_problem(index) if root.is_dir() else "missing"
+        # Never start an empty index next to stored images: they would be orphaned (issue #28, item 6).
+        if problem is not None and problem != "missing" and not problem.startswith(EMPTY):
+            raise damaged_error(root, problem)
+        if problem is not None and has_stored_images(root):
+            raise damaged_error(root, problem)
+        if problem == "missing":
             if not create:
                 if not root.exists():
                     raise DatasetError(f"dataset {root} does not exist")
@@ -144,6 +185,25 @@ class Dataset:
         remove_stale_temp_files(root)
         return dataset
 
+    @classmethod
+    @contextlib.contextmanager
+    def open_or_create(cls, path: str | os.PathLike) -> Iterator[Dataset]:
+        """Dataset.open(path, create=True) for a block; if the block fails while the dataset this call created
+        is still empty, the directories it made are removed again (a failed first run leaves nothing behind)."""
+        root = pathlib.Path(path).expanduser().absolute()
+        made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
+        dataset = cls.open(root, create=True)
+        try:
+            yield dataset
+        except BaseException:
+            empty = made and len(dataset) == 0
+            dataset.close()
+            if empty:
+                _remove_new_dataset(root, made)
+            raise
+        finally:
+            dataset.close()
+
     def _prepare(self) -> None:
         conn = self._conn
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -164,8 +224,6 @@ class Dataset:
                         "INSERT OR IGNORE INTO settings(key, value) VALUES ('classes', ?)", (_dumps(DEFAULT_CLASSES),)
                     )
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'records'").fetchone():
-            raise DatasetError(f"dataset index {self.index_path} is corrupt: table 'records' is missing")
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -392,15 +450,25 @@ class Dataset:
 
     def set_classes(self, classes: list[str]) -> None:
         """Set the class names; each a non-empty unique string, at least two."""
-        classes = list(classes)
-        for name in classes:
-            _check_text("class name", name)
-        if len(classes) < 2 or len(set(classes)) != len(classes):
-            raise DatasetError(f"classes must be at least two distinct names, got {classes!r}")
-        used = {r[0] for r in self._query("SELECT DISTINCT label FROM records WHERE label IS NOT NULL")}
+        classes = check_classes(classes)
+        used = self.labels_in_use()
         if used - set(classes):
             raise DatasetError(f"labels {sorted(used - set(classes))} are in use and missing from {classes!r}")
         self._set_setting("classes", classes)
+
+    def labels_in_use(self) -> set[str]:
+        """The distinct labels records carry."""
+        return {row[0] for row in self._query("SELECT DISTINCT label FROM records WHERE label IS NOT NULL")}
+
+    def update_meta(self, changes: dict[int, dict[str, Any]]) -> None:
+        """Merge keys into records' meta, in one transaction (a record that is gone is skipped)."""
+        with self._transaction() as conn:
+            for record_id, values in changes.items():
+                row = conn.execute("SELECT meta FROM records WHERE id = ?", (int(record_id),)).fetchone()
+                if row is not None:
+                    meta = json.loads(row[0] or "{}")
+                    meta.update(values)
+                    conn.execute("UPDATE records SET meta = ? WHERE id = ?", (_dumps(meta), int(record_id)))
 
     @property
     def roi(self) -> tuple[int, int, int, int] | None:

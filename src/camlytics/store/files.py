@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import pathlib
+import re
 import time
 
 from camlytics.errors import DatasetError
@@ -14,12 +15,32 @@ IMAGES_DIR = "images"
 TMP_PREFIX = ".tmp-"
 # errno values that mean "no room to write": the run must stop with a clear message.
 DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_STORED_NAME = re.compile(r"[0-9a-f]{64}\.jpg")
 
 
 def content_path(data: bytes) -> str:
     """The store path (relative, POSIX) of an image with these bytes: images/ab/<sha256>.jpg."""
     digest = hashlib.sha256(data).hexdigest()
     return f"{IMAGES_DIR}/{digest[:2]}/{digest}.jpg"
+
+
+def stored_images(root: pathlib.Path) -> list[pathlib.Path]:
+    """The content-addressed image files under root/images (images/ab/<sha256>.jpg), sorted by name."""
+    images = root / IMAGES_DIR
+    if not images.is_dir():
+        return []
+    return sorted(
+        (path for path in images.glob("??/*.jpg") if _STORED_NAME.fullmatch(path.name) and path.parent.name == path.name[:2]),
+        key=lambda path: path.name,
+    )
+
+
+def has_stored_images(root: pathlib.Path) -> bool:
+    """Whether root/images holds at least one content-addressed image (stops at the first)."""
+    images = root / IMAGES_DIR
+    if not images.is_dir():
+        return False
+    return any(_STORED_NAME.fullmatch(path.name) for path in images.glob("??/*.jpg"))
 
 
 def fsync_dir(path: pathlib.Path) -> None:

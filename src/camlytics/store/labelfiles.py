@@ -9,10 +9,11 @@ import os
 import pathlib
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from camlytics.errors import DatasetError
-from camlytics.store.dataset import Dataset, Record
+from camlytics.store.dataset import Dataset, Record, check_classes
 
 EXPORT_FORMATS = ("csv", "json", "imagefolder")
 MAX_LABEL_FILE_BYTES = 64 * 1024 * 1024
@@ -21,10 +22,21 @@ MAX_LISTED = 5  # how many bad entries an error message names
 
 @dataclass
 class ImportResult:
-    """What an import did: labels changed, labels that already had that value."""
+    """What an import did: labels changed, labels that already had that value, entries skipped per unknown class,
+    and the dataset's classes when the import set them (else None)."""
 
     changed: int
     unchanged: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    classes: list[str] | None = None
+
+    def skipped_line(self) -> str:
+        """ "skipped 12 labels of unknown classes: 'person' 10, 'x' 2", or "" when none was skipped."""
+        if not self.skipped:
+            return ""
+        counts = sorted(self.skipped.items(), key=lambda item: (-item[1], item[0]))
+        return (f"skipped {sum(self.skipped.values())} labels of unknown classes: "
+                + ", ".join(f"{name!r} {n}" for name, n in counts))
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, str, int]]:
@@ -90,15 +102,34 @@ def _resolve(ds: Dataset, name: str) -> list[Record]:
     return exact or found
 
 
-def import_labels(ds: Dataset, path: str | os.PathLike, annotator: str = "import") -> ImportResult:
-    """Apply a label file to the dataset, all or nothing; every problem is found before anything is written."""
+def import_labels(
+    ds: Dataset,
+    path: str | os.PathLike,
+    annotator: str = "import",
+    *,
+    classes: list[str] | None = None,
+    skip_unknown: bool = False,
+) -> ImportResult:
+    """Apply a label file to the dataset, all or nothing; every problem is found before anything is written.
+
+    `classes` sets the dataset's classes first (it must keep every class labels already use); `skip_unknown`
+    skips, and counts, entries whose label is not a class instead of refusing the file.
+    """
     entries = read_label_file(path)
     if not entries:
         raise DatasetError(f"label file {path} has no entries")
-    classes = ds.classes
-    bad_labels = sorted({label for _, label, _ in entries if label not in classes})
-    if bad_labels:
-        raise DatasetError(f"label file {path}: unknown labels {_listed(bad_labels)}; the dataset's classes are {classes}")
+    if classes is not None:
+        classes = check_classes(classes, "--classes")
+        dropped = sorted(ds.labels_in_use() - set(classes))
+        if dropped:
+            raise DatasetError(f"--classes {','.join(classes)} leaves out {_listed(dropped)}, which labels in the "
+                               "dataset use; list every class in use")
+    target = ds.classes if classes is None else classes
+    skipped = Counter(label for _, label, _ in entries if label not in target)
+    if skipped and not skip_unknown:
+        raise DatasetError(f"label file {path}: unknown labels {_listed(sorted(skipped))}; the dataset's classes are "
+                           f"{target} (--classes sets them, --skip-unknown skips such labels)")
+    entries = [entry for entry in entries if entry[1] in target]
     unknown, ambiguous, duplicates = [], [], []
     wanted: dict[int, tuple[str, str, int]] = {}
     for name, label, n in entries:
@@ -119,9 +150,13 @@ def import_labels(ds: Dataset, path: str | os.PathLike, annotator: str = "import
         raise DatasetError(f"label file {path}: images listed more than once: {_listed(duplicates)}")
     current = {r.id: r.label for r in ds.records()}
     changes = {rid: label for rid, (_, label, _) in wanted.items() if current.get(rid) != label}
+    new_classes = classes is not None and classes != ds.classes
+    if new_classes:
+        ds.set_classes(classes)  # checked above: nothing below can refuse the file now
     if changes:
         ds.set_labels(changes, annotator)
-    return ImportResult(changed=len(changes), unchanged=len(wanted) - len(changes))
+    return ImportResult(changed=len(changes), unchanged=len(wanted) - len(changes), skipped=dict(skipped),
+                        classes=classes if new_classes else None)
 
 
 def _umask() -> int:
