@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import struct
 import zlib
@@ -137,10 +138,10 @@ def _set(path, value):
 META_CASES = [
     ("format", _set(["format"], "onnx"), "unsupported model format"),
     ("version", _set(["version"], 2), "unsupported model format"),
-    ("input dtype", _set(["input", "dtype"], "int8"), "input must be uint8"),
-    ("input height", _set(["input", "height"], 0), "input height/width/channels"),
-    ("no layers", _set(["layers"], []), "'layers' list"),
-    ("layers not a list", _set(["layers"], {"op": "gap"}), "'layers' list"),
+    ("input dtype", _set(["input", "dtype"], "int8"), "input.dtype must be one of 'uint8', got 'int8'"),
+    ("input height", _set(["input", "height"], 0), "input.height must be an integer in \\[1, 4096\\], got 0"),
+    ("no layers", _set(["layers"], []), "layers must be a list of 1 to 256 items"),
+    ("layers not a list", _set(["layers"], {"op": "gap"}), "layers must be a list"),
     ("unknown op", _layer_edit(0, "op", "maxpool"), "unknown op 'maxpool'"),
     ("chain", _layer_edit(1, "in_shape", [8, 8, 9]), "in_shape .* != previous output"),
     ("out shape formula", _layer_edit(0, "out_shape", [9, 8, 8]), "does not follow"),
@@ -149,30 +150,72 @@ META_CASES = [
     ("float kernel", _layer_edit(0, "kernel", [3.0, 3]), "kernel must be"),
     ("groups", _layer_edit(1, "groups", 4), "groups 4 must be 1 or equal"),
     ("relu not bool", _layer_edit(0, "relu", 1), "relu must be true or false"),
-    ("y dtype", _layer_edit(0, "y_dtype", "int16"), "y_dtype 'int16'"),
-    ("y zp range", _layer_edit(0, "y_zp", 256), "y_zp must be an integer in \\[0, 255\\]"),
+    ("y dtype", _layer_edit(0, "y_dtype", "int16"), "y_dtype must be one of 'uint8', 'int8', got 'int16'"),
+    ("y zp range", _layer_edit(0, "y_zp", -1), "y_zp must be an integer in \\[0, 255\\]"),
     ("x zp chain", _layer_edit(1, "x_zp", 3), "input 'uint8'/zp 3 != previous output"),
-    ("m count", _layer_edit(0, "m", [1]), "m must be a list of 8 integers"),
+    ("m count", _layer_edit(0, "m", [1]), "m must list 8 values \\(one per output channel\\), got 1"),
     ("m negative", _layer_edit(2, "m", [-1] * 12), "m must be"),
-    ("s zero", _layer_edit(0, "s", [0] * 8), "s must be an integer in \\[1, 31\\]"),
+    ("s zero", _layer_edit(0, "s", [0] * 8), "s must be a list of integers in \\[1, 31\\]"),
     ("s 32", _layer_edit(0, "s", [32] * 8), "s must be"),
     ("overflow bound", _layer_edit(0, "m", [2**31 - 1] * 8), "requantization may overflow 32 bits"),
     ("gap overflow", _layer_edit(5, "m", 2**31 - 1), "layer 5 \\(gap\\): requantization may overflow"),
     ("bias misaligned", lambda meta: meta["layers"][0]["bias"].__setitem__(0, meta["layers"][0]["bias"][0] + 2), "unaligned"),
-    ("weights past blob", lambda meta: meta["layers"][0]["weights"].__setitem__(0, 1 << 30), "outside the blob"),
+    ("weights past blob", lambda meta: meta["layers"][0]["weights"].__setitem__(0, 1 << 20), "outside the blob"),
     ("weights short", lambda meta: meta["layers"][0]["weights"].__setitem__(1, 71), "weights length 71 != 72"),
-    ("bias ref", _layer_edit(0, "bias", "x" * 500), "bad bias reference 'xxxx.*\\.\\.\\.$"),
+    ("bias ref", _layer_edit(0, "bias", "x" * 500), "bias must be a list of 2 integers .* got 'xxxx.*\\.\\.\\.$"),
     ("classes", _set(["classes"], ["a", "b", "c"]), "3 classes for output shape"),
-    ("class type", _set(["classes"], ["a", 2]), "class names must be strings"),
+    ("class type", _set(["classes"], ["a", 2]), "classes must be a list of 1 to 256 distinct non-empty strings"),
     ("output zp", _set(["output", "zp"], 99), "output must be int8 with the last layer's zp"),
-    ("output scale", _set(["output", "scale"], "big"), "output scale must be a finite number"),
+    ("output scale", _set(["output", "scale"], "big"), "output.scale must be a finite number in \\(0, "),
     ("dense shape", _layer_edit(6, "in_shape", [2, 1, 8]), "in_shape"),
-    ("huge gap", lambda meta: meta["layers"].__setitem__(slice(0, None), [
-        {"op": "gap", "in_shape": [16, 16, 1], "out_shape": [1, 1, 1], "m": 1, "s": 8,
-         "x_zp": 0, "x_dtype": "uint8", "y_zp": 0, "y_dtype": "uint8"},
-        {"op": "conv2d", "in_shape": [1, 1, 1], "out_shape": [60000, 60000, 1], "kernel": [1, 1], "stride": [1, 1],
-         "pad": [0, 0, 59999, 59999], "groups": 1, "relu": False, "weights": [0, 1], "bias": [4, 4], "m": [1], "s": [1],
-         "x_zp": 0, "x_dtype": "uint8", "y_zp": 0, "y_dtype": "int8"}]), "larger than .* elements"),
+    ("huge input", lambda meta: (meta["input"].update(height=4096, width=4096),
+                                 meta["layers"][0].update(in_shape=[4096, 4096, 1])), "larger than .* elements"),
+    # every other key and type of the schema (issue #28: preprocess was not validated at all)
+    ("preprocess source_size [0]", _set(["preprocess", "source_size"], [0]), "preprocess.source_size must be a list of 2"),
+    ("preprocess source_size 0", _set(["preprocess", "source_size"], [0, 128]), "source_size must be .* \\[1, 16384\\]"),
+    ("preprocess source_size huge", _set(["preprocess", "source_size"], [2**63, 128]), "source_size must be"),
+    ("preprocess source_size float", _set(["preprocess", "source_size"], [128.0, 128]), "source_size must be"),
+    ("preprocess roi outside", _set(["preprocess", "roi"], [0, 0, 129, 128]), "roi .* outside the 128x128 source_size"),
+    ("preprocess roi empty", _set(["preprocess", "roi"], [5, 0, 5, 128]), "roi .* empty"),
+    ("preprocess roi negative", _set(["preprocess", "roi"], [-1, 0, 5, 128]), "preprocess.roi must be a list of 4"),
+    ("preprocess roi short", _set(["preprocess", "roi"], [0, 0, 5]), "preprocess.roi must be a list of 4"),
+    ("preprocess roi alone", lambda meta: meta["preprocess"].pop("source_size"), "roi needs the source_size"),
+    ("preprocess colour", _set(["preprocess", "color"], "cmyk"), "preprocess.color must be one of 'gray', 'rgb'"),
+    ("preprocess colour vs channels", _set(["preprocess", "color"], "rgb"), "color 'rgb' does not fit 1 input channels"),
+    ("preprocess resize", _set(["preprocess", "resize"], "nearest"), "preprocess.resize must be one of 'area'"),
+    ("preprocess not an object", _set(["preprocess"], [1, 2]), "preprocess must be an object"),
+    ("preprocess unknown key", _set(["preprocess", "crop"], 1), "preprocess: unknown key 'crop'"),
+    ("preprocess missing colour", lambda meta: meta["preprocess"].pop("color"), "preprocess.color is missing"),
+    ("channels 2", lambda meta: (meta.pop("preprocess"), meta["input"].update(channels=2),
+                                 meta["layers"][0].update(in_shape=[16, 16, 2])), "does not fit 2 input channels"),
+    ("input too wide", _set(["input", "width"], 5000), "input.width must be an integer in \\[1, 4096\\]"),
+    ("input scale 0", _set(["input", "scale"], 0), "input.scale must be a finite number in \\(0, "),
+    ("input unknown key", _set(["input", "mean"], 0.5), "input: unknown key 'mean'"),
+    ("input missing", lambda meta: meta.pop("input"), "^input is missing$"),
+    ("unknown top key", _set(["labels"], ["a"]), "model metadata: unknown key 'labels'"),
+    ("unknown layer key", _layer_edit(0, "dilation", [1, 1]), "layer 0 \\(conv2d\\): unknown key 'dilation'"),
+    ("gap relu", _layer_edit(5, "relu", True), "layer 5 \\(gap\\): unknown key 'relu'"),
+    ("missing layer key", lambda meta: meta["layers"][0].pop("kernel"), "layer 0 \\(conv2d\\) kernel is missing"),
+    ("layer not an object", _set(["layers"], [7]), "layer 0: unknown op 7"),
+    ("x scale", _layer_edit(0, "x_scale", -1.0), "x_scale must be a finite number"),
+    ("w scale count", _layer_edit(0, "w_scale", [1.0]), "w_scale must list 8 values"),
+    ("w scale nan", _layer_edit(0, "w_scale", [float("nan")] * 8), "w_scale must be"),
+    ("classes duplicate", _set(["classes"], ["open", "open"]), "distinct"),
+    ("classes empty name", _set(["classes"], ["", "open"]), "non-empty"),
+    ("classes control char", _set(["classes"], ["clo\nsed", "open"]), "control characters"),
+    ("classes long", _set(["classes"], ["x" * 65, "open"]), "at most 64 characters"),
+    ("classes missing", lambda meta: meta.pop("classes"), "classes is missing"),
+    ("name type", _set(["name"], 5), "name must be a string"),
+    ("name long", _set(["name"], "n" * 129), "name must be a string of 0 to 128"),
+    ("macs wrong", lambda meta: meta.update(macs=meta["macs"] + 1), "macs \\d+ != \\d+ counted from the layers"),
+    ("macs type", _set(["macs"], "many"), "macs must be an integer"),
+    ("output dtype", _set(["output", "dtype"], "uint8"), "output.dtype must be one of 'int8'"),
+    ("output scale inf", _set(["output", "scale"], float("inf")), "output.scale must be"),
+    ("output scale huge", _set(["output", "scale"], 1e300), "output.scale must be"),
+    ("version bool", _set(["version"], True), "version must be an integer in \\[1, 1\\], got True"),
+    ("min_confidence 1", _set(["min_confidence"], 1.0), "min_confidence must be a finite number in \\[0, 1\\)"),
+    ("min_confidence and a class named unknown", lambda meta: meta.update(min_confidence=0.5, classes=["unknown", "open"]),
+     "class named 'unknown' is ambiguous"),
 ]
 
 
@@ -239,10 +282,19 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     nodes = [(meta, key) for key in meta]
     for layer in meta["layers"]:
         nodes += [(layer, key) for key in layer]
-    nodes += [(meta["input"], key) for key in meta["input"]] + [(meta["output"], key) for key in meta["output"]]
+    for part in ("input", "output", "preprocess"):
+        nodes += [(meta[part], key) for key in meta[part]]
     node, key = rng.choice(nodes)
-    node[key] = rng.choice([None, -1, 0, 1, 2, 3, 255, 256, 2**31, 2**63, -(2**40), 1.5, True, "x", [], {},
-                            [0], [1, 1], [3, 3, 3], [0, 0, 0, 0], [2**31] * 3, list(range(1000))])
+    action = rng.randrange(10)
+    if action == 0:  # a key removed
+        del node[key]
+    elif action == 1:  # a key nobody knows, or one that belongs elsewhere
+        node[rng.choice(["extra", "relu", "kernel", "roi", "min_confidence", "scale"])] = rng.choice([0, 0.5, [1, 1]])
+    else:
+        node[key] = rng.choice([None, -1, 0, 1, 2, 3, 255, 256, 2**31, 2**63, -(2**40), 1.5, 0.5, True, "x", "",
+                                "gray", "rgb", "area", "unknown", [], {}, [0], [1, 1], [3, 3, 3], [0, 0, 0, 0],
+                                [0, 0, 16, 16], [0, 0, 64, 64], [64, 64], [2**31] * 3, ["a", "a"], ["a", "b"],
+                                float("nan"), float("inf"), 1e300, list(range(1000))])
     return build(meta, blob)
 
 
@@ -263,6 +315,24 @@ def _ints(v, n: int, lo: int, hi: int) -> bool:
     return isinstance(v, list) and len(v) == n and all(_is_int(x, lo, hi) for x in v)
 
 
+def _finite(v, lo: float, hi: float, hi_open: bool = False, lo_open: bool = True) -> bool:
+    if type(v) not in (int, float) or not math.isfinite(v):
+        return False
+    return (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi)
+
+
+def _plain(v, lo: int, hi: int) -> bool:
+    return isinstance(v, str) and lo <= len(v) <= hi and all(ord(ch) >= 32 and ord(ch) != 127 for ch in v)
+
+
+def _keys(obj, required: set, optional: set = frozenset()) -> bool:
+    return isinstance(obj, dict) and required <= set(obj) <= required | optional
+
+
+LAYER_KEYS = {"op", "in_shape", "out_shape", "x_dtype", "x_zp", "y_dtype", "y_zp"}
+WEIGHTED_KEYS = {"relu", "weights", "bias", "m", "s"}
+
+
 def _spec_check(data: bytes) -> None:
     """docs/int8.md section 5, read independently of the edge reader (which the host now reuses)."""
     int32_max = 2**31 - 1
@@ -275,24 +345,53 @@ def _spec_check(data: bytes) -> None:
     _need(zlib.crc32(data[:-4]) == struct.unpack("<I", data[-4:])[0])
     try:
         meta = json.loads(data[16 : 16 + meta_len].decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SpecViolation from None
     blob = data[16 + meta_len : 16 + meta_len + blob_len]
-    _need(isinstance(meta, dict) and meta.get("format") == "camlytics-int8" and meta.get("version") == 1)
-    inp = meta.get("input")
-    _need(isinstance(inp, dict))
-    shape = [inp.get("height"), inp.get("width"), inp.get("channels")]
-    _need(_ints(shape, 3, 1, 1 << 16) and inp.get("dtype") == "uint8" and inp.get("zp") == 0)
-    layers = meta.get("layers")
+    _need(_keys(meta, {"format", "version", "classes", "input", "output", "layers"},
+                {"name", "preprocess", "macs", "min_confidence"}))
+    _need(meta["format"] == "camlytics-int8" and type(meta["version"]) is int and meta["version"] == 1)
+    _need("name" not in meta or _plain(meta["name"], 0, 128))
+    classes = meta["classes"]
+    _need(isinstance(classes, list) and 1 <= len(classes) <= 256 and all(_plain(c, 1, 64) for c in classes))
+    _need(len(set(classes)) == len(classes))
+    if "min_confidence" in meta:
+        _need(_finite(meta["min_confidence"], 0, 1, hi_open=True, lo_open=False) and "unknown" not in classes)
+    inp = meta["input"]
+    _need(_keys(inp, {"height", "width", "channels", "dtype", "zp", "scale"}))
+    _need(_is_int(inp["height"], 1, 4096) and _is_int(inp["width"], 1, 4096) and _is_int(inp["channels"], 1, 3))
+    _need(inp["dtype"] == "uint8" and _is_int(inp["zp"], 0, 0) and _finite(inp["scale"], 0, 1e6))
+    pre = meta.get("preprocess", {})
+    _need(_keys(pre, set(), {"color", "resize", "roi", "source_size"}))
+    _need(pre.get("color", ["gray", None, "rgb"][inp["channels"] - 1]) == ["gray", None, "rgb"][inp["channels"] - 1])
+    _need(("color" in pre) == ("preprocess" in meta) and pre.get("resize", "area") == "area")
+    if "source_size" in pre:
+        _need(_ints(pre["source_size"], 2, 1, 16384))
+    if "roi" in pre:
+        _need(_ints(pre["roi"], 4, 0, 16384) and "source_size" in pre)
+        (x0, y0, x1, y1), (sw, sh) = pre["roi"], pre["source_size"]
+        _need(x0 < x1 <= sw and y0 < y1 <= sh)
+    out = meta["output"]
+    _need(_keys(out, {"dtype", "zp", "scale"}) and _is_int(out["zp"], -128, 127) and _finite(out["scale"], 0, 1e6))
+    layers = meta["layers"]
     _need(isinstance(layers, list) and 1 <= len(layers) <= 256)
-    dtype, zp = "uint8", 0
+    shape = [inp["height"], inp["width"], inp["channels"]]
+    dtype, zp, macs = "uint8", 0, 0
     for layer in layers:
         _need(isinstance(layer, dict) and layer.get("op") in ("conv2d", "dense", "gap"))
-        op, in_shape, out_shape = layer["op"], layer.get("in_shape"), layer.get("out_shape")
+        op = layer["op"]
+        scales = {"x_scale", "y_scale"}
+        if op == "gap":
+            _need(_keys(layer, LAYER_KEYS | {"m", "s"}, scales))
+        else:
+            conv = {"kernel", "stride", "pad", "groups"} if op == "conv2d" else set()
+            _need(_keys(layer, LAYER_KEYS | WEIGHTED_KEYS | conv, scales | {"w_scale"}))
+        _need(all(_finite(layer[k], 0, 1e6) for k in scales if k in layer))
+        in_shape, out_shape = layer["in_shape"], layer["out_shape"]
         _need(_ints(in_shape, 3, 1, 1 << 16) and _ints(out_shape, 3, 1, 1 << 16) and in_shape == shape)
-        _need(layer.get("x_dtype") == dtype and layer.get("x_zp") == zp)
-        y_dtype = layer.get("y_dtype")
-        _need(isinstance(y_dtype, str) and y_dtype in ranges and _is_int(layer.get("y_zp"), *ranges[y_dtype]))
+        _need(layer["x_dtype"] == dtype and type(layer["x_zp"]) is int and layer["x_zp"] == zp)
+        y_dtype = layer["y_dtype"]
+        _need(isinstance(y_dtype, str) and y_dtype in ranges and _is_int(layer["y_zp"], *ranges[y_dtype]))
         h, w, c = in_shape
         oh, ow, oc = out_shape
         # the edge reader's memory limit on any tensor (padding included), see its MAX_TENSOR
@@ -300,28 +399,32 @@ def _spec_check(data: bytes) -> None:
         lo, hi = ranges[dtype]
         r = max(abs(lo - zp), abs(hi - zp))
         if op == "gap":
-            m, s = layer.get("m"), layer.get("s")
+            m, s = layer["m"], layer["s"]
             _need(out_shape == [1, 1, c] and _is_int(m, 0, int32_max) and _is_int(s, 1, 31))
             _need(h * w * r * m + (1 << (s - 1)) <= int32_max and h * w * r <= int32_max)
+            macs += h * w * c
         else:
-            _need(type(layer.get("relu")) is bool)
+            _need(type(layer["relu"]) is bool)
             if op == "dense":
                 _need(in_shape[:2] == [1, 1] and out_shape[:2] == [1, 1])
                 k = c
             else:
-                kernel, stride, pad, groups = layer.get("kernel"), layer.get("stride"), layer.get("pad"), layer.get("groups")
+                kernel, stride, pad, groups = layer["kernel"], layer["stride"], layer["pad"], layer["groups"]
                 _need(_ints(kernel, 2, 1, 64) and _ints(stride, 2, 1, 64) and _ints(pad, 4, 0, 64))
-                _need(groups == 1 or (type(groups) is int and groups == c == oc))
+                _need(type(groups) is int and (groups == 1 or groups == c == oc))
                 ph, pw = h + pad[0] + pad[2], w + pad[1] + pad[3]
                 _need(ph >= kernel[0] and pw >= kernel[1] and ph * pw * c <= 1 << 22)
                 _need([(ph - kernel[0]) // stride[0] + 1, (pw - kernel[1]) // stride[1] + 1] == out_shape[:2])
                 k = kernel[0] * kernel[1] * (c // groups)
-            m, s = layer.get("m"), layer.get("s")
-            _need(_ints(m, oc, 0, int32_max) and _ints(s, oc, 1, 31))
+            m, s = layer["m"], layer["s"]
+            _need(_ints(m, oc, 0, int32_max) and _ints(s, oc, 1, 31) and oc * k <= 4 << 20)
+            if "w_scale" in layer:
+                w_scale = layer["w_scale"]
+                _need(isinstance(w_scale, list) and len(w_scale) == oc and all(_finite(v, 0, 1e6) for v in w_scale))
             arrays = []
             for key, size, dt in (("weights", oc * k, "<i1"), ("bias", 4 * oc, "<i4")):
-                ref = layer.get(key)
-                _need(_ints(ref, 2, 0, 1 << 40))
+                ref = layer[key]
+                _need(_ints(ref, 2, 0, 4 << 20))
                 off, length = ref
                 _need(off % 4 == 0 and off + length <= blob_len and length == size)
                 arrays.append(np.frombuffer(blob, dtype=dt, count=size // np.dtype(dt).itemsize, offset=off))
@@ -329,13 +432,11 @@ def _spec_check(data: bytes) -> None:
             for b, ws, mm, ss in zip(arrays[1].tolist(), wsum.tolist(), m, s):
                 bound = abs(b) + ws * r
                 _need(bound <= int32_max and bound * mm + (1 << (ss - 1)) <= int32_max)
+            macs += oh * ow * oc * k
         shape, dtype, zp = out_shape, y_dtype, layer["y_zp"]
-    classes, out = meta.get("classes"), meta.get("output")
-    _need(shape[:2] == [1, 1] and isinstance(classes, list) and len(classes) == shape[2])
-    _need(all(isinstance(name, str) for name in classes))
-    _need(isinstance(out, dict) and dtype == "int8" and out.get("dtype") == "int8" and out.get("zp") == zp)
-    scale = out.get("scale")
-    _need(type(scale) in (int, float) and np.isfinite(scale))
+    _need(shape[:2] == [1, 1] and len(classes) == shape[2])
+    _need(dtype == "int8" and out["dtype"] == "int8" and out["zp"] == zp)
+    _need("macs" not in meta or (_is_int(meta["macs"], 0, 1 << 53) and meta["macs"] == macs))
 
 
 def spec_verdict(data: bytes) -> str:

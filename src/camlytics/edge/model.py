@@ -99,18 +99,212 @@ def _int(value, what, lo, hi):
     return value
 
 
-def _ints(value, n, what, lo, hi):
-    if not isinstance(value, list) or len(value) != n:
-        _fail("%s must be a list of %d integers, got %s" % (what, n, _show(value)))
-    for v in value:
-        _int(v, what, lo, hi)
-    return value
+# --- the metadata schema (docs/int8.md section 5), shared by the writer and every reader ----------------
+#
+# Each object of the metadata is a table key -> (required, rule); `check_object` applies it. A rule is a tuple:
+#   ("int", lo, hi)              an integer (not a bool) in [lo, hi]
+#   ("num", lo, hi, bounds)      a finite int or float between lo and hi; bounds "[]", "[)", "(]" or "()"
+#   ("str", min_len, max_len)    a string without control characters
+#   ("enum", choices)            one of these values (strings)
+#   ("bool",)                    true or false
+#   ("ints", n, lo, hi)          a list of n integers in [lo, hi] (n None: 1 to MAX_LIST, the shapes say how many)
+#   ("nums", lo, hi, bounds)     a list of 1 to MAX_LIST finite numbers, each as "num"
+#   ("names", min_n, max_n, max_len)   a list of distinct non-empty strings as "str"
+#   ("object", table)            a JSON object checked against its own table
+#   ("list", min_n, max_n)       a list (its items are checked by the caller: the layers)
+# Keys a table does not list are an error, for the writer and the readers alike: a key this reader does not
+# know may change what the model means, so it is refused rather than ignored (a new key joins the tables).
+# What relates keys to each other (shapes chaining, ROI inside source_size, ...) is checked in code below.
+
+REQUIRED, OPTIONAL = True, False
+MAX_SIDE = 4096  # input height/width: what edge.preprocess can resize to
+MAX_SOURCE = 16384  # camera frame width/height
+MAX_SCALE = 1e6  # quantization scales: the softmax of scale * (q - zp) stays finite
+MAX_LIST = MAX_TENSOR
+SCALE = ("num", 0, MAX_SCALE, "(]")
+SHAPE = ("ints", 3, 1, 1 << 16)
+REF = ("ints", 2, 0, MAX_BLOB_LEN)  # [offset, length] in the blob
+ZP = ("int", -128, 255)  # the range of its dtype is checked in code
+DTYPE = ("enum", ("uint8", "int8"))
+
+INPUT_SCHEMA = {
+    "height": (REQUIRED, ("int", 1, MAX_SIDE)),
+    "width": (REQUIRED, ("int", 1, MAX_SIDE)),
+    "channels": (REQUIRED, ("int", 1, 3)),  # 1 (gray) or 3 (rgb): checked with preprocess.color
+    "dtype": (REQUIRED, ("enum", ("uint8",))),
+    "zp": (REQUIRED, ("int", 0, 0)),
+    "scale": (REQUIRED, SCALE),
+}
+PREPROCESS_SCHEMA = {
+    "color": (REQUIRED, ("enum", ("gray", "rgb"))),
+    "resize": (OPTIONAL, ("enum", ("area",))),
+    "roi": (OPTIONAL, ("ints", 4, 0, MAX_SOURCE)),  # [x0, y0, x1, y1] in source_size pixels
+    "source_size": (OPTIONAL, ("ints", 2, 1, MAX_SOURCE)),  # [width, height] of the frames the ROI was drawn on
+}
+OUTPUT_SCHEMA = {
+    "dtype": (REQUIRED, ("enum", ("int8",))),
+    "zp": (REQUIRED, ("int", -128, 127)),
+    "scale": (REQUIRED, SCALE),
+}
+_LAYER_COMMON = {
+    "op": (REQUIRED, ("enum", OPS)),
+    "in_shape": (REQUIRED, SHAPE),
+    "out_shape": (REQUIRED, SHAPE),
+    "x_dtype": (REQUIRED, DTYPE),
+    "x_zp": (REQUIRED, ZP),
+    "y_dtype": (REQUIRED, DTYPE),
+    "y_zp": (REQUIRED, ZP),
+    "x_scale": (OPTIONAL, SCALE),  # the float scales are for the host (reports, ONNX); the edge ignores them
+    "y_scale": (OPTIONAL, SCALE),
+}
+_WEIGHTED = {
+    "relu": (REQUIRED, ("bool",)),
+    "weights": (REQUIRED, REF),
+    "bias": (REQUIRED, REF),
+    "m": (REQUIRED, ("ints", None, 0, INT32_MAX)),  # one per output channel
+    "s": (REQUIRED, ("ints", None, 1, 31)),
+    "w_scale": (OPTIONAL, ("nums", 0, MAX_SCALE, "(]")),
+}
+_CONV = {
+    "kernel": (REQUIRED, ("ints", 2, 1, 64)),
+    "stride": (REQUIRED, ("ints", 2, 1, 64)),
+    "pad": (REQUIRED, ("ints", 4, 0, 64)),  # top, left, bottom, right
+    "groups": (REQUIRED, ("int", 1, 1 << 16)),  # 1, or C == OC (depthwise)
+}
+_GAP = {
+    "m": (REQUIRED, ("int", 0, INT32_MAX)),
+    "s": (REQUIRED, ("int", 1, 31)),
+}
 
 
-def _number(value, what):
-    if type(value) not in (int, float) or not (value == value) or value in (float("inf"), float("-inf")):
-        _fail("%s must be a finite number, got %s" % (what, _show(value)))
-    return value
+def _merged(*tables):
+    out = {}
+    for table in tables:
+        out.update(table)
+    return out
+
+
+LAYER_SCHEMAS = {
+    "conv2d": _merged(_LAYER_COMMON, _WEIGHTED, _CONV),
+    "dense": _merged(_LAYER_COMMON, _WEIGHTED),
+    "gap": _merged(_LAYER_COMMON, _GAP),
+}
+META_SCHEMA = {
+    "format": (REQUIRED, ("enum", ("camlytics-int8",))),
+    "version": (REQUIRED, ("int", FORMAT_VERSION, FORMAT_VERSION)),
+    "name": (OPTIONAL, ("str", 0, 128)),
+    "classes": (REQUIRED, ("names", 1, 256, 64)),  # in logit order; as many as the last layer's outputs
+    "input": (REQUIRED, ("object", INPUT_SCHEMA)),
+    "preprocess": (OPTIONAL, ("object", PREPROCESS_SCHEMA)),  # absent: the whole frame, colour from channels
+    "output": (REQUIRED, ("object", OUTPUT_SCHEMA)),
+    "macs": (OPTIONAL, ("int", 0, 1 << 53)),  # when present, equal to the count from the layers
+    # below this top-class probability the edge app reports "unknown" (absent: always the top class)
+    "min_confidence": (OPTIONAL, ("num", 0, 1, "[)")),
+    "layers": (REQUIRED, ("list", 1, MAX_LAYERS)),
+}
+
+
+def _finite(value):
+    return type(value) in (int, float) and value == value and value not in (float("inf"), float("-inf"))
+
+
+def _in(value, lo, hi, bounds):
+    return (lo <= value if bounds[0] == "[" else lo < value) and (value <= hi if bounds[1] == "]" else value < hi)
+
+
+def _text(value, lo, hi):
+    if not isinstance(value, str) or not lo <= len(value) <= hi:
+        return False
+    for ch in value:
+        if ch < " " or ch == "\x7f":
+            return False
+    return True
+
+
+def _rule_ok(value, rule):
+    """True when `value` follows `rule` (see the table above)."""
+    kind = rule[0]
+    if kind == "int":
+        return type(value) is int and rule[1] <= value <= rule[2]
+    if kind == "num":
+        return _finite(value) and _in(value, rule[1], rule[2], rule[3])
+    if kind == "str":
+        return _text(value, rule[1], rule[2])
+    if kind == "enum":
+        return isinstance(value, str) and value in rule[1]
+    if kind == "bool":
+        return type(value) is bool
+    if not isinstance(value, list):
+        return kind == "object" and isinstance(value, dict)
+    if kind == "ints":
+        n = rule[1]
+        if (len(value) != n) if n is not None else not 1 <= len(value) <= MAX_LIST:
+            return False
+        for v in value:
+            if type(v) is not int or not rule[2] <= v <= rule[3]:
+                return False
+        return True
+    if kind == "nums":
+        if not 1 <= len(value) <= MAX_LIST:
+            return False
+        for v in value:
+            if not (_finite(v) and _in(v, rule[1], rule[2], rule[3])):
+                return False
+        return True
+    if kind == "names":
+        if not rule[1] <= len(value) <= rule[2]:
+            return False
+        for i, v in enumerate(value):
+            if not _text(v, 1, rule[3]) or v in value[:i]:
+                return False
+        return True
+    return kind == "list" and rule[1] <= len(value) <= rule[2]
+
+
+def describe(rule):
+    """What `rule` asks for, in words (error messages, docs)."""
+    kind = rule[0]
+    if kind == "int":
+        return "an integer in [%d, %d]" % (rule[1], rule[2])
+    if kind in ("num", "nums"):
+        what = "a finite number in %s%s, %s%s" % (rule[3][0], rule[1], rule[2], rule[3][1])
+        return what if kind == "num" else "a list of numbers, each " + what
+    if kind == "str":
+        return "a string of %d to %d characters without control characters" % (rule[1], rule[2])
+    if kind == "enum":
+        return "one of " + ", ".join(repr(v) for v in rule[1])
+    if kind == "bool":
+        return "true or false"
+    if kind == "ints":
+        n = "%d integers" % rule[1] if rule[1] is not None else "integers"
+        return "a list of %s in [%d, %d]" % (n, rule[2], rule[3])
+    if kind == "names":
+        return "a list of %d to %d distinct non-empty strings of at most %d characters, no control characters" % (
+            rule[1], rule[2], rule[3])
+    if kind == "object":
+        return "an object"
+    return "a list of %d to %d items" % (rule[1], rule[2])
+
+
+def check_object(obj, table, where):
+    """Check the JSON object `obj` against a schema table; ModelFileError naming the first bad key."""
+    label = where.rstrip(" .") or "model metadata"
+    if not isinstance(obj, dict):
+        _fail("%s must be an object, got %s" % (label, _show(obj)))
+    for key in obj:
+        if key not in table:
+            _fail("%s: unknown key %s (known: %s)" % (label, _show(key), ", ".join(sorted(table))))
+    for key in table:
+        required, rule = table[key]
+        if key not in obj:
+            if required:
+                _fail("%s%s is missing" % (where, key))
+            continue
+        value = obj[key]
+        if not _rule_ok(value, rule):
+            _fail("%s%s must be %s, got %s" % (where, key, describe(rule), _show(value)))
+        if rule[0] == "object":
+            check_object(value, rule[1], where + key + ".")
 
 
 def _read_source(source, max_size):
@@ -161,23 +355,20 @@ def _blob_slice(where, layer, key, blob, size):
 
 
 def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
-    """Validate one layer's metadata against the previous output; return its Layer."""
+    """Validate one layer's metadata (LAYER_SCHEMAS, then its relations to the previous output); its Layer."""
     if not isinstance(layer, dict) or layer.get("op") not in OPS:
         _fail("layer %d: unknown op %s" % (i, _show(layer.get("op") if isinstance(layer, dict) else layer)))
     op = layer["op"]
     where = "layer %d (%s)" % (i, op)
-    in_shape = _ints(layer.get("in_shape"), 3, where + " in_shape", 1, 1 << 16)
-    out_shape = _ints(layer.get("out_shape"), 3, where + " out_shape", 1, 1 << 16)
+    check_object(layer, LAYER_SCHEMAS[op], where + " ")
+    in_shape, out_shape = layer["in_shape"], layer["out_shape"]
     if in_shape != prev_shape:
         _fail("%s: in_shape %s != previous output %s" % (where, in_shape, prev_shape))
-    if layer.get("x_dtype") != prev_dtype or layer.get("x_zp") != prev_zp:
+    if layer["x_dtype"] != prev_dtype or layer["x_zp"] != prev_zp:
         _fail("%s: input %s/zp %s != previous output %s/%d"
-              % (where, _show(layer.get("x_dtype")), _show(layer.get("x_zp")), prev_dtype, prev_zp))
-    y_dtype = layer.get("y_dtype")
-    if y_dtype not in ("uint8", "int8"):  # a tuple: a hostile list value must not hit dict hashing
-        _fail("%s: y_dtype %s is not uint8 or int8" % (where, _show(y_dtype)))
-    lo, hi = DTYPE_RANGE[y_dtype]
-    _int(layer.get("y_zp"), where + " y_zp", lo, hi)
+              % (where, _show(layer["x_dtype"]), _show(layer["x_zp"]), prev_dtype, prev_zp))
+    lo, hi = DTYPE_RANGE[layer["y_dtype"]]
+    _int(layer["y_zp"], where + " y_zp", lo, hi)
     h, w, c = in_shape
     oh, ow, oc = out_shape
     if h * w * c > MAX_TENSOR or oh * ow * oc > MAX_TENSOR:
@@ -187,22 +378,18 @@ def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
     if op == "gap":
         if out_shape != [1, 1, c]:
             _fail("%s: out_shape %s != [1, 1, %d]" % (where, out_shape, c))
-        m = _int(layer.get("m"), where + " m", 0, INT32_MAX)
-        s = _int(layer.get("s"), where + " s", 1, 31)
-        _check_bound(where, h * w * r, m, s)
+        _check_bound(where, h * w * r, layer["m"], layer["s"])
         return Layer(layer, None, None)
-    if type(layer.get("relu")) is not bool:
-        _fail("%s: relu must be true or false, got %s" % (where, _show(layer.get("relu"))))
     if op == "dense":
         if in_shape[:2] != [1, 1] or out_shape[:2] != [1, 1]:
             _fail("%s: dense needs 1x1 input and output, got %s -> %s" % (where, in_shape, out_shape))
         per_oc = c
     else:
-        kh, kw = _ints(layer.get("kernel"), 2, where + " kernel", 1, 64)
-        sh, sw = _ints(layer.get("stride"), 2, where + " stride", 1, 64)
-        top, left, bottom, right = _ints(layer.get("pad"), 4, where + " pad", 0, 64)
-        groups = layer.get("groups")
-        if not (groups == 1 or (type(groups) is int and groups == c == oc)):
+        kh, kw = layer["kernel"]
+        sh, sw = layer["stride"]
+        top, left, bottom, right = layer["pad"]
+        groups = layer["groups"]
+        if not (groups == 1 or groups == c == oc):
             _fail("%s: groups %s must be 1 or equal C == OC (%d, %d)" % (where, _show(groups), c, oc))
         eh, ew = h + top + bottom - kh, w + left + right - kw
         if eh < 0 or ew < 0 or [eh // sh + 1, ew // sw + 1] != out_shape[:2]:
@@ -212,8 +399,10 @@ def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
         per_oc = kh * kw * (c // groups)
     if oc * per_oc > MAX_BLOB_LEN:
         _fail("%s: %d weights, more than a blob can hold" % (where, oc * per_oc))
-    m = _ints(layer.get("m"), oc, where + " m", 0, INT32_MAX)
-    s = _ints(layer.get("s"), oc, where + " s", 1, 31)
+    for key in ("m", "s", "w_scale"):
+        if key in layer and len(layer[key]) != oc:
+            _fail("%s %s must list %d values (one per output channel), got %d" % (where, key, oc, len(layer[key])))
+    m, s = layer["m"], layer["s"]
     weights = _blob_slice(where, layer, "weights", blob, oc * per_oc)
     bias = struct.unpack("<%di" % oc, _blob_slice(where, layer, "bias", blob, 4 * oc))
     for k in range(oc):
@@ -221,39 +410,46 @@ def _check_layer(i, layer, blob, prev_shape, prev_dtype, prev_zp):
     return Layer(layer, weights, bias)
 
 
+def _check_preprocess(meta, channels):
+    """What the edge's preprocessing will do with this model must work for any frame size."""
+    pre = meta.get("preprocess", {})
+    color = pre.get("color", "gray" if channels == 1 else "rgb")
+    if (color, channels) not in (("gray", 1), ("rgb", 3)):
+        _fail("preprocess color %s does not fit %d input channels (gray: 1, rgb: 3)" % (_show(color), channels))
+    roi, size = pre.get("roi"), pre.get("source_size")
+    if roi is not None:
+        if size is None:
+            _fail("preprocess roi needs the source_size it was drawn on")
+        x0, y0, x1, y1 = roi
+        if not (x0 < x1 <= size[0] and y0 < y1 <= size[1]):
+            _fail("preprocess roi %s is empty or outside the %dx%d source_size" % (roi, size[0], size[1]))
+
+
 def _check_meta(meta, blob):
     if not isinstance(meta, dict) or meta.get("format") != "camlytics-int8" or meta.get("version") != 1:
         fmt = meta.get("format") if isinstance(meta, dict) else meta
         ver = meta.get("version") if isinstance(meta, dict) else None
         _fail("unsupported model format %s version %s" % (_show(fmt), _show(ver)))
-    inp = meta.get("input")
-    if not isinstance(inp, dict):
-        _fail("model metadata has no 'input' object")
-    shape = _ints([inp.get("height"), inp.get("width"), inp.get("channels")], 3,
-                  "input height/width/channels", 1, 1 << 16)
-    if inp.get("dtype") != "uint8" or inp.get("zp") != 0:
-        _fail("input must be uint8 with zp 0, got %s zp %s" % (_show(inp.get("dtype")), _show(inp.get("zp"))))
-    layers = meta.get("layers")
-    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
-        _fail("model metadata needs a 'layers' list of 1 to %d layers" % MAX_LAYERS)
+    check_object(meta, META_SCHEMA, "")
+    inp = meta["input"]
+    shape = [inp["height"], inp["width"], inp["channels"]]
+    _check_preprocess(meta, inp["channels"])
     dtype, zp, parsed = "uint8", 0, []
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(meta["layers"]):
         parsed.append(_check_layer(i, layer, blob, shape, dtype, zp))
         shape, dtype, zp = layer["out_shape"], layer["y_dtype"], layer["y_zp"]
-    classes = meta.get("classes")
-    if shape[:2] != [1, 1] or not isinstance(classes, list) or len(classes) != shape[2]:
-        _fail("%s classes for output shape %s" % (len(classes) if isinstance(classes, list) else _show(classes), shape))
-    for name in classes:
-        if not isinstance(name, str):
-            _fail("class names must be strings, got %s" % (_show(classes),))
-    out = meta.get("output")
-    if not isinstance(out, dict) or dtype != "int8" or out.get("dtype") != "int8" or out.get("zp") != zp:
-        _fail("output must be int8 with the last layer's zp %d, got %s" % (zp, _show(out)))
-    _number(out.get("scale"), "output scale")
-    conf = meta.get("min_confidence")
-    if "min_confidence" in meta and not (type(conf) in (int, float) and 0 <= conf < 1):
-        _fail("min_confidence must be a number in [0, 1), got %s" % _show(conf))
-    return Model(meta, parsed)
+    classes = meta["classes"]
+    if shape[:2] != [1, 1] or len(classes) != shape[2]:
+        _fail("%d classes for output shape %s" % (len(classes), shape))
+    if "min_confidence" in meta and "unknown" in classes:
+        _fail("a class named 'unknown' is ambiguous with min_confidence (the edge reports 'unknown' below it)")
+    out = meta["output"]
+    if dtype != "int8" or out["zp"] != zp:
+        _fail("output must be int8 with the last layer's zp %d, got %s zp %s" % (zp, dtype, _show(out["zp"])))
+    model = Model(meta, parsed)
+    if "macs" in meta and meta["macs"] != model.macs:
+        _fail("macs %d != %d counted from the layers" % (meta["macs"], model.macs))
+    return model
 
 
 def parse_header(data):
