@@ -208,6 +208,8 @@ class AppHost:
             self._serve(app)
             for param in manifest["acapPackageConf"].get("configuration", {}).get("paramConfig", []):
                 self.cam.params.setdefault(f"root.{name}.{param['name']}", param["default"])
+                if "password" in str(param.get("type", "")):  # param.cgi lists it masked
+                    self.cam.secret_params.add(f"root.{name}.{param['name']}")
         return app
 
     def _web_paths(self, app: InstalledApp) -> list[tuple[Path, str]]:
@@ -368,6 +370,7 @@ class AppHost:
             (self.root / f"{name}.params").unlink(missing_ok=True)
             for key in [k for k in self.cam.params if k.startswith(f"root.{name}.")]:
                 del self.cam.params[key]
+                self.cam.secret_params.discard(key)
 
     def status(self, app: InstalledApp) -> str:
         return "Running" if app.running else "Stopped"

@@ -40,6 +40,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -59,8 +60,9 @@ import numpy as np
 from camlytics.constants import DAY
 from camlytics.frames import encode_jpeg
 from camlytics.sim import apps
-from camlytics.sim.http import (MAX_BODY, ROLES, Handler, Request, Response, Routes, required_role, role_allows,
-                                 route)
+from camlytics.sim.http import (BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_BODY, MAX_CONNECTIONS, ROLES,
+                                 SECRET_MASK, DeadlineReader, Handler, Request, Response, Routes, required_role,
+                                 role_allows, route)
 from camlytics.validate import parse_resolution
 
 log = logging.getLogger(__name__)
@@ -318,6 +320,9 @@ class SimulatedCamera:
         arch: str = "aarch64",
         os_version: str = "11.11",
         users: dict[str, tuple[str, str]] | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         from camlytics.sim import PRESETS  # the scene module loads lazily: `simcam --help` stays fast
 
@@ -336,6 +341,12 @@ class SimulatedCamera:
             raise ValueError(f"MJPEG boundary {mjpeg_boundary!r} is not a valid multipart boundary")
         if arch not in DEVICES:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        for name, value in (("header_timeout", header_timeout), ("body_timeout", body_timeout),
+                            ("max_connections", max_connections)):
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        self.limits = {"header_timeout": float(header_timeout), "body_timeout": float(body_timeout)}
+        self.max_connections = int(max_connections)
         self.arch = arch
         self.os_version = parse_os_version(os_version)
         self.users: dict[str, tuple[str, str]] = {}
@@ -365,6 +376,7 @@ class SimulatedCamera:
         self.extensions: dict[str, Any] = {}
         self.stop_hooks: list[Callable[[], Any]] = []  # run by stop(), e.g. to end processes an extension started
         self.params = default_params(self)
+        self.secret_params: set[str] = set()  # password-typed: listed masked, never in clear
         self.params["root.Image.I0.Appearance.Resolution"] = default_resolution
         self.virtual_inputs: dict[int, bool] = {}
         self.virtual_input_log: list[dict[str, Any]] = []
@@ -384,11 +396,12 @@ class SimulatedCamera:
             return self
         if self.prewarm:  # building a scene takes seconds: not inside the first client's timeout
             self.scene(*parse_resolution(self.params["root.Image.I0.Appearance.Resolution"]))
-        handler = type("Handler", (_HTTPHandler,), {"camera": self})
+        handler = type("Handler", (_HTTPHandler,), {"camera": self, **self.limits})
         try:
             self._server = _Server((self.host, self._port), handler)
         except OSError as exc:
             raise OSError(f"cannot listen on {self.host}:{self._port}: {exc.strerror or exc}") from None
+        self._server.max_connections = self.max_connections
         self._port = self._server.server_address[1]
         self._stopping.clear()
         self._wall_start = time.monotonic()
@@ -858,7 +871,8 @@ def param_cgi(cam: SimulatedCamera, req: Request) -> Response:
         lines: list[str] = []
         for group in groups:
             full = _full_name(group)
-            hits = [f"{k}={v}" for k, v in cam.params.items() if full == "root" or k == full or k.startswith(full + ".")]
+            hits = [f"{k}={SECRET_MASK if k in cam.secret_params else v}" for k, v in cam.params.items()
+                    if full == "root" or k == full or k.startswith(full + ".")]
             lines += hits or [f"# Error: Error -1 getting param in group '{group.strip()}'"]
         return Response.text("\n".join(lines) + "\n")
     if action == "update":
@@ -1001,6 +1015,39 @@ class _BadRequest(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The listen backlog: socketserver's default of 5 drops the SYNs of a burst of connections, and each
+    # dropped one waits for a TCP retransmission (1 s, 3 s, ...): 300 at once took 55 s instead of < 1 s.
+    request_queue_size = 1024
+    max_connections = MAX_CONNECTIONS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open = 0
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread, or answer 503 at once when `max_connections` are open."""
+        with self._open_lock:
+            busy = self._open >= self.max_connections
+            if not busy:
+                self._open += 1
+        if busy:
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                b"Content-Length: 21\r\nConnection: close\r\n\r\nToo many connections\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up (reset, broken pipe) is normal for a camera; log anything else, never print.
@@ -1021,7 +1068,25 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms ACK stalls
     server_version = "camlytics-simcam"
     sys_version = ""
-    timeout = 30  # seconds a connection may idle before the server drops it
+    timeout = IDLE_TIMEOUT  # seconds a connection may idle before the server drops it (and a write may stall)
+    header_timeout = HEADER_TIMEOUT
+    body_timeout = BODY_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        # Reads go through a DeadlineReader: headers and body each have a total deadline.
+        self.reader = DeadlineReader(self.connection, header_timeout=self.header_timeout, idle=self.timeout)
+        self.rfile = io.BufferedReader(self.reader)
+
+    def handle_one_request(self) -> None:
+        self.reader.expect_request()
+        try:
+            super().handle_one_request()
+        except TimeoutError:  # raised past a deadline outside the request line (which the base class catches)
+            self.close_connection = True
+        finally:
+            self.reader.done()
+            self.connection.settimeout(self.timeout)
 
     def log_message(self, fmt: str, *args: Any) -> None:  # the request line only, never headers
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -1048,7 +1113,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         if not length.isdigit() or int(length) > MAX_BODY:
             self._send(Response.text("Request body too large or bad Content-Length\n", 413), close=True)
             return
+        self.reader.expect_body(self.body_timeout)
         body = self.rfile.read(int(length)) if int(length) else b""
+        self.reader.done()
+        self.connection.settimeout(self.timeout)
+        if len(body) < int(length):  # the client closed before sending the whole body
+            self.close_connection = True
+            return
         req = Request(method, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
                       {k.lower(): v for k, v in self.headers.items()}, body)
         handler = cam.find_handler(method, parts.path)

@@ -11,12 +11,20 @@ camera.py see the camera through the `Camera` protocol, so they need not import 
 
 from __future__ import annotations
 
+import io
 import json
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol
 from urllib.parse import parse_qsl
 
 MAX_BODY = 64 << 20  # request bodies above this are refused (413); ACAP uploads are a few MiB
+HEADER_TIMEOUT = 10.0  # seconds from a request's first byte to the end of its headers
+BODY_TIMEOUT = 120.0  # seconds for a request's body (an ACAP upload over a slow link takes a while)
+IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection may wait for its next request
+SECRET_MASK = "********"  # what param.cgi?action=list shows for a password-typed parameter
+MAX_CONNECTIONS = 256  # connections served at once; more get 503
 # Access levels of an Axis device, least first: a role may do what every role before it may.
 ROLES = ("anonymous", "viewer", "operator", "admin")
 
@@ -109,6 +117,7 @@ class Camera(Protocol):
     """What a handler outside camera.py may use of the SimulatedCamera that serves it."""
 
     params: dict[str, str]  # param.cgi's parameters, root.Group.Name -> value
+    secret_params: set[str]  # password-typed parameters: param.cgi lists them masked (SECRET_MASK)
     arch: str  # the camera's CPU architecture (basicdeviceinfo Architecture): armv7hf, aarch64, x86_64
     os_version: str  # AXIS OS version, MAJOR.MINOR.BUILD (basicdeviceinfo Version)
     routes: Routes  # this camera's endpoints
@@ -128,3 +137,46 @@ class Camera(Protocol):
     def set_user(self, name: str, password: str | None, role: str = "viewer") -> None: ...
 
     def remove_prefix_route(self, prefix: str) -> None: ...
+
+
+class DeadlineReader(io.RawIOBase):
+    """A socket's read side where each phase of a request has a total deadline, not only a per-read timeout.
+
+    A per-read timeout lets a client hold a connection for ever by sending one byte, or one header line,
+    just before each read times out. Here `expect_request()` waits up to `idle` seconds for the first
+    byte, and from that byte the headers must be complete within `header_timeout`; `expect_body(seconds)`
+    sets the body's deadline; `done()` lifts it (the answer is being written). Past a deadline a read
+    raises TimeoutError, which the HTTP handler treats as a timed-out request.
+    """
+
+    def __init__(self, sock: socket.socket, *, header_timeout: float, idle: float) -> None:
+        super().__init__()
+        self.sock, self.header_timeout, self.idle = sock, header_timeout, idle
+        self.deadline: float | None = None
+        self.waiting_first_byte = False
+
+    def readable(self) -> bool:
+        return True
+
+    def expect_request(self) -> None:
+        self.deadline, self.waiting_first_byte = None, True
+
+    def expect_body(self, seconds: float) -> None:
+        self.deadline, self.waiting_first_byte = time.monotonic() + seconds, False
+
+    def done(self) -> None:
+        self.deadline, self.waiting_first_byte = None, False
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.waiting_first_byte:
+            self.sock.settimeout(self.idle)
+        elif self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("request not received in time")
+            self.sock.settimeout(left)
+        n = self.sock.recv_into(buffer)
+        if self.waiting_first_byte and n:
+            self.waiting_first_byte = False
+            self.deadline = time.monotonic() + self.header_timeout
+        return n
