@@ -240,12 +240,12 @@ def repair(path: str | os.PathLike) -> RepairResult:
     if not root.is_dir():
         raise DatasetError(f"dataset {root} does not exist" if not root.exists() else f"{root} is not a directory")
     with _repair_lock(root):
+        for stale in root.glob(f"{TMP_PREFIX}*"):  # left by a killed repair (the lock says none runs now)
+            stale.unlink(missing_ok=True)
         problem = index_problem(root / INDEX_NAME)
         result = RepairResult(problem=problem)
         if problem is None:
             return result
-        for stale in root.glob(f"{TMP_PREFIX}*"):  # left by a killed repair (the lock says none runs now)
-            stale.unlink(missing_ok=True)
         if problem == "missing" and not stored_images(root) and not newest_backups(root):
             raise DatasetError(f"{root} is not a camlytics dataset (no {INDEX_NAME}, no images, no backups)")
         backup = _pick_backup(root, result)
