@@ -77,6 +77,20 @@ def test_config_defaults_and_validation():
     assert config.validate({"roi": [1, 2, 30, 40]})["roi"] == [1, 2, 30, 40]
     with pytest.raises(config.ConfigError, match="camera.resolution"):
         config.validate({"camera": {"resolution": "big"}})
+    # states: min_confidence and active_class default to the model's say; the virtual input follows active_class
+    assert (cfg["min_confidence"], cfg["active_class"]) == (None, None)
+    assert config.validate({"virtual_input": {"port": 2}})["virtual_input"] == {"port": 2, "active_state": None}
+    with pytest.raises(config.ConfigError, match="virtual_input.active_state must be a class name"):
+        config.validate({"virtual_input": {"active_state": 1}})
+
+
+def test_spool_keeps_unknown_frames_with_their_reason(tmp_path):
+    from camlytics.edge.status import spool_listing
+
+    spool = Spool(str(tmp_path / "spool"))
+    spool.add(b"\xff\xd8a", "unknown", t=1)
+    spool.add(b"\xff\xd8b", "flip", t=2)
+    assert [(e["reason"], e["time"]) for e in spool_listing(spool)] == [("unknown", 1.0), ("flip", 2.0)]
 
 
 def test_config_file_errors_name_the_problem(tmp_path):

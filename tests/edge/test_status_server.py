@@ -82,8 +82,11 @@ def exercise_endpoint(port: int, spooled: dict[str, bytes], slowdown: float = 1.
     assert code == 200 and headers["content-type"] == "application/json"
     doc = json.loads(body)
     for key in ("state", "confidence", "state_changes", "frames", "model", "backend", "jpeg_kernels", "uptime_s",
-                "heap", "version"):
+                "heap", "version", "raw_class", "raw_confidence", "unknown_votes", "min_confidence", "active_class"):
         assert key in doc, key
+    # a door model without min_confidence: never unknown; the virtual input's class is "open"
+    assert doc["min_confidence"] == 0.0 and doc["active_class"] == "open" and doc["unknown_votes"] == 0
+    assert doc["raw_class"] in doc["model"]["classes"] + [None]
     assert set(doc["frames"]) >= {"seen", "decoded", "failed"}
     assert doc["model"]["classes"] and doc["model"]["name"] and doc["model"]["format_version"] == 1
     assert doc["version"].startswith("camlytics-edge on ")

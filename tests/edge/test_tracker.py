@@ -46,6 +46,25 @@ def test_no_flapping_on_alternating_predictions():
     assert not any(u.changed for u in ups) and t.changes == 1
 
 
+def test_n_classes_each_need_stable_frames_and_report_the_raw_prediction():
+    t = StateTracker(["empty", "car", "van", "truck"], stable_frames=2)
+    seen = []
+    for c in (0, 0, 2, 2, 3, 1, 1):
+        up = t.update(c, 0.8 + c / 100)
+        seen.append((up.state, up.changed, up.vote, up.raw_class))
+    assert seen == [(None, False, "empty", "empty"), ("empty", True, "empty", "empty"), ("empty", False, "van", "van"),
+                    ("van", True, "van", "van"), ("van", False, "truck", "truck"), ("van", False, "car", "car"),
+                    ("car", True, "car", "car")]
+    assert t.changes == 3 and t.raw_confidence == 0.81 and abs(t.confidence - 0.81) < 1e-9
+
+
+def test_uncertain_frames_still_update_the_raw_prediction():
+    t = StateTracker(CLASSES, stable_frames=1, threshold=0.7)
+    t.update(CLOSED, 0.9)
+    up = t.update(OPEN, 0.6)
+    assert up.vote is None and (up.raw_class, up.raw_confidence) == ("open", 0.6) and t.state == "closed"
+
+
 def test_tracker_runs_under_micropython(micropython):
     out = micropython("""
 from camlytics.edge.tracker import StateTracker

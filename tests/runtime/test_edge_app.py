@@ -129,7 +129,10 @@ def test_door_events_reach_mqtt_and_virtual_input_and_survive_failures(door_mode
         try:
             # HA discovery config, retained, with the door device class
             _, payload, _ = sub.wait_for(lambda t, p, r: t == "homeassistant/binary_sensor/door/state/config")
-            assert json.loads(payload)["device_class"] == "door"
+            discovery = json.loads(payload)
+            assert (discovery["device_class"], discovery["payload_on"], discovery["payload_off"]) == \
+                ("door", "open", "closed")
+            assert "unknown" in discovery["value_template"]  # the sensor's unknown -> Home Assistant's unknown
             sub.wait_for(lambda t, p, r: t == "camlytics/door/availability" and p == "online")
             sub.wait_for(lambda t, p, r: t == "camlytics/door/state" and p == "closed", timeout=60)
             # the door opens in the simulator -> "open" over MQTT and the virtual input activated
@@ -147,6 +150,7 @@ def test_door_events_reach_mqtt_and_virtual_input_and_survive_failures(door_mode
                 time.sleep(0.05)
             ctype, body = next((c, b) for c, b in hook.received if b["state"] == "open")
             assert ctype == "application/json" and body["previous"] == "closed" and 0.0 < body["confidence"] <= 1.0
+            assert body["active"] is True and body["raw_class"] == "open"
             assert opened_at >= event.start, "reported open before the door opened"
 
             # broker restart: the app reconnects and re-publishes its retained state
