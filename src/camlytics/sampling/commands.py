@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--roi", help="region of interest x0,y0,x1,y1 in pixels, e.g. around the door "
                    "(default: the dataset's ROI, for sim: the door's, else the whole frame)")
     p.add_argument("--model", metavar="MODEL_DIR", help="trained model directory for the flips sampler (and smart)")
+    p.add_argument("--classes", metavar="A,B,...", help="the dataset's classes (default closed,open for a new "
+                   "dataset; every class labels already use must stay)")
     _add_source_options(p)
     p.set_defaults(func=run_collect)
 
@@ -63,9 +65,11 @@ def run_collect(args: argparse.Namespace) -> int:
     from camlytics.sampling.collect import StopFlag, collect
     from camlytics.sources import open_source, source_kind
     from camlytics.store import Dataset
+    from camlytics.store.dataset import parse_classes
     from camlytics.validate import Roi, check_positive, parse_roi
 
     check_positive("--budget", args.budget, integer=True)
+    classes = parse_classes(args.classes) if args.classes is not None else None
     roi = parse_roi(args.roi, what="--roi") if args.roi is not None else None
     options = _source_options(args)
     for name in ("duration", "per_hour", "every"):
@@ -83,7 +87,9 @@ def run_collect(args: argparse.Namespace) -> int:
     first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec: no dataset made
     sources = [first]  # handed to collect(), which closes it; closed here if anything fails before
     try:
-        with Dataset.open(args.dataset, create=True) as ds:
+        with Dataset.open_or_create(args.dataset) as ds:  # a failed first run leaves no empty dataset behind
+            if classes is not None and classes != ds.classes:
+                ds.set_classes(classes)
             scene = getattr(first, "scene", None)
             if roi is None and ds.roi is None and scene is not None:
                 roi = Roi(*scene.door_roi)  # the simulator knows where its door is: the ROI an installer would draw
