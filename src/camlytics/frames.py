@@ -90,12 +90,14 @@ def light_condition(image: np.ndarray) -> str:
         raise ValueError(f"light_condition needs a non-empty uint8 (H, W, 3) or (H, W) image, got {what}")
     step_y = max(1, image.shape[0] // _LIGHT_SAMPLES)
     step_x = max(1, image.shape[1] // _LIGHT_SAMPLES)
-    pixels = image[::step_y, ::step_x].astype(np.int32)
+    pixels = image[::step_y, ::step_x]
     if pixels.ndim == 2:
         luma, chroma = float(pixels.mean()), None
     else:
-        luma = float((77 * pixels[..., 0] + 150 * pixels[..., 1] + 29 * pixels[..., 2]).mean()) / 256.0  # BT.601
-        chroma = float((pixels.max(axis=2) - pixels.min(axis=2)).mean())
+        # Per-channel planes: numpy reduces a last axis of 3 ten times slower than it combines three planes.
+        r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+        luma = 0.299 * float(r.mean()) + 0.587 * float(g.mean()) + 0.114 * float(b.mean())  # BT.601, linear
+        chroma = float((np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).mean())  # uint8: >= 0
     if luma < NIGHT_MAX_LUMA:
         return "night"
     if chroma is not None and chroma < IR_MAX_CHROMA:
