@@ -10,7 +10,8 @@ from camlytics.sim import OPEN_ANGLE, PRESETS, Timeline
 
 @pytest.fixture(scope="module")
 def days() -> dict[tuple[str, int], Timeline]:
-    return {(name, seed): Timeline(PRESETS[name], seed) for name in PRESETS for seed in (0, 1, 2)}
+    # the original three; the held-out installations have their own spec (test_installations.py)
+    return {(name, seed): Timeline(PRESETS[name], seed) for name in ("office", "warehouse", "home") for seed in (0, 1, 2)}
 
 
 def test_same_preset_and_seed_give_the_same_day():
@@ -95,3 +96,23 @@ def test_lamps_follow_the_preset_schedule(days):
     assert not tl.lights_on(3 * 3600) and tl.lights_on(12 * 3600)
     home = days[("home", 0)]
     assert not home.lights_on(3 * 3600) and home.lights_on(21 * 3600)
+
+
+def test_old_presets_have_no_effects_and_each_effect_keeps_its_episodes_alone():
+    from dataclasses import replace
+
+    assert all(Timeline(PRESETS[n], 0).effects == {} for n in ("office", "warehouse", "home"))
+    roller = PRESETS["roller"]
+    full = Timeline(roller, 4)
+    for effect in roller.effects:  # switching the others off moves nothing: one random stream per effect
+        alone = Timeline(replace(roller, effects=(effect,)), 4)
+        assert alone.effects == {effect: full.effects[effect]}
+        assert alone.events == full.events and alone.walkers == full.walkers
+
+
+def test_slow_doors_take_longer_to_open_and_the_rare_state_follows_the_angle():
+    roller, office = Timeline(PRESETS["roller"], 1), Timeline(PRESETS["office"], 1)
+    assert min(e.opening for e in roller.events) > 5 * min(e.opening for e in office.events) * 0.9
+    ts = np.arange(0.0, 86400.0, 3.0)
+    assert np.array_equal(office.rare(ts), office.angles(ts) > OPEN_ANGLE)
+    assert office.state(ts[office.rare(ts)][0]) == "open" and office.state(0.0) == "closed"

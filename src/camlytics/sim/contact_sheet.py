@@ -1,6 +1,7 @@
-"""Contact sheets of the scene presets: day/night x closed/open/person/ajar, picked from real timelines.
+"""Contact sheets of the scene presets: day/night x common/rare state/person/ajar, picked from real timelines.
 
-Usage: python -m camlytics.sim.contact_sheet [--out docs/images] [--presets office,home] [--width 640]
+Usage: python -m camlytics.sim.contact_sheet [--out docs/images] [--presets office,home] [--width 640] [--tile 400]
+[--roi]
 Each tile is a frame the timeline really produces (found by scanning the day every 10 s, trying
 further seeds when a day lacks a case); its caption gives the seed, time and ground truth.
 """
@@ -17,16 +18,28 @@ from camlytics.constants import DAY
 from camlytics.sim.presets import PRESETS
 from camlytics.sim.scene import Scene
 
-COLUMNS: list[tuple[str, Callable[[dict], bool]]] = [
-    ("closed", lambda tr: tr["state"] == "closed" and tr["angle"] == 0 and tr["people"] == 0),
-    ("open", lambda tr: tr["state"] == "open" and tr["angle"] > 30 and tr["people"] == 0),
-    ("person", lambda tr: tr["people"] > 0 and tr["occluded"]),
-    ("ajar", lambda tr: 3 < tr["angle"] < 20),
-]
 ROWS: list[tuple[str, Callable[[dict], bool]]] = [
     ("day", lambda tr: not tr["night"] and tr["light_level"] == "day"),
     ("night", lambda tr: tr["night"]),
 ]
+
+
+def columns(preset: str) -> list[tuple[str, Callable[[dict], bool]]]:
+    """The sheet's columns for a preset, named by its classes: common state, rare state, person, near the threshold."""
+    common, rare = PRESETS[preset].classes
+    return [
+        (common, lambda tr: tr["state"] == common and tr["angle"] == 0 and tr["people"] == 0),
+        (rare, lambda tr: tr["state"] == rare and tr["angle"] > 30 and tr["people"] == 0),
+        ("person", lambda tr: tr["people"] > 0 and tr["occluded"]),
+        ("ajar" if PRESETS[preset].spot is None else "nearby", lambda tr: 3 < tr["angle"] < 20),
+    ]
+
+
+def rows(preset: str) -> list[tuple[str, Callable[[dict], bool]]]:
+    """Day and night rows; a camera held in IR all day shows its IR daytime in the day row."""
+    if PRESETS[preset].ir_always:
+        return [("day", lambda tr: tr["light_level"] == "day"), ("night", lambda tr: tr["light_level"] == "night")]
+    return ROWS
 
 
 PREFERRED = {"day": 13 * 3600.0, "night": 1 * 3600.0}  # show the middle of the day / night when possible
@@ -35,12 +48,13 @@ PREFERRED = {"day": 13 * 3600.0, "night": 1 * 3600.0}  # show the middle of the 
 def find_times(scene: Scene, step: float = 10.0) -> dict[tuple[str, str], float]:
     """For each (row, column) case, the matching time of the day nearest to the row's preferred hour."""
     found: dict[tuple[str, str], float] = {}
+    cols, row_tests = columns(scene.preset_name), rows(scene.preset_name)
     for t in np.arange(1.0, DAY, step):
         tr = scene.truth(float(t))
-        for r, rtest in ROWS:
+        for r, rtest in row_tests:
             if not rtest(tr):
                 continue
-            for c, ctest in COLUMNS:
+            for c, ctest in cols:
                 best = found.get((r, c))
                 far = lambda x: min(abs(x - PREFERRED[r]), DAY - abs(x - PREFERRED[r]))  # noqa: E731
                 if ctest(tr) and (best is None or far(float(t)) < far(best)):
@@ -54,15 +68,17 @@ def caption(tr: dict, seed: int) -> str:
         " IR" if tr["night"] else "")
 
 
-def contact_sheet(preset: str, width: int = 640, height: int = 360, tile: int = 400, seeds: int = 8) -> np.ndarray:
-    """One RGB image: a row per light level, a column per door/people case."""
+def contact_sheet(preset: str, width: int = 640, height: int = 360, tile: int = 400, seeds: int = 8,
+                  roi: bool = False) -> np.ndarray:
+    """One RGB image: a row per light level, a column per state/people case (`roi`: outline the watched ROI)."""
     from PIL import Image, ImageDraw
 
     th = tile * height // width
-    sheet = Image.new("RGB", (tile * len(COLUMNS), (th + 16) * len(ROWS) + 20), (20, 20, 20))
+    col_names, row_names = [c for c, _ in columns(preset)], [r for r, _ in rows(preset)]
+    sheet = Image.new("RGB", (tile * len(col_names), (th + 16) * len(row_names) + 20), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
     draw.text((6, 4), f"{preset}: {PRESETS[preset].description}", fill=(230, 230, 230))
-    missing = {(r, c) for r, _ in ROWS for c, _ in COLUMNS}
+    missing = {(r, c) for r in row_names for c in col_names}
     for seed in range(seeds):
         if not missing:
             break
@@ -71,9 +87,13 @@ def contact_sheet(preset: str, width: int = 640, height: int = 360, tile: int = 
             if (r, c) not in missing:
                 continue
             missing.discard((r, c))
-            x = [name for name, _ in COLUMNS].index(c) * tile
-            y = 20 + [name for name, _ in ROWS].index(r) * (th + 16)
+            x = col_names.index(c) * tile
+            y = 20 + row_names.index(r) * (th + 16)
             img = Image.fromarray(scene.render(t)).resize((tile, th), Image.LANCZOS)
+            if roi:
+                k = tile / width
+                x0, y0, x1, y1 = scene.door_roi
+                ImageDraw.Draw(img).rectangle((x0 * k, y0 * k, x1 * k - 1, y1 * k - 1), outline=(255, 60, 40))
             sheet.paste(img, (x, y))
             draw.text((x + 4, y + th + 2), f"{r}/{c}: " + caption(scene.truth(t), seed), fill=(220, 220, 220))
     return np.asarray(sheet)
@@ -84,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/images", help="output folder (default docs/images)")
     parser.add_argument("--presets", default=",".join(PRESETS), help="comma-separated preset names")
     parser.add_argument("--width", type=int, default=640, help="render width (height = width * 9 / 16)")
+    parser.add_argument("--tile", type=int, default=400, help="tile width in the sheet (default 400)")
+    parser.add_argument("--roi", action="store_true", help="outline the watched ROI on each tile")
     args = parser.parse_args(argv)
     from PIL import Image
 
@@ -93,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         if name not in PRESETS:
             parser.error(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         path = out / f"preset-{name}.png"
-        Image.fromarray(contact_sheet(name, args.width, args.width * 9 // 16)).save(path, optimize=True)
+        sheet = contact_sheet(name, args.width, args.width * 9 // 16, tile=args.tile, roi=args.roi)
+        Image.fromarray(sheet).save(path, optimize=True)
         print(path)
     return 0
 

@@ -4,6 +4,9 @@
 textures, one light map per light source, vignette) and renders frames as cheap weighted sums of
 those maps plus the door (cached per quantised angle), people, shadows, auto-exposure, sensor
 noise, IR night mode and camera shake. `render(t)` is a pure function of (preset, seed, size, t).
+What is watched depends on the preset's `door_kind`: one hinged leaf, two leaves, a glass leaf (the
+space behind shows through, the room is mirrored faintly in it), a roller curtain, or a car in a
+parking bay; presets may add effects (rain, fog, headlights, focus hunting, a camera knocked aside).
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from camlytics.constants import DAY
 from camlytics.errors import SourceError
 from camlytics.frames import Frame, encode_jpeg
 from camlytics.sim import lighting
-from camlytics.sim.geometry import Camera, Quad, raycast
+from camlytics.sim.geometry import Camera, Quad, intersect, raycast
 from camlytics.sim.people import draw_person
 from camlytics.sim.presets import PRESETS, Material, Preset
 from camlytics.sim.textures import fbm, texture
 from camlytics.sim.timeline import OPEN_ANGLE, Timeline
 
 MARGIN = 3  # extra canvas pixels on each side, so camera shake never shows an edge
+SHIFT_MAX = 5  # pixels (at 640 wide) a knocked camera moves at most; presets with "shift" get that much more margin
 KEY = 0.20  # auto-exposure target: mean linear luminance of the exposed image
 KEY_IR = 0.11  # in IR mode: exposed for the bright centre of the IR beam, the rest falls off
 EXPOSURE_TAU = 2.0  # seconds the auto-exposure takes to follow a change in light
@@ -43,6 +47,16 @@ DOOR_CACHE = 24  # door leaf renders kept (each a few MB at 1280x720); a day mos
 SUN_POWER = 2.5  # direct sunlight, relative to the window's sky radiance
 PENUMBRA = [(dx, 0.0, dz) for dx in (-0.3, -0.1, 0.1, 0.3) for dz in (-0.25, 0.25)]
 METAL = np.array([0.45, 0.45, 0.46], np.float32)
+DARK_GLASS = Material("paint", (0.025, 0.03, 0.035), roughness=0.01, ir=0.08, gloss=0.6)  # car windows
+SHADOW = Material("paint", (0.0, 0.0, 0.0), roughness=0.0, ir=0.0)  # a car's contact shadow
+GLASS_OPACITY = 0.16  # share of the light behind a glass pane that it blocks (tint, dirt)
+GLASS_REFLECT = 0.10  # share of the room's light a glass pane mirrors back to the camera
+SHADOW_OPACITY = 0.5
+ROLLER_TOP = 0.96  # share of its height a roller curtain rises at most (the rest stays in the guides)
+CAR_LEN, CAR_WID = 4.3, 1.8  # metres
+CAR_NEAR, CAR_AWAY = 2.1, 5.0  # metres the car is out of its bay at the open threshold, and further at angle 0+
+FOG_DIST = 9.0  # metres over which dense fog hides ~63 % of the scene
+HEADLIGHT = 1.6  # irradiance of a passing car's headlights at the peak of the sweep
 
 
 @dataclass
@@ -87,6 +101,19 @@ def _weighted_sum(stack: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
+def _box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float, material: str, zone: str) -> list[Quad]:
+    """The five outward faces (no bottom) of an axis-aligned box."""
+    X, Y, Z = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    dx, dy, dz = x1 - x0, y1 - y0, z1 - z0
+    return [
+        Quad((x0, y0, z0), X, Y, dx, dy, (0.0, 0.0, -1.0), material, zone),
+        Quad((x0, y0, z1), X, Y, dx, dy, Z, material, zone),
+        Quad((x0, y0, z0), Z, Y, dz, dy, (-1.0, 0.0, 0.0), material, zone),
+        Quad((x1, y0, z0), Z, Y, dz, dy, X, material, zone),
+        Quad((x0, y1, z0), X, Z, dx, dz, Y, material, zone),
+    ]
+
+
 def _tone_lut(size: int = 4096) -> np.ndarray:
     """Camera response indexed by sqrt(exposure) * LUT_SCALE -> sRGB-like uint8 with a soft shoulder."""
     x = ((np.arange(size, dtype=np.float64) + 0.5) / LUT_SCALE) ** 2
@@ -99,27 +126,31 @@ def _tone_lut(size: int = 4096) -> np.ndarray:
 class Scene:
     """A fixed camera installation (`preset`) on one simulated day (`seed`), rendered at width x height."""
 
-    def __init__(self, preset: str = "office", seed: int = 0, width: int = 640, height: int = 360) -> None:
-        if preset not in PRESETS:
+    def __init__(self, preset: str | Preset = "office", seed: int = 0, width: int = 640, height: int = 360) -> None:
+        if not isinstance(preset, Preset) and preset not in PRESETS:
             raise SourceError(f"unknown scene preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
         if not (isinstance(seed, (int, np.integer)) and 0 <= int(seed) < 2**32):
             raise SourceError(f"scene seed must be an integer in [0, 2**32), got {seed!r}")
         for name, v, lo, hi in (("width", width, 64, 4096), ("height", height, 48, 4096)):
             if not (isinstance(v, (int, np.integer)) and lo <= int(v) <= hi):
                 raise SourceError(f"scene {name} must be an integer in [{lo}, {hi}], got {v!r}")
-        self.preset_name = preset
-        self.preset: Preset = PRESETS[preset]
+        # a Preset itself (a variant of an installation, e.g. without its effects) lives the same day as its name
+        self.preset: Preset = preset if isinstance(preset, Preset) else PRESETS[preset]
+        self.preset_name = self.preset.name
         self.seed = int(seed)
         self.width, self.height = int(width), int(height)
         p = self.preset
-        self._key = (self.seed, zlib.crc32(preset.encode()))
+        self._key = (self.seed, zlib.crc32(self.preset_name.encode()))
         self.timeline = Timeline(p, self.seed)
+        self._margin = MARGIN + (self._scaled_px(SHIFT_MAX) if "shift" in p.effects else 0)
         # the view is framed for 16:9; other aspect ratios keep the horizontal field of view
-        self.camera = Camera(p.cam_pos, p.cam_yaw, p.cam_pitch, p.cam_hfov, self.width, self.height, MARGIN)
+        self.camera = Camera(p.cam_pos, p.cam_yaw, p.cam_pitch, p.cam_hfov, self.width, self.height, self._margin)
         self._materials = {
             "floor": p.floor, "walls": p.walls, "ceiling": p.ceiling, "frame": p.frame, "skirting": p.skirting,
             "behind_floor": p.behind_floor, "behind_walls": p.behind_walls, "poster": POSTER, "door": p.door,
+            "door_glass": DARK_GLASS, "shadow": SHADOW,
         }
+        self._fx_cache: dict[str, np.ndarray] = {}  # effect maps, built the first time an effect shows
         self._build_lights()
         self._vignette = self._make_vignette()
         self._build_static()
@@ -129,6 +160,10 @@ class Scene:
         self._build_curves()
         self._noise_bank = self._make_noise_bank()
         self.door_roi = self._door_roi()
+
+    def _scaled_px(self, px: float) -> int:
+        """`px` pixels at 640 wide, at this scene's width (at least 1): camera moves are angles."""
+        return max(1, int(round(px * self.width / 640)))
 
     # ---- geometry -----------------------------------------------------------------------------
 
@@ -170,6 +205,10 @@ class Scene:
             Quad((-w2 - 6, 0, zb1 - eps / 2), X, Y, bw, sk, neg(Z), "skirting", "behind"),
             Quad((x0 + 0.25 * p.door_w, 0.95, zb1 - eps), X, Y, 0.62, 0.85, neg(Z), "poster", "behind"),
         ]
+        if p.door_kind == "roller":  # the box the curtain rolls into, above the doorway on the room side
+            hx, hw, hy = x0 - 0.2, p.door_w + 0.4, dh + 0.05
+            q.append(Quad((hx, hy, d - 0.45), X, Y, hw, 0.55, neg(Z), "frame"))
+            q.append(Quad((hx, hy, d - 0.45), X, Z, hw, 0.45, neg(Y), "frame"))
         wz0, wz1 = p.window_z
         wy0, wy1 = p.window_y
         if p.window_side == "left":
@@ -179,12 +218,55 @@ class Scene:
         return q
 
     def _door_quads(self, angle: float) -> list[Quad]:
-        """The door leaf (a thin box) swung open by `angle` degrees about its hinge."""
+        """What is watched, at `angle`: the door leaf or leaves, the roller curtain, or the car."""
         p = self.preset
+        if p.door_kind == "roller":
+            return self._roller_quads(angle)
+        if p.door_kind == "car":
+            return self._car_quads(angle)
+        if p.door_kind == "double":
+            half = p.door_w / 2
+            return self._leaf_quads(angle, p.door_x, 1.0, half) + self._leaf_quads(angle, p.door_x + p.door_w, -1.0,
+                                                                                    half)
         s = 1.0 if p.hinge == "left" else -1.0  # direction from hinge to free edge when closed
+        xh = p.door_x if p.hinge == "left" else p.door_x + p.door_w
+        return self._leaf_quads(angle, xh, s, p.door_w)
+
+    @property
+    def _leaf_w(self) -> float:
+        p = self.preset
+        return p.door_w / 2 if p.door_kind == "double" else p.door_w
+
+    def _roller_quads(self, angle: float) -> list[Quad]:
+        """The roller curtain raised by angle/90 of its travel; its texture rises with it (origin at its bottom)."""
+        p = self.preset
+        y0 = min(angle / 90.0, 1.0) * ROLLER_TOP * p.door_h
+        z = p.depth - 0.06
+        return [Quad((p.door_x - 0.1, y0, z), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), p.door_w + 0.2, p.door_h + 0.05 - y0,
+                     (0.0, 0.0, -1.0), "door", "door")]
+
+    def _car_quads(self, angle: float) -> list[Quad]:
+        """A car box backing into the bay: absent at 0, more than half in the bay past OPEN_ANGLE, parked at 90."""
+        if angle <= 0:
+            return []
+        x0, x1, z0, z1 = self.preset.spot
+        if angle >= OPEN_ANGLE:
+            off = CAR_NEAR * (90.0 - min(angle, 90.0)) / (90.0 - OPEN_ANGLE)
+        else:
+            off = CAR_NEAR + (OPEN_ANGLE - angle) / OPEN_ANGLE * CAR_AWAY
+        cx, cz = (x0 + x1) / 2, (z0 + z1) / 2 - off
+        hl, hw = CAR_LEN / 2, CAR_WID / 2
+        shadow = Quad((cx - hw - 0.15, 0.005, cz - hl - 0.15), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0), CAR_WID + 0.3,
+                      CAR_LEN + 0.3, (0.0, 1.0, 0.0), "shadow", "door")
+        body = _box(cx - hw, cx + hw, 0.2, 0.9, cz - hl, cz + hl, "door", "door")
+        cabin = _box(cx - hw + 0.12, cx + hw - 0.12, 0.9, 1.4, cz - hl + 1.1, cz + hl - 0.9, "door_glass", "door")
+        return [shadow, *body, *cabin]
+
+    def _leaf_quads(self, angle: float, xh: float, s: float, width: float) -> list[Quad]:
+        """A door leaf (a thin box) of `width` hinged at x = xh, closing towards direction s, swung by `angle`."""
+        p = self.preset
         sigma = 1.0 if p.swing == "out" else -1.0
         rho = math.radians(angle) * s * sigma
-        xh = p.door_x if p.hinge == "left" else p.door_x + p.door_w
         th = p.door_thickness
         pivot_z = p.depth + p.wall_thickness if p.swing == "out" else p.depth
         direction = np.array([s * math.cos(math.radians(angle)), 0.0, sigma * math.sin(math.radians(angle))])
@@ -192,7 +274,7 @@ class Scene:
         pivot = np.array([xh, 0.0, pivot_z])
         front = pivot + (th * n if p.swing == "out" else 0.0)
         back = front - th * n
-        w, h = p.door_w - 0.006, p.door_h - 0.004
+        w, h = width - 0.006, p.door_h - 0.004
         up = np.array([0.0, 1.0, 0.0])
         t = lambda a: tuple(float(c) for c in a)  # noqa: E731
         return [
@@ -366,12 +448,62 @@ class Scene:
         albedo, ir = texture(mat, u, v, fp, f"{self.preset_name}:door")
         if edge:
             return albedo * 0.8, ir
-        w = self.preset.door_w
+        kind = self.preset.door_kind
+        if kind in ("roller", "car"):
+            return albedo, ir
+        if kind == "glass":  # the pane reflects a little and shows what is behind (see _door_layer)
+            pane = self._glass_pane(u, v)
+            albedo = np.where(pane[:, None], np.array([0.035, 0.04, 0.038], np.float32), albedo)
+            ir = np.where(pane, np.float32(0.03), ir)
+        w = self._leaf_w
         handle = ((u > w - 0.2) & (u < w - 0.05) & (np.abs(v - 1.02) < 0.018)) | (
             (u > w - 0.095) & (u < w - 0.055) & (v > 0.92) & (v < 1.12))
         albedo = np.where(handle[:, None], METAL, albedo)
         ir = np.where(handle, 0.6, ir)
         return albedo, ir
+
+    def _glass_pane(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Where a glass leaf is glass (inside its aluminium stiles and rails), at leaf coordinates."""
+        return (u > 0.09) & (u < self._leaf_w - 0.09) & (v > 0.22) & (v < self.preset.door_h - 0.1)
+
+    def _opacity(self, quads: list[Quad], qi: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        """Per ray hit, how much of the light behind it the watched object blocks; None when all of it."""
+        kind = self.preset.door_kind
+        of = lambda name: np.isin(qi, [i for i, q in enumerate(quads) if q.material == name])  # noqa: E731
+        if kind == "glass":
+            return np.where(of("door") & self._glass_pane(u, v), GLASS_OPACITY, 1.0)
+        if kind == "car":
+            return np.where(of("shadow"), SHADOW_OPACITY, 1.0)
+        return None
+
+    def _mirror(self, layer: _Layer, quads: list[Quad], qi: np.ndarray, pts: np.ndarray, glass: np.ndarray) -> None:
+        """Add the room mirrored in glass: the static light maps where each reflected ray lands (in place).
+
+        A plane mirror shows the room as seen from the camera mirrored in that plane: rays from the
+        mirrored camera through the glass points, counted from the glass on.
+        """
+        cam = self.camera
+        room = [q for q in self._quads if q.zone == "room"]
+        n_pix = cam.ch * cam.cw
+        rgb_maps, grey_maps = self._rgb.reshape(3, n_pix, 3), self._grey.reshape(4, n_pix)
+        for i in np.unique(qi[glass]):
+            sel = np.flatnonzero(glass & (qi == i))
+            n, o = quads[i].normal, np.asarray(quads[i].o, float)
+            mirrored = cam.pos - 2 * float((cam.pos - o) @ n) * n
+            d = pts[sel] - mirrored
+            start = np.linalg.norm(d, axis=1)
+            d /= start[:, None]
+            best = np.full(len(sel), np.inf)
+            for q in room:
+                t, _, _ = intersect(mirrored, d, q)
+                best = np.where((t > start + 1e-3) & (t < best), t, best)
+            hit = mirrored + d * np.where(np.isfinite(best), best, 0.0)[:, None]
+            px, py, depth = cam.project(hit)
+            ok = np.isfinite(best) & (depth > 0.2) & (px >= 0) & (px < cam.cw) & (py >= 0) & (py < cam.ch)
+            flat = np.where(ok, py.astype(np.int64) * cam.cw + px.astype(np.int64), 0)
+            k = np.float32(GLASS_REFLECT)
+            layer.rgb[:, sel] += k * np.where(ok[None, :, None], rgb_maps[:, flat], rgb_maps.mean(axis=1)[:, None])
+            layer.grey[:, sel] += k * np.where(ok[None], grey_maps[:, flat], grey_maps.mean(axis=1)[:, None])
 
     def _make_vignette(self) -> np.ndarray:
         cam = self.camera
@@ -382,7 +514,7 @@ class Scene:
     def _build_static(self) -> None:
         """Ray-cast and shade the room (without the door) once: one radiance map per light source."""
         cam = self.camera
-        quads = self._room_quads()
+        quads = self._quads = self._room_quads()
         rays = cam.rays().reshape(-1, 3)
         qi, dist, u, v = raycast(cam.pos, rays, quads)
         if (qi < 0).any():  # should not happen: the room is closed around the camera
@@ -408,7 +540,7 @@ class Scene:
         self._is_behind = (zone == 1).reshape(cam.ch, cam.cw)
         # image means of each light source's map (inner image only), for auto-exposure
         inner = np.zeros((cam.ch, cam.cw), bool)
-        inner[MARGIN:-MARGIN, MARGIN:-MARGIN] = True
+        inner[self._margin:-self._margin, self._margin:-self._margin] = True
         inner &= ~self._is_behind  # behind the door is hidden most of the time
         g = self._grey.reshape(4, cam.ch, cam.cw)
         self._means = np.array([g[k][inner].mean() for k in range(4)])
@@ -458,12 +590,13 @@ class Scene:
                 return hit
         cam = self.camera
         quads = self._door_quads(a)
-        corners = np.concatenate([q.corners() for q in quads])
-        px, py, depth = cam.project(corners)
-        x0, x1 = max(int(px.min()) - 1, 0), min(int(px.max()) + 2, cam.cw)
-        y0, y1 = max(int(py.min()) - 1, 0), min(int(py.max()) + 2, cam.ch)
         layer = _Layer(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((3, 0, 3), np.float32),
                        np.zeros((4, 0), np.float32), np.zeros(0, np.float32))
+        x0 = x1 = y0 = y1 = 0
+        if quads:
+            px, py, depth = cam.project(np.concatenate([q.corners() for q in quads]))
+            x0, x1 = max(int(px.min()) - 1, 0), min(int(px.max()) + 2, cam.cw)
+            y0, y1 = max(int(py.min()) - 1, 0), min(int(py.max()) + 2, cam.ch)
         if x0 < x1 and y0 < y1 and (depth > 0).any():
             # 2 x 2 rays per pixel: the leaf's edges are anti-aliased by how much of each pixel it covers
             sub = 2
@@ -477,6 +610,9 @@ class Scene:
                 qi, dist, u, v, rays, flat = qi[vis], dist[vis], u[vis], v[vis], rays[vis], flat[vis]
                 pts, normals, zone, albedo, ir_alb, emission, gloss = self._surface(quads, qi, dist, u, v, rays)
                 fine, _ = self._shade(flat, dist, pts, normals, zone, albedo, ir_alb, emission, gloss)
+                opacity = self._opacity(quads, qi, u, v)
+                if self.preset.door_kind == "glass":
+                    self._mirror(fine, quads, qi, pts, opacity < 1)
                 pix, inv = np.unique(flat, return_inverse=True)
                 n_sub = float(sub * sub)
 
@@ -487,7 +623,8 @@ class Scene:
                 rgb = np.stack([np.stack([per_pixel(fine.rgb[k, :, c]) for c in range(3)], 1) for k in range(3)])
                 grey = np.stack([per_pixel(fine.grey[k]) for k in range(4)])
                 mean_dist = per_pixel(dist) * n_sub / count
-                layer = _Layer(pix.astype(np.int32), mean_dist, rgb, grey, count / n_sub)
+                cover = count / n_sub if opacity is None else per_pixel(opacity)
+                layer = _Layer(pix.astype(np.int32), mean_dist, rgb, grey, cover)
         with self._lock:
             self._door_cache[a] = layer
             if len(self._door_cache) > DOOR_CACHE:
@@ -502,9 +639,10 @@ class Scene:
         day = tl.daylight(ts)
         lamp = tl.lights_on(ts).astype(float)
         behind = tl.behind_light_on(ts).astype(float)
-        opening = 1.0 - np.cos(np.radians(tl.angles(ts)))
+        opening = self._openness(tl.angles(ts))
         m_ir, m_d, m_l, m_b = self._means
-        spill_mean = float(self._spill.grey.sum()) / (self.camera.cw * self.camera.ch)
+        # per pixel of the canvas at the standard margin: a wider one (for "shift") leaves the exposure as it was
+        spill_mean = float(self._spill.grey.sum()) / ((self.width + 2 * MARGIN) * (self.height + 2 * MARGIN))
         vis = day * m_d + lamp * m_l + behind * (opening * spill_mean)
         self._m_day = m_d
         gain_max = KEY / (0.025 * m_d)
@@ -513,6 +651,8 @@ class Scene:
         events = np.where(on, 1, np.where(off, 0, -1))
         last = np.maximum.accumulate(np.where(events >= 0, np.arange(len(ts)), -1))
         ir = np.where(last >= 0, events[np.maximum(last, 0)] == 1, vis[0] < 1.5 * KEY / gain_max)
+        if self.preset.ir_always:
+            ir = np.ones(len(ts), bool)
         seen = np.where(ir, m_ir + 0.3 * vis, vis)
         target = np.log(np.where(ir, KEY_IR, KEY) / np.maximum(seen, KEY / gain_max))
         # first-order lag of the exposure (in stops) behind the light: the camera adapts over seconds;
@@ -538,6 +678,16 @@ class Scene:
             raise SourceError(f"scene time must be in [0, 86400) seconds since midnight, got {t!r}")
         return t
 
+    def _openness(self, angle):
+        """How much of the light behind reaches the room through the doorway (0..1), for an angle or an array."""
+        kind = self.preset.door_kind
+        if kind == "roller":
+            return np.minimum(np.asarray(angle, float) / 90.0, 1.0) * ROLLER_TOP
+        if kind == "car":  # the doorway is an open passage; the car is elsewhere
+            return np.ones_like(np.asarray(angle, float)) if isinstance(angle, np.ndarray) else 1.0
+        opened = 1.0 - (np.cos(np.radians(angle)) if isinstance(angle, np.ndarray) else math.cos(math.radians(angle)))
+        return (1.0 - GLASS_OPACITY) + GLASS_OPACITY * opened if kind == "glass" else opened
+
     def _is_night(self, t: float) -> bool:
         return bool(self._ir[int(round(t / GRID))])
 
@@ -556,14 +706,18 @@ class Scene:
             h = wk.look.height
             pts = np.array([[x + ox, y, z] for ox in (-0.15, 0.0, 0.15) for y in (0.25, 0.8, 1.3, h - 0.12)])
             px, py, fwd = cam.project(pts)
-            inside = (fwd > 0.2) & (px >= MARGIN) & (px < cam.cw - MARGIN) & (py >= MARGIN) & (py < cam.ch - MARGIN)
+            m = self._margin
+            inside = (fwd > 0.2) & (px >= m) & (px < cam.cw - m) & (py >= m) & (py < cam.ch - m)
             if not inside.any():
                 continue
             flat = py[inside].astype(int) * cam.cw + px[inside].astype(int)
             depth = self._depth.ravel()[flat]
             if len(door.idx):
                 j = np.clip(np.searchsorted(door.idx, flat), 0, len(door.idx) - 1)
-                depth = np.where(door.idx[j] == flat, np.minimum(depth, door.dist[j]), depth)
+                hides = door.idx[j] == flat
+                if p.door_kind == "glass":  # people are seen through the panes
+                    hides &= door.cover[j] >= 0.5
+                depth = np.where(hides, np.minimum(depth, door.dist[j]), depth)
             dist = np.linalg.norm(pts[inside] - cam.pos, axis=1)
             if not (dist < depth).any():
                 continue
@@ -595,7 +749,16 @@ class Scene:
         t = self._check_t(t)
         tl = self.timeline
         angle = self._door_angle(t, door_angle)
-        state = "open" if angle > OPEN_ANGLE else "closed"
+        p = self.preset
+        rare = angle > OPEN_ANGLE
+        extra: dict = {}
+        if p.spot is not None:  # occupancy: a car in the bay, or people standing in it
+            in_spot = int(tl.in_spot(t))
+            extra = {"car": rare, "in_spot": in_spot}
+            rare = rare or in_spot > 0
+        if p.effects:
+            extra["effects"] = [name for name in p.effects if tl.effect_at(name, t) is not None]
+        state = p.classes[int(rare)]
         people, occluded = self._people_in_view(t, angle)
         i = int(round(t / GRID))
         light = float(np.clip(self._visible[i] / self._m_day, 0, 1))
@@ -605,7 +768,7 @@ class Scene:
             "t": t, "state": state, "angle": round(angle, 2), "people": people, "occluded": occluded,
             "light": round(light, 4), "light_level": level, "night": self._is_night(t),
             "lights_on": bool(tl.lights_on(t)),
-            "condition": f"{state}/{level}/{'people' if people else 'empty'}",
+            "condition": f"{state}/{level}/{'people' if people else 'empty'}", **extra,
         }
 
     # ---- rendering -----------------------------------------------------------------------------
@@ -647,7 +810,7 @@ class Scene:
             flat = _weighted_sum(self._rgb, w).reshape(-1, 3)
             spill_w = wb
         c = flat.shape[1]
-        open_f = 1.0 - math.cos(math.radians(angle))
+        open_f = self._openness(angle)
         if open_f > 0 and spill_w > 0 and len(self._spill.idx):
             sp = self._spill.grey[0][:, None] if night else self._spill.rgb[0]
             flat[self._spill.idx] += (spill_w * open_f) * sp
@@ -658,6 +821,8 @@ class Scene:
                 if len(sun_idx):
                     flat[sun_idx] += np.float32(direct) * sun_rgb * np.array(p.daylight_color, np.float32)
         canvas = flat.reshape(cam.ch, cam.cw, c)
+        if p.effects:
+            self._headlights(canvas, t, night)
         walkers = [(wk, *wk.position(t)) for wk in tl.walkers_at(t)]
         weights = w
         for wk, x, z, _, _ in walkers:
@@ -677,8 +842,14 @@ class Scene:
                 draw_person(canvas, depth, cam, x, z, walked, heading, wk.look, colors)
         # camera shake: the sensor window moves by a pixel or two
         dx, dy = np.clip(np.round(rng.normal(0, p.shake_px * 0.6, 2)), -MARGIN + 1, MARGIN - 1).astype(int)
-        img = canvas[MARGIN + dy: MARGIN + dy + self.height, MARGIN + dx: MARGIN + dx + self.width]
+        m = self._margin
+        if p.effects:  # a knocked camera stays moved: the view (not the ROI) shifts by a few pixels
+            sx, sy = (int(np.sign(v)) * self._scaled_px(abs(v)) for v in tl.shift_at(t))
+            dx, dy = dx + sx, dy + sy
+        img = canvas[m + dy: m + dy + self.height, m + dx: m + dx + self.width]
         gain = self.exposure(t)
+        if p.effects:
+            img, gain = self._weather_and_focus(img, t, gain, m + dx, m + dy)
         # Sensor noise, added in the square-root domain where photon (shot) noise has the same size
         # at every brightness; read noise grows with the gain. The tone curve is indexed by sqrt(x).
         gn = min(gain * self._m_day / KEY, 60.0)
@@ -696,6 +867,71 @@ class Scene:
         if c == 1:
             out = np.repeat(out, 3, axis=2)  # IR mode: the same grey in every channel
         return out
+
+    # ---- scene effects (presets opt in) -------------------------------------------------------------
+
+    def _headlights(self, canvas: np.ndarray, t: float, night: bool) -> None:
+        """A passing car's headlights: a bright band sweeping across the scene (in place, on the canvas)."""
+        ep = self.timeline.effect_at("headlights", t)
+        if ep is None:
+            return
+        cam = self.camera
+        a, b, strength = ep
+        u = (t - a) / (b - a)
+        xc, sd = (-0.2 + 1.4 * u) * cam.cw, 0.16 * cam.cw
+        x0, x1 = max(int(xc - 3 * sd), 0), min(int(xc + 3 * sd) + 1, cam.cw)
+        if x0 >= x1:
+            return
+        across = np.exp(-(((np.arange(x0, x1) - xc) / sd) ** 2)).astype(np.float32)
+        down = np.linspace(0.3, 1.0, cam.ch, dtype=np.float32)  # the beams come from low: the floor catches most
+        beam = np.float32(HEADLIGHT * strength) * down[:, None] * across[None, :]
+        albedo = self._sun_albedo.reshape(cam.ch, cam.cw, 3)[:, x0:x1]
+        if night:
+            canvas[:, x0:x1, 0] += beam * _luma(albedo)
+        else:
+            canvas[:, x0:x1] += beam[..., None] * albedo * np.array([1.0, 0.95, 0.8], np.float32)
+
+    def _rain_bank(self) -> np.ndarray:
+        """Rain streaks (2 * height x width, 0..1): thin slanted lines, scrolled down frame by frame."""
+        bank = self._fx_cache.get("rain")
+        if bank is None:
+            rng = np.random.default_rng([*self._key, 0xA1])
+            h2, w = 2 * self.height, self.width
+            n = h2 * w // 90
+            length = rng.integers(4, 14, n) * max(self.height / 360, 0.5)
+            k = np.arange(16)[None, :] / 15.0 * length[:, None]
+            ys = (rng.integers(0, h2, n)[:, None] + k).astype(np.int64) % h2
+            xs = (rng.integers(0, w, n)[:, None] + 0.18 * k).astype(np.int64) % w
+            bank = np.zeros((h2, w), np.float32)
+            np.maximum.at(bank, (ys, xs), np.repeat(rng.uniform(0.3, 1.0, n)[:, None], 16, axis=1).astype(np.float32))
+            bank = self._fx_cache["rain"] = bank
+        return bank
+
+    def _weather_and_focus(self, img: np.ndarray, t: float, gain: float, x0: int, y0: int) -> tuple[np.ndarray, float]:
+        """Fog, rain and focus/exposure hunting on the cropped image (linear light); returns it and the gain."""
+        tl = self.timeline
+        h, w, c = img.shape
+        fog = tl.effect_at("fog", t)
+        if fog is not None:
+            veil = self._fx_cache.get("fog")
+            if veil is None:
+                veil = self._fx_cache["fog"] = (1.0 - np.exp(-self._depth / FOG_DIST)).astype(np.float32)
+            f = (np.float32(fog[2]) * veil[y0:y0 + h, x0:x0 + w])[..., None]
+            img = img * (1 - f) + f * (img.mean(axis=(0, 1)) * np.float32(1.2))
+        rain = tl.effect_at("rain", t)
+        if rain is not None:
+            bank = self._rain_bank()
+            off = int(t * 37.0 * self.height) % self.height  # drops fall ~37 frame heights a second
+            level = np.float32(rain[2] * 0.5) * (img.mean() + np.float32(0.01))
+            img = img * np.float32(1 - 0.15 * rain[2]) + level * bank[off:off + h, :w, None]
+        focus = tl.effect_at("focus", t)
+        if focus is not None:
+            a, b, strength = focus
+            hump = math.sin(math.pi * (t - a) / (b - a))
+            for _ in range(int(round(4 * strength * hump))):  # out of focus: a wider blur the further it hunts
+                img = _soften(img[None])[0]
+            gain *= 2.0 ** (1.2 * strength * hump * math.sin(2 * math.pi * (t - a) / 1.3))
+        return np.ascontiguousarray(img, np.float32), gain
 
     def _point_light_mix(self, pos: np.ndarray, normal: np.ndarray, night: bool, w: np.ndarray, spill_w: float):
         """Lit colour multiplier (3,) for a small object at `pos` facing `normal` (people)."""
@@ -778,15 +1014,23 @@ class Scene:
     def _door_roi(self) -> tuple[int, int, int, int]:
         """Image box around the door frame and every position of the swinging leaf, padded a little."""
         cam, p = self.camera, self.preset
-        xa, xb, top = p.door_x - 0.08, p.door_x + p.door_w + 0.08, p.door_h + 0.08
-        pts = [np.array([[xa, 0, p.depth], [xb, 0, p.depth], [xa, top, p.depth], [xb, top, p.depth]])]
-        for a in range(0, 91, 10):
-            pts.extend(q.corners() for q in self._door_quads(a))
-        px, py, depth = cam.project(np.concatenate(pts))
-        px, py = px[depth > 0] - MARGIN, py[depth > 0] - MARGIN
-        closed = np.concatenate([q.corners() for q in self._door_quads(0)[:1]])
-        cx, cy, _ = cam.project(closed)
-        self._door_box = (cx.min(), cy.min(), cx.max(), cy.max())
+        if p.spot is not None:  # occupancy: the bay up to a car's roof
+            x0, x1, z0, z1 = p.spot
+            box = np.array([[x, y, z] for x in (x0, x1) for y in (0.0, 1.5) for z in (z0, z1)])
+            px, py, _ = cam.project(box)
+            self._door_box = (px.min(), py.min(), px.max(), py.max())
+            px, py = px - self._margin, py - self._margin
+        else:
+            xa, xb, top = p.door_x - 0.08, p.door_x + p.door_w + 0.08, p.door_h + 0.08
+            pts = [np.array([[xa, 0, p.depth], [xb, 0, p.depth], [xa, top, p.depth], [xb, top, p.depth]])]
+            for a in range(0, 91, 10):
+                pts.extend(q.corners() for q in self._door_quads(a))
+            px, py, depth = cam.project(np.concatenate(pts))
+            px, py = px[depth > 0] - self._margin, py[depth > 0] - self._margin
+            fronts = [q for q in self._door_quads(0) if q.material == "door"][::2]  # each leaf's room-side face
+            closed = np.concatenate([q.corners() for q in fronts])
+            cx, cy, _ = cam.project(closed)
+            self._door_box = (cx.min(), cy.min(), cx.max(), cy.max())
         pad_x, pad_y = 0.04 * (px.max() - px.min()), 0.04 * (py.max() - py.min())
         x0 = int(np.clip(math.floor(px.min() - pad_x), 0, self.width - 1))
         y0 = int(np.clip(math.floor(py.min() - pad_y), 0, self.height - 1))

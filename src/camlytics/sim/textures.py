@@ -163,6 +163,28 @@ def texture(mat: Material, u: np.ndarray, v: np.ndarray, fp: np.ndarray, key: st
                 lit = (np.minimum(u - x0, v - y0) < np.minimum(x1 - u, y1 - v))
                 bev = np.where(edge, np.where(lit, -1.0, 0.6), bev)
         alb = np.where((bev < 0)[:, None], c2 * shade[:, None], alb * (1 + 0.12 * np.clip(bev, 0, 1))[:, None])
+    elif k == "slats":
+        # a roller curtain: horizontal slats of height `scale`, each a shallow ridge (lit top, shadowed joint)
+        s = mat.scale
+        phase = np.mod(v, s) / s
+        ridge = 0.85 + 0.25 * np.sin(phase * np.pi) ** 0.5
+        joint = _line_cover(_grid_distance(v, s), 0.006, fp)
+        dirt = 1.0 + 0.1 * fbm(u * 0.5, v * 2.0, key + "d", 1.0, 3)
+        alb = c1[None, :] * (shade * ridge * dirt)[:, None]
+        alb = _mix(alb, c2, 0.8 * joint)
+        bar = (v < 0.09).astype(np.float32)  # the bottom bar and its rubber seal
+        alb = _mix(alb, c2 * 0.6, bar)
+    elif k == "bays":
+        # concrete with painted parking-bay lines: every `scale` m across x inside `region`, and its front edge
+        stain = fbm(u, v, key + "st", 0.35, 3)
+        alb = c1[None, :] * (shade * (1 + 0.15 * stain))[:, None]
+        if mat.region is not None:
+            u0, u1, v0, v1 = mat.region
+            inside = (u > u0 - 0.1) & (u < u1 + 0.1) & (v > v0) & (v < v1)
+            side = _line_cover(_grid_distance(u - u0, mat.scale), 0.1, fp) * inside
+            front = _line_cover(np.abs(v - v0), 0.1, fp) * ((u > u0) & (u < u1))
+            worn = np.clip(0.75 + 0.5 * fbm(u, v, key + "wn", 4.0, 3), 0, 1)
+            alb = _mix(alb, c2, np.maximum(side, front) * worn)
     elif k == "poster":
         # a notice board: sheets of paper with coloured headers and lines of "text" on a cork board
         i, j = np.floor((u - 0.03) / 0.3), np.floor((v - 0.03) / 0.27)

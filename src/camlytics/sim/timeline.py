@@ -3,7 +3,12 @@
 Everything is generated once from (preset, seed) and then queried as pure functions of t, the
 seconds since simulated midnight. The door is "open" when its angle exceeds `OPEN_ANGLE` degrees;
 a generated day keeps it open about 3 % of the time, in brief pass-throughs (seconds), rooms left
-ajar near the threshold angle and long propped-open periods (minutes).
+ajar near the threshold angle and long propped-open periods (minutes). For other kinds of
+installation the same "angle" drives what is watched: a roller door is raised by angle/90 of its
+height, a car pulls into a parking bay ("occupied" when the angle exceeds `OPEN_ANGLE`, or when a
+person stands in the bay). Presets with effects get episodes of rain, fog, passing headlights,
+focus hunting and one small camera move, from a random stream of their own (so the rest of the day
+is the same with or without them).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from camlytics.constants import DAY
-from camlytics.sim.presets import Preset
+from camlytics.sim.presets import EFFECTS, Preset
 
 OPEN_ANGLE = 10.0  # degrees; strictly greater means open
 
@@ -140,6 +145,8 @@ class Timeline:
         self._starts = np.array([e.start for e in self.events])
         self._walker_start = np.array([w.start for w in self.walkers])
         self._walker_end = np.array([w.end for w in self.walkers])
+        self._motion = self._motion_intervals()
+        self.effects = self._effects()
 
     # ---- daylight, clouds, lamps -------------------------------------------------------------
 
@@ -202,7 +209,26 @@ class Timeline:
             on |= (t >= a) & (t < b)
         if self.preset.lights_need_dark:
             on &= self.clear_sky(t) < 0.35
+        if self.preset.motion_light > 0:
+            starts, ends = self._motion
+            i = np.searchsorted(starts, t, side="right") - 1
+            on |= (i >= 0) & (t < ends[np.maximum(i, 0)])
         return on
+
+    def _motion_intervals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Merged (starts, ends) of the motion-activated lamp: on while someone moves, then `motion_light` s."""
+        hold = self.preset.motion_light
+        if hold <= 0 or not self.walkers:
+            return np.zeros(0), np.zeros(0)
+        merged: list[list[float]] = []
+        for w in sorted(self.walkers, key=lambda w: w.start):
+            a, b = w.start + 1.0, w.end + hold  # the sensor needs a step or two into the room
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        arr = np.array(merged)
+        return arr[:, 0], arr[:, 1]
 
     def behind_light_on(self, t: np.ndarray | float) -> np.ndarray:
         """Lamps in the space behind the door switched on (bool)."""
@@ -228,6 +254,7 @@ class Timeline:
     def _door_and_people(self, rng: np.random.Generator) -> None:
         p = self.preset
         sample_time = self._activity_sampler(rng)
+        slow = p.door_speed  # multiplies durations drawn as for a hinged door: the random stream stays the same
         busy: list[tuple[float, float]] = []  # sorted door-busy intervals, kept apart
 
         def free(a: float, b: float) -> bool:
@@ -255,8 +282,8 @@ class Timeline:
             propped -= dur
             if t0 is None:
                 continue
-            ev = DoorEvent(t0, t0 + dur, "propped", float(rng.uniform(55, 92)), float(rng.uniform(1.5, 3)),
-                           float(rng.uniform(2.5, 5)))
+            ev = DoorEvent(t0, t0 + dur, "propped", float(rng.uniform(55, 92)), float(rng.uniform(1.5, 3)) * slow,
+                           float(rng.uniform(2.5, 5)) * slow)
             self.events.append(ev)
             budget -= ev.open_seconds()
             for _ in range(rng.poisson(dur / 150)):  # people use the open door
@@ -275,7 +302,8 @@ class Timeline:
             t0 = place(dur, lambda: float(rng.uniform(0, DAY)))  # left ajar at any hour, also at night
             if t0 is None:
                 continue
-            ev = DoorEvent(t0, t0 + dur, "ajar", angle, float(rng.uniform(1, 2)), float(rng.uniform(1.5, 3)))
+            ev = DoorEvent(t0, t0 + dur, "ajar", angle, float(rng.uniform(1, 2)) * slow,
+                           float(rng.uniform(1.5, 3)) * slow)
             self.events.append(ev)
             ajar -= ev.open_seconds()
             budget -= ev.open_seconds()
@@ -287,10 +315,10 @@ class Timeline:
             into_behind = bool(rng.random() < 0.5)
             group = 1 + int(rng.random() < 0.2) + int(rng.random() < 0.05)
             walkers = [self._through(rng, t_front + 1.6 * k, into_behind) for k in range(group)]
-            opening = float(rng.uniform(0.7, 1.6))
+            opening = float(rng.uniform(0.7, 1.6)) * slow
             start = t_front - 0.4
             hold_until = t_front + 1.6 * (group - 1) + opening + float(rng.uniform(0.8, 5.0))
-            closing = float(rng.uniform(2.0, 5.0))
+            closing = float(rng.uniform(2.0, 5.0)) * slow
             ev = DoorEvent(start, hold_until + closing, "pass", float(rng.uniform(45, 92)), opening, closing)
             if not (120 < ev.start and ev.end < DAY - 120 and free(ev.start, ev.end)):
                 continue
@@ -354,11 +382,15 @@ class Timeline:
                       random_look(rng))
 
     def _stand(self, rng: np.random.Generator, t0: float) -> Walker:
-        """Someone who stands in front of the door for a while (hiding part of it)."""
+        """Someone who stands in front of the door (or in the watched spot) for a while (hiding part of it)."""
         p = self.preset
         speed = float(rng.uniform(0.9, 1.4))
-        spot = (float(rng.uniform(p.door_x - 0.3, p.door_x + p.door_w + 0.3)),
-                float(rng.uniform(p.depth - 1.6, p.depth - 0.45)))
+        if p.spot is not None:
+            x0, x1, z0, z1 = p.spot
+            spot = (float(rng.uniform(x0 + 0.3, x1 - 0.3)), float(rng.uniform(z0 + 0.3, z1 - 0.3)))
+        else:
+            spot = (float(rng.uniform(p.door_x - 0.3, p.door_x + p.door_w + 0.3)),
+                    float(rng.uniform(p.depth - 1.6, p.depth - 0.45)))
         a, b = self._entry_point(rng), self._entry_point(rng)
         t1 = t0 + math.dist(a, spot) / speed
         t2 = t1 + float(rng.uniform(15, 200))
@@ -384,6 +416,89 @@ class Timeline:
             sel = idx == i
             out[sel] = self.events[i].angle_at(ts[sel])
         return out
+
+    def in_spot(self, ts: np.ndarray | float) -> np.ndarray:
+        """Number of people standing in the preset's watched floor spot at times ts (zeros without a spot)."""
+        ts = np.asarray(ts, dtype=np.float64)
+        count = np.zeros(ts.shape, np.int32)
+        if self.preset.spot is None:
+            return count
+        x0, x1, z0, z1 = self.preset.spot
+        flat = ts.ravel()
+        for w in self.walkers:
+            sel = np.flatnonzero((flat >= w.start) & (flat <= w.end))
+            if len(sel):
+                x, z = np.interp(flat[sel], w.times, w.xs), np.interp(flat[sel], w.times, w.zs)
+                count.ravel()[sel] += (x > x0) & (x < x1) & (z > z0) & (z < z1)
+        return count
+
+    def rare(self, ts: np.ndarray | float) -> np.ndarray:
+        """Whether the watched thing is in its rare state (open / occupied) at times ts (bool array)."""
+        ts = np.asarray(ts, dtype=np.float64)
+        out = np.atleast_1d(self.angles(ts)) > OPEN_ANGLE
+        if self.preset.spot is not None:
+            out |= np.atleast_1d(self.in_spot(ts)) > 0
+        return out.reshape(ts.shape)
+
+    def state(self, t: float) -> str:
+        """The truth state name at time t: one of the preset's `classes` (common, rare)."""
+        return self.preset.classes[int(bool(self.rare(float(t))))]
+
+    # ---- scene effects -------------------------------------------------------------------------
+
+    def _effects(self) -> dict[str, list[tuple[float, float, float]]]:
+        """Episodes (start, end, strength) of each of the preset's effects; none for presets without."""
+        out: dict[str, list[tuple[float, float, float]]] = {}
+        self._shift_xy = (0, 0)
+        if not self.preset.effects:
+            return out
+        def episodes(rng: np.random.Generator, n: int, lo: float, hi: float,
+                     strength: tuple[float, float]) -> list[tuple[float, float, float]]:
+            eps = []
+            for _ in range(n):
+                dur = float(rng.uniform(lo, hi))
+                t0 = float(rng.uniform(0, DAY - dur))
+                eps.append((t0, t0 + dur, float(rng.uniform(*strength))))
+            return sorted(eps)
+
+        for name in self.preset.effects:
+            # a stream per effect: switching one effect on or off leaves the others' episodes where they were
+            key = EFFECTS.index(name) if name in EFFECTS else 99
+            rng = np.random.default_rng([self.seed, zlib.crc32(self.preset.name.encode()), 0xEFF, key])
+            if name == "rain":
+                out[name] = episodes(rng, int(rng.integers(1, 4)), 1200, 3 * 3600, (0.4, 1.0))
+            elif name == "fog":
+                out[name] = episodes(rng, int(rng.integers(1, 3)), 3600, 4 * 3600, (0.3, 0.8))
+            elif name == "headlights":  # cars passing: mostly in the evening and at night, a few s each
+                starts = np.concatenate([rng.uniform(0, DAY, int(rng.integers(20, 50))),
+                                         rng.uniform(17 * 3600, DAY, int(rng.integers(30, 80))),
+                                         rng.uniform(0, 6 * 3600, int(rng.integers(10, 30)))])
+                out[name] = [(float(a), float(a) + float(rng.uniform(2.5, 6.0)), float(rng.uniform(0.5, 1.0)))
+                             for a in np.sort(starts)]
+            elif name == "focus":  # autofocus / exposure hunting: a few seconds of blur and pumping
+                out[name] = episodes(rng, int(rng.integers(8, 20)), 2.0, 8.0, (0.5, 1.0))
+            elif name == "shift":  # the camera is knocked: the view moves by a few pixels from then on
+                t0 = float(rng.uniform(3 * 3600, 21 * 3600))
+                self._shift_xy = tuple(int(rng.choice([-1, 1])) * int(rng.integers(2, 6)) for _ in range(2))
+                out[name] = [(t0, DAY, 1.0)]
+            else:
+                raise ValueError(f"unknown scene effect {name!r}")
+        return out
+
+    def effect_at(self, name: str, t: float) -> tuple[float, float, float] | None:
+        """The episode (start, end, strength) of effect `name` under way at t, if any."""
+        for ep in self.effects.get(name, ()):
+            if ep[0] <= t < ep[1]:
+                return ep
+            if ep[0] > t:
+                break
+        return None
+
+    def shift_at(self, t: float) -> tuple[int, int]:
+        """The camera's offset (dx, dy) in pixels at t: (0, 0) until it is knocked, then a few pixels."""
+        if self.effect_at("shift", t) is None:
+            return 0, 0
+        return self._shift_xy
 
     def walkers_at(self, t: float) -> list[Walker]:
         """People on their way at time t (visible or not)."""

@@ -11,7 +11,7 @@ from camlytics.constants import DAY
 
 
 def truth_label(meta: dict[str, Any]) -> str | None:
-    """The door state a simulated frame's metadata records ("open" / "closed"), if any."""
+    """The state a simulated frame's metadata records (a door's "open" / "closed", a spot's "occupied" / "empty")."""
     truth = meta.get("truth") if isinstance(meta, dict) else None
     state = truth.get("state") if isinstance(truth, dict) else None
     return state if isinstance(state, str) else None
@@ -25,17 +25,42 @@ def label_from_truth(ds: Any, annotator: str = "sim-truth") -> int:
     return len(labels)
 
 
-def state_times(scene: Any, n_open: int, n_closed: int, rng: np.random.Generator, step: float = 1.0) -> np.ndarray:
-    """Sorted times of one simulated day: `n_open` with the door open and `n_closed` closed."""
-    from camlytics.sim import OPEN_ANGLE
+def state_times(scene: Any, n_rare: int | None = None, n_common: int | None = None,
+                rng: np.random.Generator | None = None, step: float = 1.0, *, n_open: int | None = None,
+                n_closed: int | None = None, counts: dict[str, int] | None = None) -> np.ndarray:
+    """Sorted times of one simulated day: `n_rare` in the preset's rare state (open / occupied), `n_common` not.
 
+    `n_open`/`n_closed` are the older names of the two counts; `counts` gives them per state name instead,
+    e.g. {"occupied": 50, "empty": 100} (the names are the preset's `classes`).
+    """
+    common, rare = scene.preset.classes
+    if counts is not None:
+        unknown = sorted(set(counts) - {common, rare})
+        if unknown:
+            raise ValueError(f"state_times: {unknown} are not states of preset {scene.preset.name!r} "
+                             f"(its states are {common!r}, {rare!r})")
+        n_rare, n_common = counts.get(rare, 0), counts.get(common, 0)
+    n_rare = n_open if n_rare is None else n_rare
+    n_common = n_closed if n_common is None else n_common
+    if n_rare is None or n_common is None:
+        raise ValueError("state_times: give n_rare and n_common (or counts per state)")
+    rng = np.random.default_rng() if rng is None else rng
     ts = np.arange(0.0, DAY, step)
-    is_open = scene.timeline.angles(ts) > OPEN_ANGLE
-    opened, closed = ts[is_open], ts[~is_open]
-    if len(opened) < n_open:
-        raise ValueError(f"the simulated day has only {len(opened)} open instants at step {step} s, asked {n_open}")
-    pick = np.concatenate([rng.choice(opened, n_open, replace=False), rng.choice(closed, n_closed, replace=False)])
+    is_rare = scene.timeline.rare(ts)
+    picked, other = ts[is_rare], ts[~is_rare]
+    if len(picked) < n_rare:
+        raise ValueError(f"the simulated day has only {len(picked)} {rare} instants at step {step} s, asked {n_rare}")
+    pick = np.concatenate([rng.choice(picked, n_rare, replace=False), rng.choice(other, n_common, replace=False)])
     return np.sort(pick)
+
+
+def _set_preset_classes(ds: Any, preset: str) -> None:
+    """Give a new store the preset's class names when they are not the default door's."""
+    from camlytics.sim import PRESETS
+
+    classes = list(PRESETS[preset].classes)
+    if ds.classes != classes:
+        ds.set_classes(classes)
 
 
 def build_sim_dataset(path: str | Path, preset: str, seed: int, times: np.ndarray, *, width: int = 640,
@@ -49,6 +74,7 @@ def build_sim_dataset(path: str | Path, preset: str, seed: int, times: np.ndarra
 
     scene = Scene(preset, seed, width, height)
     with Dataset.open(path, create=True) as ds:
+        _set_preset_classes(ds, preset)
         for t in times:
             frame = scene.frame(float(t), quality=quality)
             ds.add_image(frame.jpeg, timestamp=float(t), source=frame.source, sampler="sim-truth",
@@ -87,6 +113,7 @@ def build_held_door_dataset(path: str | Path, preset: str, seed: int, angles: An
 
     counts: Counter = Counter()
     with Dataset.open(path, create=True) as ds:
+        _set_preset_classes(ds, preset)
         for frame, angle in held_door_frames(preset, seed, angles, hours, width=width, height=height):
             ds.add_image(frame.jpeg, timestamp=frame.timestamp, source=frame.source, sampler="held-door",
                          reason=f"door held at {angle:g} deg", score=0.0, meta={"truth": frame.meta["truth"]})
