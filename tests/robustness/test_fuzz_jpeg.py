@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
 from camlytics.edge import jpeg
 from camlytics.edge.jpeg import JpegError
+from tests.edge.conftest import run_micropython
 from tests.robustness.conftest import budget
 
 
@@ -87,3 +90,36 @@ def test_the_seeds_decode():
         jpeg.decode_luma(SEEDS[-1], 1)
     except JpegError as exc:
         assert "progressive" in str(exc).lower()
+
+
+# Inputs atheris found (the first byte picks the scale, as in atheris_jpeg.py): an over-full Huffman table wrote
+# past its lookup slot (IndexError), a code longer than 16 bits shifted by a negative count (ValueError).
+CORPUS = sorted((Path(__file__).parent / "corpus").glob("jpeg-*.bin"))
+
+MPY_DECODE = """
+import sys
+from camlytics.edge import jpeg
+for path in sys.argv[1:]:
+    data = open(path, "rb").read()
+    scale = (1, 2, 4, 8)[data[0] % 4]
+    for call in (jpeg.info, lambda d: jpeg.decode_luma(d, scale), lambda d: jpeg.decode_rgb(d, scale)):
+        try:
+            call(data[1:])
+            print("ok")
+        except jpeg.JpegError:
+            print("JpegError")
+        except Exception as exc:
+            print("CRASH", type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=[p.stem for p in CORPUS])
+def test_inputs_atheris_found_raise_jpeg_errors(path):
+    data = path.read_bytes()
+    decode_every_way(data[1:], (1, 2, 4, 8)[data[0] % 4])
+
+
+def test_micropython_decodes_the_found_inputs_cleanly():
+    assert len(CORPUS) == 2
+    out = run_micropython(MPY_DECODE, args=[str(p) for p in CORPUS])
+    assert "CRASH" not in out and out.count("JpegError") >= len(CORPUS), out

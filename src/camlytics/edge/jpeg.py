@@ -518,6 +518,8 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                     code = (acc >> (nbits - 10)) & 1023
                     while ln <= 16 and code >= int(lut[t + 512 + ln]):
                         ln += 1
+                        if ln > 16:  # no code that long: stop before a negative shift (an error on CPython)
+                            break
                         code = (acc >> (nbits - ln)) & ((1 << ln) - 1)
                     if ln > 16:
                         return 1
@@ -602,6 +604,8 @@ def _scan(data: ptr8, lut: ptr16, plan: ptr16, st: ptr32, coef: ptr16, qt: ptr16
                         code = (acc >> (nbits - 10)) & 1023
                         while ln <= 16 and code >= int(lut[t + 512 + ln]):
                             ln += 1
+                            if ln > 16:  # no code that long: stop before a negative shift (an error on CPython)
+                                break
                             code = (acc >> (nbits - ln)) & ((1 << ln) - 1)
                         if ln > 16:
                             return 1
@@ -879,6 +883,8 @@ def _huffman_table(counts, values):
         lut[base + _MINC + ln] = code & 0xFFFF
         lut[base + _VALP + ln] = k
         for _ in range(n):
+            if code + 1 >= (1 << ln):  # before the lookup fill: an over-full table would write past its slot
+                raise JpegError("invalid Huffman table (too many codes of length %d)" % ln)
             if ln <= _LOOK:
                 shift = _LOOK - ln
                 entry = (ln << 8) | values[k]
@@ -887,8 +893,6 @@ def _huffman_table(counts, values):
                     lut[base + j] = entry
             code += 1
             k += 1
-        if n and code >= (1 << ln):
-            raise JpegError("invalid Huffman table (too many codes of length %d)" % ln)
         # codes < maxcode + 1 have this length; 0 when the length has no codes
         lut[base + _MAXC + ln] = code if n else 0
         code <<= 1
