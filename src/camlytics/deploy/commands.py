@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from camlytics.errors import DeployError
 from camlytics.validate import check_positive
 
 ARCHES = ("armv7hf", "aarch64", "all")
+PARAM_ENV_PREFIX = "CAMLYTICS_PARAM_"  # $CAMLYTICS_PARAM_VapixPassword=... sets the app parameter VapixPassword
 DEFAULT_ARCHES = ("armv7hf", "aarch64")  # bundle without --arch/--camera: one package each
 
 
@@ -71,7 +73,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("package", type=Path, metavar="APP.eap", help="package built by `camlytics bundle`")
     p.add_argument("--camera", required=True, help="camera URL http://user:pass@host[:port]")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set app parameter root.APP.NAME after installing (repeatable), e.g. MqttHost=10.0.0.5")
+                   help="set app parameter root.APP.NAME after installing (repeatable), e.g. MqttHost=10.0.0.5; "
+                        "not for passwords (they show in `ps`): use --param-file or $CAMLYTICS_PARAM_NAME")
+    p.add_argument("--param-file", type=Path, metavar="FILE",
+                   help="app parameters as NAME=VALUE lines (# comments), e.g. VapixPassword=...; keep it chmod 600. "
+                        f"Parameters also come from ${PARAM_ENV_PREFIX}NAME variables; --param-file overrides "
+                        "them, --param overrides both")
     p.add_argument("--start", action="store_true", help="(re)start the app after installing")
     p.add_argument("--allow-unsigned", action="store_true",
                    help="AXIS OS 12: let the camera install unsigned apps (applications/config.cgi AllowUnsigned=true, "
@@ -171,14 +178,41 @@ def bundle_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_params(items: list[str]) -> dict[str, str]:
-    """NAME=VALUE pairs of --param."""
+def parse_params(items: list[str], what: str = "--param") -> dict[str, str]:
+    """NAME=VALUE pairs of --param (or of the lines of a --param-file, `what` naming the line)."""
     params = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.isidentifier():
-            raise DeployError(f"--param must look like NAME=VALUE, got {item.split('=')[0]!r}")
+            raise DeployError(f"{what} must look like NAME=VALUE, got {item.split('=')[0]!r}")
         params[name] = value
+    return params
+
+
+def param_file(path: Path) -> dict[str, str]:
+    """NAME=VALUE lines of a --param-file (blank lines and # comments skipped); values are never echoed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeployError(f"--param-file {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        print(f"camlytics deploy: warning: --param-file {path} is readable by other users (chmod 600 it)",
+              file=sys.stderr)
+    params: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            params.update(parse_params([line.strip("\r")], f"--param-file {path} line {number}"))
+    return params
+
+
+def all_params(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """App parameters from $CAMLYTICS_PARAM_NAME, then --param-file, then --param (each overriding the one before)."""
+    environ = os.environ if environ is None else environ
+    params = {k[len(PARAM_ENV_PREFIX):]: v for k, v in environ.items()
+              if k.startswith(PARAM_ENV_PREFIX) and k[len(PARAM_ENV_PREFIX):].isidentifier()}
+    if args.param_file is not None:
+        params.update(param_file(args.param_file))
+    params.update(parse_params(args.param))
     return params
 
 
@@ -212,14 +246,19 @@ def package_app_name(package: Path) -> str:
     return package_manifest(package)["acapPackageConf"]["setup"]["appName"]
 
 
+def declared_params(manifest: dict) -> dict[str, str]:
+    """The app parameters a package declares: name -> type (e.g. "password")."""
+    try:
+        return {p["name"]: p["type"] for p in manifest["acapPackageConf"].get("configuration", {})
+                .get("paramConfig", [])}
+    except (AttributeError, KeyError, TypeError):
+        return {}
+
+
 def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
     """--param names the package declares, with values its app accepts; DeployError before anything is uploaded."""
     name = manifest["acapPackageConf"]["setup"]["appName"]
-    try:
-        declared = {p["name"]: p["type"] for p in manifest["acapPackageConf"].get("configuration", {})
-                    .get("paramConfig", [])}
-    except (AttributeError, KeyError, TypeError):
-        declared = {}
+    declared = declared_params(manifest)
     for param in params:
         if param not in declared:
             known = ", ".join(sorted(declared)) or "none"
@@ -256,8 +295,12 @@ def deploy_command(args: argparse.Namespace) -> int:
     manifest = package_manifest(args.package)
     setup = manifest["acapPackageConf"]["setup"]
     name = setup["appName"]
-    params = parse_params(args.param)
+    params = all_params(args)
     check_deploy_params(params, manifest)
+    secret = [n for n, t in declared_params(manifest).items() if "password" in t and n in parse_params(args.param)]
+    if secret:
+        print(f"camlytics deploy: warning: --param {', '.join(secret)}: a password on the command line shows in `ps` "
+              f"and the shell history; use --param-file FILE or ${PARAM_ENV_PREFIX}NAME", file=sys.stderr)
     with AppsClient(args.camera, timeout=args.timeout) as cam:
         info = cam.device_info()
         camera = info.acap_arch

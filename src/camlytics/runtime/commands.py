@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from camlytics.runtime.launch import RUNTIMES, app_config, check_camera_credentials, run_edge_app
+from camlytics.runtime.launch import (RUNTIMES, app_config, check_camera_credentials, check_model_file,
+                                      password_in_url, read_password_file, run_edge_app)
 
 
 def register(subparsers) -> None:
@@ -15,9 +17,12 @@ def register(subparsers) -> None:
         "(default when the `micropython` command is installed) or CPython.",
     )
     p.add_argument("model_dir", help="model directory (with model.cml) or a model.cml file")
-    p.add_argument("--camera", required=True, help="camera URL, http://user:pass@host[:port]")
-    p.add_argument("--mqtt", help="MQTT broker, mqtt://[user:pass@]host[:port], or mqtts://... for MQTT over TLS "
-                   "(port 8883 by default)")
+    p.add_argument("--camera", required=True, help="camera URL, http://user@host[:port]; the password from "
+                   "--camera-password-file or $CAMLYTICS_PASSWORD (one in the URL shows in `ps`)")
+    p.add_argument("--camera-password-file", metavar="FILE", help="file whose first line is the camera password")
+    p.add_argument("--mqtt", help="MQTT broker, mqtt://[user@]host[:port], or mqtts://... for MQTT over TLS "
+                   "(port 8883 by default); the password from --mqtt-password-file or $CAMLYTICS_MQTT_PASSWORD")
+    p.add_argument("--mqtt-password-file", metavar="FILE", help="file whose first line is the MQTT password")
     p.add_argument("--mqtt-ca", metavar="FILE", help="mqtts: CA certificate(s) (PEM or DER) the broker's certificate "
                    "must chain to (default: the system CA store)")
     p.add_argument("--ha-discovery", action="store_true", help="publish Home Assistant discovery config")
@@ -41,10 +46,19 @@ def run_command(args: argparse.Namespace) -> int:
     """Check the settings and the camera's credentials, then run the edge app until it ends."""
     from camlytics.model.modelfile import locate_model_file
 
-    cfg = app_config(locate_model_file(args.model_dir).resolve(), args.camera, resolution=args.resolution,
+    for option, url in (("--camera", args.camera), ("--mqtt", args.mqtt)):
+        if url and password_in_url(url):
+            print(f"camlytics run: warning: the password in {option} shows in `ps` and the shell history; use "
+                  f"{option}-password-file FILE or ${'CAMLYTICS_MQTT_PASSWORD' if option == '--mqtt' else 'CAMLYTICS_PASSWORD'}",
+                  file=sys.stderr)
+    model_file = locate_model_file(args.model_dir).resolve()
+    check_model_file(model_file)
+    cfg = app_config(model_file, args.camera, resolution=args.resolution,
                      fps=args.fps, max_frames=args.max_frames, stable_frames=args.stable_frames,
                      threshold=args.threshold, mqtt=args.mqtt, node_id=args.node_id, ha_discovery=args.ha_discovery,
                      virtual_input=args.virtual_input, webhook=args.webhook, spool=args.spool,
-                     mqtt_ca=args.mqtt_ca)
+                     mqtt_ca=args.mqtt_ca,
+                     camera_password=read_password_file(args.camera_password_file, "--camera-password-file"),
+                     mqtt_password=read_password_file(args.mqtt_password_file, "--mqtt-password-file"))
     check_camera_credentials(cfg["camera"], cfg["camera"]["resolution"])
     return run_edge_app(cfg, args.runtime)

@@ -21,18 +21,62 @@ from camlytics.urls import camera_settings, mqtt_settings
 from camlytics.validate import parse_resolution
 
 RUNTIMES = ("micropython", "python", "c", "firmware:ARCH")  # what `camlytics run --runtime` offers
+MQTT_PASSWORD_ENV = "CAMLYTICS_MQTT_PASSWORD"
+MAX_PASSWORD_FILE = 4096
+
+
+def password_in_url(url: str) -> bool:
+    """Whether a URL carries a password (user:pass@), which then shows in `ps`."""
+    netloc = url.partition("://")[2].split("/", 1)[0]
+    return "@" in netloc and ":" in netloc.rpartition("@")[0]
+
+
+def read_password_file(path: str | None, option: str) -> str | None:
+    """The password in a file's first line (None without a file): a secret that never goes on the command line."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_PASSWORD_FILE + 1)
+    except OSError as exc:
+        raise CamlyticsError(f"{option} {path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_PASSWORD_FILE:
+        raise CamlyticsError(f"{option} {path}: over {MAX_PASSWORD_FILE} bytes, not a password file")
+    try:
+        password = data.decode("utf-8").split("\n", 1)[0].rstrip("\r")
+    except UnicodeDecodeError:
+        raise CamlyticsError(f"{option} {path}: not UTF-8 text") from None
+    if not password:
+        raise CamlyticsError(f"{option} {path}: the first line is empty (it should hold the password)")
+    return password
+
+
+def check_model_file(model_file: Path) -> None:
+    """Read the model file as the edge app will, so that a broken one is this command's one-line error."""
+    from camlytics.model.modelfile import read_edge_model
+
+    read_edge_model(model_file)
 
 
 def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x360", fps: float = 1.0,
                max_frames: int = 0, stable_frames: int = 3, threshold: float = 0.6, mqtt: str | None = None,
                node_id: str = "door", ha_discovery: bool = False, virtual_input: int | None = None,
-               webhook: str | None = None, spool: str | None = None, mqtt_ca: str | None = None) -> dict:
-    """The edge app's config.json for these settings, checked as the app checks it (CamlyticsError if bad)."""
+               webhook: str | None = None, spool: str | None = None, mqtt_ca: str | None = None,
+               camera_password: str | None = None, mqtt_password: str | None = None) -> dict:
+    """The edge app's config.json for these settings, checked as the app checks it (CamlyticsError if bad).
+
+    A password not in its URL comes from `camera_password` / `mqtt_password` (read from a file by the
+    CLI), else from $CAMLYTICS_PASSWORD / $CAMLYTICS_MQTT_PASSWORD."""
     from camlytics.edge import config as edge_config
 
+    camera_section = camera_settings(camera)
+    if camera_password is not None:
+        if password_in_url(camera):
+            raise CamlyticsError("the camera password is given twice (in --camera and --camera-password-file)")
+        camera_section["password"] = camera_password
     cfg: dict = {
         "model": str(model_file),
-        "camera": {**camera_settings(camera),
+        "camera": {**camera_section,
                    "resolution": None if resolution is None else "%dx%d" % parse_resolution(resolution)},
         "fps": fps,
         "max_frames": max_frames,
@@ -40,6 +84,14 @@ def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x3
     }
     if mqtt:
         cfg["mqtt"] = {**mqtt_settings(mqtt, mqtt_ca), "node_id": node_id, "ha_discovery": ha_discovery}
+        if mqtt_password is not None and password_in_url(mqtt):
+            raise CamlyticsError("the MQTT password is given twice (in --mqtt and --mqtt-password-file)")
+        if mqtt_password is None and not cfg["mqtt"]["password"]:
+            mqtt_password = os.environ.get(MQTT_PASSWORD_ENV) or None
+        if mqtt_password is not None:
+            cfg["mqtt"]["password"] = mqtt_password
+    elif mqtt_password is not None:
+        raise CamlyticsError("--mqtt-password-file needs --mqtt")
     elif mqtt_ca:
         raise CamlyticsError("--mqtt-ca needs --mqtt mqtts://HOST (MQTT over TLS)")
     if virtual_input is not None:

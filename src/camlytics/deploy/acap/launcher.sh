@@ -95,8 +95,9 @@ needs one; install the camlytics firmware package for this camera's architecture
 esac
 
 DATA=$DIR/localdata
+umask 077  # the configuration holds passwords: localdata/ is 0700, config.json 0600
 mkdir -p "$DATA" || fail "cannot create $DATA"
-umask 077  # the configuration holds passwords
+chmod 700 "$DATA" || fail "cannot restrict $DATA to this app's user"  # also one kept from an older version
 if [ -n "$MQTT_HOST" ]; then
     MQTT=$(printf '{"host": %s, "port": %s, "user": %s, "password": %s, "prefix": %s, "node_id": %s, "ha_discovery": %s}' \
         "$(json_string "$MQTT_HOST")" "$MQTT_PORT" "$(json_or_null "$MQTT_USER")" "$(json_or_null "$MQTT_PASSWORD")" \
