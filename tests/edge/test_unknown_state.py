@@ -111,7 +111,7 @@ def test_min_confidence_and_active_class_are_validated():
 
 
 def test_config_min_confidence_overrides_the_model_and_classes_must_be_the_models():
-    meta = {"classes": OCCUPANCY3, "min_confidence": 0.7}
+    meta = {"classes": ["empty", "occupied"], "min_confidence": 0.7}
     resolve = config.resolve_states
     assert resolve(config.validate({}), meta) == (0.7, "occupied", "occupied")
     assert resolve(config.validate({"min_confidence": 0.0}), meta)[0] == 0.0  # the config wins, even at 0
