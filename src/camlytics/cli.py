@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from camlytics import __version__
 from camlytics.errors import CamlyticsError
@@ -65,18 +67,48 @@ def join_list_values(argv: list[str]) -> list[str]:
     return out
 
 
+# SIGTERM and SIGHUP (a service manager stopping us, a closed terminal) stop a command as Ctrl-C does,
+# so its Ctrl-C cleanup runs (collect's graceful stop, context managers), and the exit code says which one
+# came: 128+N. A command with handlers of its own (run, simcam, annotate, train) replaces these.
+_stop_signals: list[int] = []
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    _stop_signals.append(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):  # the command's own Ctrl-C handling, or Python's (KeyboardInterrupt)
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def install_stop_signals() -> None:
+    """Let SIGTERM and SIGHUP act as Ctrl-C (not where they are ignored, e.g. SIGHUP under nohup)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _stop_like_ctrl_c)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    """Run the CLI; user errors become one line on stderr and exit code 2; a stop signal N, exit 128+N."""
     parser = build_parser()
     args = parser.parse_args(join_list_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    _stop_signals.clear()
+    if argv is None:  # the `camlytics` program, not a call from Python (tests call main([...]))
+        install_stop_signals()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if _stop_signals and code in (0, 130):  # ended through its Ctrl-C path, on SIGTERM or SIGHUP
+            return 128 + _stop_signals[0]
+        return code
     except CamlyticsError as exc:
         print(f"camlytics {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"camlytics {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + (_stop_signals[0] if _stop_signals else signal.SIGINT)

@@ -147,4 +147,4 @@ def run_collect(args: argparse.Namespace) -> int:
     per = ", ".join(f"{k}: {v}" for k, v in sorted(stats.kept_by.items())) or "none"
     print(f"{how}: {stats.seen} frames seen, {stats.kept} kept ({per}) in {args.dataset}"
           + (f"; {stats.reconnects} reconnects" if stats.reconnects else ""))
-    return 0
+    return 130 if stats.stopped else 0  # 128+SIGINT, as a shell reports Ctrl-C (the CLI makes it 128+N for others)
