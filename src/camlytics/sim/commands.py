@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mjpg/video.cgi, basicdeviceinfo.cgi, apidiscovery.cgi, param.cgi, virtual inputs) with "
         "Digest authentication. Ground truth: GET /camlytics-sim/truth?t=SECONDS.",
     )
-    p.add_argument("--preset", default="office", help="scene preset (the installation), e.g. office, warehouse, home")
+    from camlytics.sim.presets import PRESETS  # dataclasses only: `simcam --help` stays fast
+
+    p.add_argument("--preset", default="office", choices=sorted(PRESETS),
+                   help="scene preset (the installation); default office; see docs/simulator.md")
     p.add_argument("--seed", type=int, default=0, help="simulated day (timeline seed); default 0")
     p.add_argument("--speed", type=float, default=1.0,
                    help="simulated seconds per wall-clock second (e.g. 60: one hour per minute); default 1")

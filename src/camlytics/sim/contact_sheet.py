@@ -27,10 +27,11 @@ ROWS: list[tuple[str, Callable[[dict], bool]]] = [
 def columns(preset: str) -> list[tuple[str, Callable[[dict], bool]]]:
     """The sheet's columns for a preset, named by its classes: common state, rare state, person, near the threshold."""
     common, rare = PRESETS[preset].classes
+    hideable = PRESETS[preset].door_w < 2.0  # nobody hides a 3 m roller door: show any person there
     return [
         (common, lambda tr: tr["state"] == common and tr["angle"] == 0 and tr["people"] == 0),
         (rare, lambda tr: tr["state"] == rare and tr["angle"] > 30 and tr["people"] == 0),
-        ("person", lambda tr: tr["people"] > 0 and tr["occluded"]),
+        ("person", lambda tr: tr["people"] > 0 and (tr["occluded"] or not hideable)),
         ("ajar" if PRESETS[preset].spot is None else "nearby", lambda tr: 3 < tr["angle"] < 20),
     ]
 
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640, help="render width (height = width * 9 / 16)")
     parser.add_argument("--tile", type=int, default=400, help="tile width in the sheet (default 400)")
     parser.add_argument("--roi", action="store_true", help="outline the watched ROI on each tile")
+    parser.add_argument("--palette", action="store_true", help="save with 256 colours (a third of the file size)")
     args = parser.parse_args(argv)
     from PIL import Image
 
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         path = out / f"preset-{name}.png"
         sheet = contact_sheet(name, args.width, args.width * 9 // 16, tile=args.tile, roi=args.roi)
-        Image.fromarray(sheet).save(path, optimize=True)
+        image = Image.fromarray(sheet)
+        (image.quantize(256) if args.palette else image).save(path, optimize=True)
         print(path)
     return 0
 

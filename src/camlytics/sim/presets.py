@@ -206,7 +206,7 @@ ROLLER = Preset(
     floor=Material("concrete", (0.34, 0.33, 0.31), (0.62, 0.5, 0.08), scale=1.0, roughness=0.12, ir=0.5, gloss=0.08),
     walls=Material("blocks", (0.48, 0.47, 0.43), (0.36, 0.35, 0.32), scale=0.5, roughness=0.05, ir=0.6),
     ceiling=Material("metal", (0.30, 0.31, 0.32), roughness=0.04, ir=0.4),
-    door=Material("slats", (0.58, 0.60, 0.61), (0.22, 0.22, 0.23), scale=0.11, roughness=0.05, ir=0.65, gloss=0.12),
+    door=Material("slats", (0.58, 0.60, 0.61), (0.22, 0.22, 0.23), scale=0.11, roughness=0.05, ir=0.65),
     frame=Material("metal", (0.55, 0.45, 0.06), roughness=0.03, ir=0.5),
     skirting=Material("paint", (0.15, 0.15, 0.15), roughness=0.02, ir=0.3),
     behind_floor=Material("concrete", (0.20, 0.20, 0.21), scale=1.0, roughness=0.15, ir=0.4),

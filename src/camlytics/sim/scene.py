@@ -56,7 +56,7 @@ ROLLER_TOP = 0.96  # share of its height a roller curtain rises at most (the res
 CAR_LEN, CAR_WID = 4.3, 1.8  # metres
 CAR_NEAR, CAR_AWAY = 2.1, 5.0  # metres the car is out of its bay at the open threshold, and further at angle 0+
 FOG_DIST = 9.0  # metres over which dense fog hides ~63 % of the scene
-HEADLIGHT = 1.6  # irradiance of a passing car's headlights at the peak of the sweep
+HEADLIGHT = 4.0  # irradiance of a passing car's headlights at the peak of the sweep
 
 
 @dataclass
@@ -878,7 +878,7 @@ class Scene:
         cam = self.camera
         a, b, strength = ep
         u = (t - a) / (b - a)
-        xc, sd = (-0.2 + 1.4 * u) * cam.cw, 0.16 * cam.cw
+        xc, sd = (-0.2 + 1.4 * u) * cam.cw, 0.12 * cam.cw
         x0, x1 = max(int(xc - 3 * sd), 0), min(int(xc + 3 * sd) + 1, cam.cw)
         if x0 >= x1:
             return
