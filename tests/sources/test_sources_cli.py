@@ -68,7 +68,7 @@ def test_wrong_password(tmp_path, capsys):
 @pytest.mark.parametrize("kind, message", [("html", "expected a JPEG, got text/html"),
                                            ("truncated", "corrupt or truncated JPEG")])
 def test_html_or_truncated_jpeg_from_the_camera(simcam, tmp_path, capsys, kind, message):
-    httpx.post(simcam.url + "/camlytics-sim/fail", params={"kind": kind})
+    httpx.post(simcam.url + "/camlytics-sim/fail", params={"kind": kind, "count": 2})  # the retry fails too
     code, _, err = run_cli(capsys, "snapshot", simcam.url, "-o", str(tmp_path / "x.jpg"))
     assert code == 2
     one_error_line(err, "snapshot", message)
@@ -112,3 +112,9 @@ def test_snapshot_output_must_be_writable_jpeg(simcam, tmp_path, capsys):
     code, _, err = run_cli(capsys, "snapshot", simcam.url, "-o", str(tmp_path / "x.png"))
     assert code == 2
     one_error_line(err, "snapshot", ".jpg")
+
+
+def test_a_bad_first_frame_is_asked_for_again(simcam, tmp_path, capsys):
+    httpx.post(simcam.url + "/camlytics-sim/fail", params={"kind": "corrupt", "count": 1})
+    code, _, err = run_cli(capsys, "snapshot", simcam.url, "-o", str(tmp_path / "x.jpg"))
+    assert code == 0 and (tmp_path / "x.jpg").stat().st_size > 1000, err

@@ -89,10 +89,10 @@ def test_404_and_403_are_clear_errors(simcam):
 
 
 def test_html_or_truncated_answer_as_first_frame_is_an_error(simcam):
-    fail(simcam, kind="html")
+    fail(simcam, kind="html", count=2)  # the first frame is asked for twice
     with pytest.raises(SourceError, match="expected a JPEG, got text/html"):
         next(iter(open_source(simcam.url, count=1)))
-    fail(simcam, kind="truncated")
+    fail(simcam, kind="truncated", count=2)
     with pytest.raises(SourceError, match="corrupt or truncated JPEG"):
         next(iter(open_source(simcam.url, count=1)))
 
@@ -164,3 +164,12 @@ def test_a_burst_pace_never_slows_a_camera_read_as_fast_as_it_serves(simcam):
 def test_bad_options_name_the_value(simcam, options, message):
     with pytest.raises(SourceError, match=message):
         open_source(simcam.url, **options)
+
+
+def test_one_bad_first_frame_is_retried_once(simcam):
+    fail(simcam, kind="corrupt", count=1)
+    with open_source(simcam.url, count=2) as src:
+        assert len(list(src)) == 2 and src.skipped == 1
+    fail(simcam, kind="html", count=2)
+    with pytest.raises(SourceError, match="2 bad frames in a row"):
+        next(iter(open_source(simcam.url, count=1)))

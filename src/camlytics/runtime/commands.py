@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from camlytics.runtime.launch import (RUNTIMES, app_config, check_camera_credentials, check_model_file,
-                                      password_in_url, read_password_file, run_edge_app)
+from camlytics.runtime.launch import (MQTT_PASSWORD_ENV, RUNTIMES, app_config, check_camera_credentials,
+                                      check_model_file, password_in_url, read_password_file, run_edge_app)
 
 
 def register(subparsers) -> None:
@@ -46,13 +46,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Check the settings and the camera's credentials, then run the edge app until it ends."""
     from camlytics.model.modelfile import locate_model_file
 
-    for option, url in (("--camera", args.camera), ("--mqtt", args.mqtt)):
-        if url and password_in_url(url):
-            print(f"camlytics run: warning: the password in {option} shows in `ps` and the shell history; use "
-                  f"{option}-password-file FILE or ${'CAMLYTICS_MQTT_PASSWORD' if option == '--mqtt' else 'CAMLYTICS_PASSWORD'}",
-                  file=sys.stderr)
     model_file = locate_model_file(args.model_dir).resolve()
-    check_model_file(model_file)
     cfg = app_config(model_file, args.camera, resolution=args.resolution,
                      fps=args.fps, max_frames=args.max_frames, stable_frames=args.stable_frames,
                      threshold=args.threshold, mqtt=args.mqtt, node_id=args.node_id, ha_discovery=args.ha_discovery,
@@ -61,4 +55,9 @@ def run_command(args: argparse.Namespace) -> int:
                      camera_password=read_password_file(args.camera_password_file, "--camera-password-file"),
                      mqtt_password=read_password_file(args.mqtt_password_file, "--mqtt-password-file"))
     check_camera_credentials(cfg["camera"], cfg["camera"]["resolution"])
+    check_model_file(model_file)  # here, not in the edge app: a broken model is this command's one-line error
+    for option, url, env in (("--camera", args.camera, "CAMLYTICS_PASSWORD"), ("--mqtt", args.mqtt, MQTT_PASSWORD_ENV)):
+        if url and password_in_url(url):  # after the checks: an error stays one line
+            print(f"camlytics run: warning: the password in {option} shows in `ps` and the shell history; use "
+                  f"{option}-password-file FILE or ${env}", file=sys.stderr)
     return run_edge_app(cfg, args.runtime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Iterator
 
 from camlytics.errors import SourceError
@@ -35,10 +36,13 @@ class FrameSource:
     Subclasses implement `_read()`, yielding Frames and, for a frame that cannot be decoded, a
     SourceError instance (not raised). The base class applies `count` and `duration` (seconds of frame
     time after the first frame) and the skip policy: a bad frame is skipped and counted, unless nothing
-    good came yet from a live source (`strict_start`), or `max_bad_run` bad frames come in a row.
+    good came yet from a live source (`strict_start`: asked again `first_frame_retries` times after
+    `first_frame_backoff` seconds, then an error), or `max_bad_run` bad frames come in a row.
     """
 
-    strict_start = True  # live sources: a first bad answer is an error, not a skip
+    strict_start = True  # live sources: a first bad answer is retried once, then an error, not a skip
+    first_frame_retries = 1  # a camera's first answer may be a hiccup (e.g. one corrupt JPEG): ask again
+    first_frame_backoff = 0.5  # seconds before asking again
     max_bad_run = 20
 
     def __init__(self, name: str, *, count: int | None = None, duration: float | None = None) -> None:
@@ -82,11 +86,17 @@ class FrameSource:
             if isinstance(item, SourceError):
                 self.last_error = item
                 bad_run += 1
-                if (self.strict_start and self.produced == 0) or bad_run >= self.max_bad_run:
+                first = self.strict_start and self.produced == 0
+                if (first and bad_run > self.first_frame_retries) or bad_run >= self.max_bad_run:
                     if bad_run > 1:
                         raise SourceError(f"{item} ({bad_run} bad frames in a row)")
                     raise item
                 self.skipped += 1
+                if first:
+                    log.warning("%s: the first frame was unreadable (%s); asking again in %.1f s",
+                                self.name, item, self.first_frame_backoff)
+                    time.sleep(self.first_frame_backoff)
+                    continue
                 log.warning("%s: skipped a bad frame: %s", self.name, item)
                 continue
             bad_run = 0
