@@ -31,7 +31,8 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("runtime, sig", [("micropython", signal.SIGTERM), ("firmware:armv7hf", signal.SIGHUP)])
+@pytest.mark.parametrize("runtime, sig", [("micropython", signal.SIGTERM), ("micropython", signal.SIGINT),
+                                          ("firmware:armv7hf", signal.SIGHUP)])
 def test_a_signal_stops_the_app_and_removes_the_secret_config(runtime, sig, door_model, firmware_binary, tmp_path):
     if runtime.startswith("firmware:"):
         firmware_binary(runtime.split(":")[1])  # built (or cached) before the command needs it

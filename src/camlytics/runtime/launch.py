@@ -185,7 +185,7 @@ def run_edge_app(cfg: dict, runtime: str | None = None) -> int:
             proc = subprocess.Popen(cmd, env=env)
             return proc.wait()
         except KeyboardInterrupt:
-            return 0
+            return 128 + signal.SIGINT  # as a shell reports Ctrl-C, like SIGTERM/SIGHUP below
         except _Stopped as stopped:
             return 128 + int(stopped.args[0])
         finally:
