@@ -275,7 +275,7 @@ DOUBLE = Preset(
     behind_lamps=(Lamp((0.3, 2.8, 7.6), (1.0, 1.0, 1.0), 2.0),),
     daylight_color=(0.95, 1.0, 1.08), daylight_power=2.0,
     ir_power=2.4, ir_reach=3.0, ambient=0.17,
-    lights_schedule=((0.0, 24.0),),
+    lights_schedule=((5.8, 23.0),),  # the night staff keep the corridor dark: IR
     activity_hours=((6.0, 10.0, 3.0), (10.0, 16.0, 2.5), (16.0, 22.0, 1.5), (22.0, 24.0, 0.6), (0.0, 6.0, 0.4)),
     propped_share=0.5,
     behind_light_always=True,

@@ -931,7 +931,7 @@ class Scene:
             for _ in range(int(round(4 * strength * hump))):  # out of focus: a wider blur the further it hunts
                 img = _soften(img[None])[0]
             gain *= 2.0 ** (1.2 * strength * hump * math.sin(2 * math.pi * (t - a) / 1.3))
-        return np.ascontiguousarray(img, np.float32), gain
+        return img, gain
 
     def _point_light_mix(self, pos: np.ndarray, normal: np.ndarray, night: bool, w: np.ndarray, spill_w: float):
         """Lit colour multiplier (3,) for a small object at `pos` facing `normal` (people)."""
