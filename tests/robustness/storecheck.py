@@ -38,6 +38,13 @@ def verify_store(root: pathlib.Path) -> StoreCheck:
         conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=30)
         try:
             result = "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "records" not in tables and result == "ok":
+                # the index was never set up (the disk filled as the dataset was created): an empty dataset,
+                # which Dataset.open sets up again, unless images exist that it would orphan
+                images = list((root / "images").rglob("*.jpg")) if (root / "images").is_dir() else []
+                return StoreCheck(ok=not images, orphans=[p.relative_to(root).as_posix() for p in images],
+                                  problem="index without tables")
             rows = conn.execute("SELECT path, sha256, label FROM records").fetchall()
         finally:
             conn.close()
