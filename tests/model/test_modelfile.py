@@ -109,3 +109,53 @@ def test_a_bad_model_file_is_named_in_the_error(tmp_path):
         modelfile.read_model(path)
     with pytest.raises(ModelError, match=r"^model file size 500"):  # bytes: no name to give
         modelfile.read_model(path.read_bytes())
+
+
+def test_writer_checks_the_whole_metadata_with_the_readers_schema(tmp_path):
+    """One schema: what the edge reader refuses, the writer refuses to write (issue #28: preprocess)."""
+    for edit, message in [
+        (lambda meta: meta["preprocess"].update(source_size=[0]), r"preprocess.source_size must be a list of 2"),
+        (lambda meta: meta["preprocess"].update(roi=[0, 0, 9999, 10]), r"roi .* outside"),
+        (lambda meta: meta.update(labels=["a"]), r"model metadata: unknown key 'labels'"),
+        (lambda meta: meta.update(classes=["open", "open"]), r"distinct"),
+        (lambda meta: meta.update(min_confidence=1.5), r"min_confidence must be a finite number in \[0, 1\)"),
+    ]:
+        model = testmodels.random_model(seed=1)
+        edit(model.meta)
+        with pytest.raises(ModelError, match=message):
+            modelfile.write_model(model, tmp_path / "model.cml")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_gives_a_model_error_for_metadata_it_cannot_encode():
+    model = testmodels.random_model(seed=1)
+    model.meta["name"] = np.int64(3)  # not JSON
+    with pytest.raises(ModelError, match="cannot be written"):
+        model.to_bytes()
+
+
+def test_min_confidence_round_trips():
+    model = testmodels.random_model(seed=1)
+    model.meta["min_confidence"] = 0.7
+    assert modelfile.read_model(model.to_bytes()).meta["min_confidence"] == 0.7
+    assert load_model(model.to_bytes()).min_confidence == 0.7
+
+
+def test_schema_rows_cover_every_key_the_writer_writes():
+    keys = {row[0].split(" ")[0] for row in modelfile.schema_rows()}
+    model = testmodels.random_model(seed=2, arch="door")
+    meta = json.loads(model.to_bytes()[16:16 + struct.unpack_from("<I", model.to_bytes(), 8)[0]])
+    written = set(meta) | {f"{part}.{k}" for part in ("input", "output", "preprocess") for k in meta[part]}
+    written |= {f"layers[].{k}" for layer in meta["layers"] for k in layer}
+    assert written <= keys
+    assert ("min_confidence", False, "a finite number in [0, 1)") in modelfile.schema_rows()
+
+
+def test_docs_list_the_schema_the_readers_apply():
+    """docs/robustness.md's schema table is generated from the schema: regenerate it when a key changes."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "robustness.md").read_text()
+    for key, required, rule in modelfile.schema_rows():
+        row = f"| `{key}` | {'yes' if required else 'no'} | {rule} |"
+        assert row in text, row

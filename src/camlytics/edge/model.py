@@ -267,7 +267,7 @@ def describe(rule):
     if kind == "int":
         return "an integer in [%d, %d]" % (rule[1], rule[2])
     if kind in ("num", "nums"):
-        what = "a finite number in %s%s, %s%s" % (rule[3][0], rule[1], rule[2], rule[3][1])
+        what = "a finite number in %s%g, %g%s" % (rule[3][0], rule[1], rule[2], rule[3][1])
         return what if kind == "num" else "a list of numbers, each " + what
     if kind == "str":
         return "a string of %d to %d characters without control characters" % (rule[1], rule[2])

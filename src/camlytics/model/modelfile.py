@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-# the one reader, shared with the camera, and its schema constants
-from camlytics.edge.model import FORMAT_VERSION, HEADER_SIZE, MAGIC, MODEL_FILE, ModelFileError, load_model
+# the one reader and the one metadata schema, shared with the camera (the writer checks what it wrote with them)
+from camlytics.edge.model import (FORMAT_VERSION, HEADER_SIZE, LAYER_SCHEMAS, MAGIC, META_SCHEMA, MODEL_FILE,
+                                  ModelFileError, describe, load_model)
 from camlytics.errors import ModelError, host_error_type
 
 _HEADER = struct.Struct("<4sHHII")
@@ -97,9 +98,35 @@ def to_bytes(model: Int8Model) -> bytes:
             for name, arr, lo, hi in (("weights", w, -128, 127), ("bias", b, -(2**31), 2**31 - 1)):
                 if arr is None or np.asarray(arr).min(initial=0) < lo or np.asarray(arr).max(initial=0) > hi:
                     raise ModelError(f"layer {layer.get('op')} {layer.get('out_shape')}: {name} missing or out of range")
-    data = pack(model)
+    try:
+        data = pack(model)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # not JSON, or no layer list to fill
+        raise ModelError(f"model metadata cannot be written: {exc!r}") from None
     read_model(data)
     return data
+
+
+def schema_rows() -> list[tuple[str, bool, str]]:
+    """`(key, required, rule in words)` for every metadata key of the schema, nested keys dotted, layer keys as
+    `layers[].KEY (ops)`: the documentation's table, generated from the schema the readers apply."""
+    rows = []
+
+    def walk(table: dict, prefix: str) -> None:
+        for key, (required, rule) in table.items():
+            if rule[0] == "object":
+                rows.append((prefix + key, required, "an object"))
+                walk(rule[1], prefix + key + ".")
+            else:
+                rows.append((prefix + key, required, describe(rule)))
+
+    walk(META_SCHEMA, "")
+    layer_keys: dict[tuple[str, bool, str], list[str]] = {}
+    for op, table in LAYER_SCHEMAS.items():
+        for key, (required, rule) in table.items():
+            layer_keys.setdefault((key, required, describe(rule)), []).append(op)
+    for (key, required, what), ops in layer_keys.items():
+        rows.append((f"layers[].{key} ({', '.join(ops)})", required, what))
+    return rows
 
 
 def write_model(model: Int8Model, path: str | os.PathLike) -> Path:
