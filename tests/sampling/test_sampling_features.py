@@ -50,3 +50,37 @@ def test_frame_view_crops_the_roi_and_shrinks_the_frame():
     assert hog_vector(view).shape == (8 * 8 * 9,)
     outside = FrameView(Frame(img, 0.0, "t"), roi=(700, 400, 800, 500))  # clipped away: whole frame
     assert outside.roi is None and outside.roi_grey.shape == (90, 160)
+
+
+def test_look_vectors_match_within_noise_and_differ_when_the_region_or_the_light_changes():
+    from camlytics.sampling.novelty import FeatureMemory, look_vector
+
+    rng = np.random.default_rng(2)
+    base = rng.integers(40, 200, (96, 160, 3)).astype(np.float32)
+    roi = (40, 16, 104, 80)
+
+    def look(img: np.ndarray) -> np.ndarray:
+        return look_vector(FrameView(Frame(np.clip(img, 0, 255).astype(np.uint8), 0.0, "t"), roi=roi))
+
+    noisy = base + rng.normal(0, 2, base.shape)
+    changed = base.copy()
+    changed[16:80, 40:104] = 20  # the door region turns dark and flat: its shapes change
+    memory = FeatureMemory(8)
+    for _ in range(3):
+        memory.add(look(base))
+    assert memory.count_within(look(noisy), 1.0) == 3  # sensor noise: the same look
+    assert memory.count_within(look(changed), 1.0) == 0
+    assert memory.count_within(look(base * 0.4), 1.0) == 0  # the same shapes in another light
+
+
+def test_motion_share_in_a_box_counts_only_changes_inside_it():
+    from camlytics.sampling.motion import MotionDetector
+
+    img = np.random.default_rng(3).integers(80, 120, (96, 160, 3)).astype(np.uint8)
+    moved = img.copy()
+    moved[8:40, 16:48] = 250  # something bright appears in the top-left corner
+    detector = MotionDetector()
+    for t, frame in enumerate((img, img, moved)):
+        detector.update(FrameView(Frame(frame, float(t), "t")))
+    assert detector.share_in((0.0, 0.0, 0.35, 0.45)) > 0.3
+    assert detector.share_in((0.5, 0.5, 1.0, 1.0)) == 0.0

@@ -148,8 +148,8 @@ def test_smart_asks_for_bursts_and_keeps_the_door_near_its_open_closed_boundary(
     assert all(a < 30 for a in angles), angles  # nearly shut, not wide open
     assert any(2 <= a <= 10 for a in angles) and any(10 < a <= 25 for a in angles), angles
     assert all("slightly while it moves" in r.reason for r in swing)
-    # the other parts did not see the burst frames: every other kept frame is on the 20 s grid
-    assert all(r.timestamp % 20 == 0 for r in records if r.sampler != "smart/swing")
+    # the other parts did not see the burst frames: every frame they kept is on the 20 s grid
+    assert all(r.timestamp % 20 == 0 for r in records if r.sampler not in ("smart/swing", "smart/burst"))
 
 
 def test_smart_keeps_a_door_left_ajar_a_few_times_not_every_frame():
@@ -167,3 +167,70 @@ def test_smart_keeps_a_door_left_ajar_a_few_times_not_every_frame():
     assert 3 <= len(during) <= 5, during  # frames 1, 2, 4, 8 of the event: near duplicates are not kept
     assert all("ajar" in d.reason for _, d in during)
     assert not any("ajar" in d.reason for _, d in before)  # noise alone does not look like an ajar door
+
+
+ROI = (200, 30, 260, 150)  # the door of the synthetic scene below, (x0, y0, x1, y1) in a 320x180 frame
+WALL = np.random.default_rng(0).normal(110, 12, (180, 320, 1)).repeat(3, axis=2)
+NOISE = np.random.default_rng(1).normal(0, 3, (180, 320 + 97, 3))
+
+
+def door_frame(t: float, opened: bool = False, walker_x: int | None = None) -> Frame:
+    """A textured wall with a door of vertical planks at ROI: open shows a dark corridor; a walker is a bright bar."""
+    img = WALL.copy()
+    x0, y0, x1, y1 = ROI
+    if opened:
+        img[y0:y1, x0:x1] = 30 + 25 * (np.arange(y1 - y0)[:, None, None] // 10 % 2)  # floor tiles far away
+    else:
+        img[y0:y1, x0:x1] = 140 + 40 * (np.arange(x1 - x0)[None, :, None] // 6 % 2)  # planks
+    if walker_x is not None:
+        img[70:170, walker_x:walker_x + 20] = 235
+    shift = int(t * 2) % 97  # sensor noise differs from frame to frame
+    return Frame(np.clip(img + NOISE[:, shift:shift + 320], 0, 255).astype(np.uint8), t, "synthetic")
+
+
+def drive(sampler, frame_at, times) -> list[tuple[float, object]]:
+    """Offer a polled stream as FrameSource does: frames at `times`, and a burst's frames while `pace` asks for them."""
+    result, resume = [], -np.inf
+    for t in times:
+        if t < resume:
+            continue  # this poll fell inside a burst
+        decision = sampler.offer(frame_at(t))
+        result += [(t, decision)] if decision else []
+        while sampler.pace:
+            t += sampler.pace
+            decision = sampler.offer(frame_at(t))
+            result += [(t, decision)] if decision else []
+            resume = t + 1e-6
+    return result
+
+
+def test_smart_catches_a_brief_opening_between_two_polls_that_time_sampling_misses():
+    # Polled every 30 s for two hours; at 01:00 someone walks up to the door (seen at the 3600 s poll),
+    # opens it from 3605 to 3618 s and leaves: no poll ever shows it open. Motion next to the door
+    # region starts a burst of frames every 0.5 s, which sees the door open.
+    def frame_at(t: float) -> Frame:
+        walker = 150 + int(4 * (t - 3595)) if 3595 <= t < 3625 else None
+        return door_frame(t, opened=3605 <= t < 3618, walker_x=walker)
+
+    times = np.arange(0.0, 7200.0, 30.0)
+    runs = {name: drive(make_sampler(name, budget=20, duration=7200, roi=ROI), frame_at, times)
+            for name in ("smart", "time")}
+    assert 3 <= len(runs["time"]) <= 20 and not any(3605 <= t < 3618 for t, _ in runs["time"])
+    opened = [(t, d) for t, d in runs["smart"] if 3605 <= t < 3618]
+    assert 1 <= len(opened) <= 4, opened
+    assert all(t % 30 for t, _ in opened) and all(d.sampler == "smart/burst" for _, d in opened)
+    assert len(runs["smart"]) <= 20
+
+
+def test_smart_spends_within_its_budget_on_a_busy_stream_and_repeats_itself():
+    # The door opens for 40 s every 5 minutes for 3 hours: far more events than a budget of 20 holds.
+    def frame_at(t: float) -> Frame:
+        return door_frame(t, opened=t % 300 < 40, walker_x=140 + int(t % 300) if t % 300 < 50 else None)
+
+    times = np.arange(0.0, 3 * 3600.0, 20.0)
+    first, second = (drive(make_sampler("smart", budget=20, duration=3 * 3600, per_hour=10, roi=ROI), frame_at, times)
+                     for _ in range(2))
+    kept_times = [t for t, _ in first]
+    assert 12 <= len(kept_times) <= 20
+    assert all(sum(t <= u < t + 3600 for u in kept_times) <= 10 for t in kept_times)
+    assert [(t, d) for t, d in first] == [(t, d) for t, d in second]  # deterministic: same stream, same picks

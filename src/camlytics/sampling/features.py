@@ -43,6 +43,7 @@ class FrameView:
     def __init__(self, frame: Frame, roi: tuple[int, int, int, int] | None = None):
         self.frame = frame
         self.timestamp = float(frame.timestamp)
+        self.size = (frame.image.shape[1], frame.image.shape[0])  # (width, height) of the full frame
         self.roi = clip_roi(roi, frame.image.shape) if roi is not None else None
 
     @cached_property

@@ -55,6 +55,15 @@ class MotionDetector:
         bg += np.where(self.mask, 0.1 * alpha, alpha) * (g - bg)
         return share, False
 
+    def share_in(self, box: tuple[float, float, float, float]) -> float:
+        """Share of the last frame's changed pixels inside `box` (x0, y0, x1, y1 as fractions of the frame)."""
+        if self.mask is None:
+            return 0.0
+        h, w = self.mask.shape
+        x0, y0 = int(box[0] * w), int(box[1] * h)
+        x1, y1 = max(x0 + 1, int(np.ceil(box[2] * w))), max(y0 + 1, int(np.ceil(box[3] * h)))
+        return float(self.mask[y0:y1, x0:x1].mean())
+
 
 class MotionSampler(Sampler):
     """Keep the first frame of each activity, frames 2, 4, 8, ... into it, and the first quiet frame after."""

@@ -25,6 +25,13 @@ class FeatureMemory:
         diff = self.vectors[: self.count] - v
         return float(np.sqrt(np.min(np.einsum("ij,ij->i", diff, diff))))
 
+    def count_within(self, v: np.ndarray, radius: float) -> int:
+        """How many remembered vectors lie within `radius` of v."""
+        if self.count == 0:
+            return 0
+        diff = self.vectors[: self.count] - v
+        return int(np.count_nonzero(np.einsum("ij,ij->i", diff, diff) < radius * radius))
+
     def add(self, v: np.ndarray) -> None:
         """Remember v (reservoir sampling once full, so old and new kept frames both stay represented)."""
         if self.vectors is None:
@@ -48,6 +55,16 @@ def hog_vector(view: FrameView) -> np.ndarray:
 def color_vector(view: FrameView) -> np.ndarray:
     """The frame's square-rooted colour/intensity histogram (distance = Hellinger distance)."""
     return view.color
+
+
+def look_vector(view: FrameView, hog_radius: float = 0.12, color_radius: float = 0.05) -> np.ndarray:
+    """ROI shapes and frame colours in one vector, scaled so that distance < 1 means "looks the same".
+
+    The radii are a little above the distance between two frames of an unchanged scene (sensor noise:
+    HOG ~0.08, colour ~0.01 to 0.02), below that of a door opening (HOG >= 0.13); the colour radius
+    is the smart sampler's step to a new lighting condition.
+    """
+    return np.concatenate([hog_vector(view) / hog_radius, color_vector(view) / color_radius])
 
 
 class NoveltySampler(Sampler):
