@@ -94,12 +94,16 @@ APP_PARAMS = (
     AppParam("HaDiscovery", "bool:no,yes", "yes", "publish Home Assistant discovery"),
     AppParam("Threshold", "int:min=0;max=100", "60", "minimum confidence of a vote, percent"),
     AppParam("StableFrames", "int:min=1;max=100", "3", "frames that must agree before the state changes"),
+    AppParam("MinConfidence", "string", "", "top-class probability below which a frame votes for the state "
+             "unknown, e.g. 0.6 (empty: the model's)"),
+    AppParam("ActiveClass", "string", "", "the class that means something is there: drives the virtual input "
+             "and the webhook's active (empty: the model's, else open, occupied or the second class)"),
     AppParam("FrameRate", "string", "1", "frames per second (e.g. 1 or 0.5)"),
     AppParam("Resolution", "string", "640x360", "snapshot resolution WxH"),
     AppParam("Roi", "string", "", "door region x0,y0,x1,y1 in full-resolution pixels (empty: the model's)"),
     AppParam("VapixUser", "string", "", "VAPIX user (empty: D-Bus service account, AXIS OS 11.9+)"),
     AppParam("VapixPassword", "password", "", "VAPIX password"),
-    AppParam("VirtualInputPort", "int:min=0;max=64", "0", "virtual input port set while open (0: off)"),
+    AppParam("VirtualInputPort", "int:min=0;max=64", "0", "virtual input port set while the state is ActiveClass (0: off)"),
     AppParam("WebhookUrl", "string", "", "http:// URL to POST state changes to (empty: off)"),
     AppParam(HTTP_PORT_PARAM, "int:min=0;max=65535", str(HTTP_PORT_DEFAULT),
              "port of the app's status endpoint on localhost, behind /local/APP/status and /spool (0: off)"),
@@ -108,18 +112,21 @@ APP_PARAMS = (
 
 FRAME_RATE_RE = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")  # what the launcher accepts (need_number)
 ROI_RE = re.compile(r"[0-9]{1,5},[0-9]{1,5},[0-9]{1,5},[0-9]{1,5}")  # what the launcher accepts
+MIN_CONFIDENCE_RE = re.compile(r"0(\.[0-9]{1,6})?")  # what the launcher accepts: a JSON number in [0, 1)
 
 
 def check_app_values(params: dict[str, str], labels: dict[str, str] | None = None,
-                     types: dict[str, str] | None = None) -> None:
+                     types: dict[str, str] | None = None, classes: list[str] | None = None) -> None:
     """DeployError for a parameter value the app would refuse when it starts on the camera (a crash loop there).
 
     The checks are the ones `camlytics run` applies to the same settings (camlytics.edge.config.validate,
     camlytics.edge.publish.Topics), after the parameter's manifest type (`types`, default APP_PARAMS).
     `labels` names each parameter as the user gave it (e.g. "--fps"); passwords are never echoed.
+    `classes`, the model's real classes when known, are the values ActiveClass may take.
     """
     from camlytics.edge import config as edge_config
     from camlytics.edge.publish import Topics
+    from camlytics.edge.tracker import UNKNOWN
 
     labels = labels or {}
     types = types if types is not None else {p.name: p.type for p in APP_PARAMS}
@@ -144,6 +151,18 @@ def check_app_values(params: dict[str, str], labels: dict[str, str] | None = Non
             if not ROI_RE.fullmatch(value):  # the launcher's shell reads digits and commas only
                 raise DeployError(f"{where}: must look like x0,y0,x1,y1, got {value!r}")
             cfg = {"roi": list(parse_roi(value, what=where, error=DeployError))}
+        elif name == "MinConfidence" and value:
+            if not MIN_CONFIDENCE_RE.fullmatch(value):
+                raise DeployError(f"{where}: must be empty (the model's) or a probability in [0, 1) like 0.6, "
+                                  f"got {value!r}")
+            cfg = {"min_confidence": float(value)}
+        elif name == "ActiveClass" and value:
+            if value == UNKNOWN:
+                raise DeployError(f"{where}: must be one of the model's classes, not {UNKNOWN!r} (the unknown state "
+                                  "drives nothing)")
+            if classes is not None and value not in classes:
+                raise DeployError(f"{where}: must be one of the model's classes {', '.join(classes)}, got {value!r}")
+            cfg = {"active_class": value}
         elif name == "MqttPort" and re.fullmatch(r"-?[0-9]+", value):
             cfg = {"mqtt": {"port": int(value)}}
         elif name in ("MqttPrefix", "MqttNodeId"):

@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from camlytics.runtime.launch import (MQTT_PASSWORD_ENV, RUNTIMES, app_config, check_camera_credentials,
-                                      check_model_file, password_in_url, read_password_file, run_edge_app)
+                                      check_model_file, check_states, password_in_url, read_password_file,
+                                      run_edge_app)
 
 
 def register(subparsers) -> None:
@@ -37,6 +38,11 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", default="640x360", help="snapshot resolution (default 640x360)")
     p.add_argument("--stable-frames", type=int, default=3, help="frames that must agree before a change")
     p.add_argument("--threshold", type=float, default=0.6, help="minimum confidence of a vote")
+    p.add_argument("--min-confidence", type=float, metavar="P", help="a frame whose top-class probability is "
+                   "below P, in [0, 1), votes for the state `unknown` (default: the model's min_confidence, else 0)")
+    p.add_argument("--active-class", metavar="NAME", help="the class that means \"something is there\": it "
+                   "drives --virtual-input and the webhook's `active` (default: the model's active_class, else "
+                   "open, else occupied, else the second class)")
     p.add_argument("--spool", metavar="DIR", help="keep surprising frames here (for `camlytics collect DIR`)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0 = run until Ctrl-C)")
     p.set_defaults(func=run_command)
@@ -51,11 +57,13 @@ def run_command(args: argparse.Namespace) -> int:
                      fps=args.fps, max_frames=args.max_frames, stable_frames=args.stable_frames,
                      threshold=args.threshold, mqtt=args.mqtt, node_id=args.node_id, ha_discovery=args.ha_discovery,
                      virtual_input=args.virtual_input, webhook=args.webhook, spool=args.spool,
-                     mqtt_ca=args.mqtt_ca,
+                     mqtt_ca=args.mqtt_ca, min_confidence=args.min_confidence, active_class=args.active_class,
                      camera_password=read_password_file(args.camera_password_file, "--camera-password-file"),
                      mqtt_password=read_password_file(args.mqtt_password_file, "--mqtt-password-file"))
+    # here, not in the edge app, and before the camera is asked: a broken model or a class it does not
+    # have is this command's one-line error
+    check_states(cfg, check_model_file(model_file).meta)
     check_camera_credentials(cfg["camera"], cfg["camera"]["resolution"])
-    check_model_file(model_file)  # here, not in the edge app: a broken model is this command's one-line error
     for option, url, env in (("--camera", args.camera, "CAMLYTICS_PASSWORD"), ("--mqtt", args.mqtt, MQTT_PASSWORD_ENV)):
         if url and password_in_url(url):  # after the checks: an error stays one line
             print(f"camlytics run: warning: the password in {option} shows in `ps` and the shell history; use "

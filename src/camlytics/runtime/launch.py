@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from camlytics.errors import CamlyticsError, host_error_type
 from camlytics.runtime.micropython import Interpreter, host_interpreter, source_root
@@ -51,22 +52,45 @@ def read_password_file(path: str | None, option: str) -> str | None:
     return password
 
 
-def check_model_file(model_file: Path) -> None:
-    """Read the model file as the edge app will, so that a broken one is this command's one-line error."""
+def check_model_file(model_file: Path) -> Any:
+    """Read the model file as the edge app will, so that a broken one is this command's one-line error;
+    the edge reader's model."""
     from camlytics.model.modelfile import read_edge_model
 
-    read_edge_model(model_file)
+    return read_edge_model(model_file)
+
+
+# the app config keys `camlytics run` sets from an option of its own, named in its errors
+STATE_OPTIONS = {"min_confidence": "--min-confidence", "active_class": "--active-class"}
+
+
+def check_states(cfg: dict, meta: dict) -> tuple[float, str, str]:
+    """`(min_confidence, active_class, virtual-input class)` the app will use with this model's metadata;
+    CamlyticsError now, naming the option, for a class the model does not have (the app would refuse it)."""
+    from camlytics.edge import config as edge_config
+
+    try:
+        return edge_config.resolve_states(edge_config.validate(cfg), meta)
+    except edge_config.ConfigError as exc:
+        message = str(exc)
+        key = message.split(" ", 1)[0]
+        if key in STATE_OPTIONS and cfg.get(key) is not None:
+            message = STATE_OPTIONS[key] + message[len(key):]
+        raise host_error_type(exc)(message) from None
 
 
 def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x360", fps: float = 1.0,
                max_frames: int = 0, stable_frames: int = 3, threshold: float = 0.6, mqtt: str | None = None,
                node_id: str = "door", ha_discovery: bool = False, virtual_input: int | None = None,
                webhook: str | None = None, spool: str | None = None, mqtt_ca: str | None = None,
-               camera_password: str | None = None, mqtt_password: str | None = None) -> dict:
+               camera_password: str | None = None, mqtt_password: str | None = None,
+               min_confidence: float | None = None, active_class: str | None = None) -> dict:
     """The edge app's config.json for these settings, checked as the app checks it (CamlyticsError if bad).
 
     A password not in its URL comes from `camera_password` / `mqtt_password` (read from a file by the
-    CLI), else from $CAMLYTICS_PASSWORD / $CAMLYTICS_MQTT_PASSWORD."""
+    CLI), else from $CAMLYTICS_PASSWORD / $CAMLYTICS_MQTT_PASSWORD. `min_confidence` / `active_class`
+    None leave the model's (its metadata, else the app's defaults); whether the model has the class is
+    `check_states`'s question, as the model is read there."""
     from camlytics.edge import config as edge_config
 
     camera_section = camera_settings(camera)
@@ -94,6 +118,14 @@ def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x3
         raise CamlyticsError("--mqtt-password-file needs --mqtt")
     elif mqtt_ca:
         raise CamlyticsError("--mqtt-ca needs --mqtt mqtts://HOST (MQTT over TLS)")
+    if min_confidence is not None:
+        if not 0 <= min_confidence < 1:  # NaN too
+            raise CamlyticsError(f"--min-confidence must be a probability in [0, 1), got {min_confidence:g}")
+        cfg["min_confidence"] = min_confidence
+    if active_class is not None:
+        if not active_class:
+            raise CamlyticsError("--active-class must name one of the model's classes, got ''")
+        cfg["active_class"] = active_class
     if virtual_input is not None:
         cfg["virtual_input"] = {"port": virtual_input}
     if webhook:

@@ -59,6 +59,13 @@ if [ -n "$ROI" ]; then
     ROI_JSON="[$ROI]"
 fi
 case $WEBHOOK_URL in ''|http://*) ;; *) fail "parameter WebhookUrl must start with http://, got '$WEBHOOK_URL'";; esac
+# MinConfidence/ActiveClass empty: null in the config, the model's own (the edge app checks a class name
+# against the model, and refuses one it does not have)
+MIN_CONFIDENCE_JSON=null
+if [ -n "$MIN_CONFIDENCE" ]; then
+    printf '%s' "$MIN_CONFIDENCE" | grep -Eq '^0(\.[0-9]{1,6})?$' || fail "parameter MinConfidence must be empty (the model's) or a probability in [0, 1) like 0.6, got '$MIN_CONFIDENCE'"
+    MIN_CONFIDENCE_JSON=$MIN_CONFIDENCE
+fi
 
 if [ -z "$VAPIX_USER" ]; then
     # AXIS OS 11.9+: a VAPIX service account for this app (manifest: resources.dbus.requiredMethods)
@@ -126,6 +133,7 @@ if [ "${FPS_INT:-0}" -gt 0 ]; then STATS_EVERY=$((FPS_INT * 30)); else STATS_EVE
         "$(json_or_null "$VAPIX_USER")" "$(json_or_null "$VAPIX_PASSWORD")" "$(json_string "$RESOLUTION")"
     printf ' "fps": %s,\n "roi": %s,\n' "$FRAME_RATE" "$ROI_JSON"
     printf ' "tracker": {"stable_frames": %s, "threshold": %d.%02d},\n' "$STABLE_FRAMES" $((THRESHOLD / 100)) $((THRESHOLD % 100))
+    printf ' "min_confidence": %s,\n "active_class": %s,\n' "$MIN_CONFIDENCE_JSON" "$(json_or_null "$ACTIVE_CLASS")"
     printf ' "spool": {"dir": %s},\n "stats_every": %s,\n' "$(json_string "$DATA/spool")" "$STATS_EVERY"
     printf ' "mqtt": %s,\n "virtual_input": %s,\n "webhook": %s%s}\n' "$MQTT" "$VI" "$HOOK" "$HTTP"
 } > "$DATA/config.json.tmp" && mv "$DATA/config.json.tmp" "$DATA/config.json" || fail "cannot write $DATA/config.json"
