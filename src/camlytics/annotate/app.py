@@ -133,9 +133,11 @@ def placeholder_svg(record_id: int, problem: str) -> bytes:
 class AnnotationService:
     """One dataset opened for labelling by one annotator: the operations behind the API."""
 
-    def __init__(self, dataset_dir: str | pathlib.Path, *, annotator: str) -> None:
+    def __init__(self, dataset_dir: str | pathlib.Path, *, annotator: str,
+                 advice: dict[str, Any] | None = None) -> None:
         self.dataset_dir = pathlib.Path(dataset_dir)
         self.annotator = validate_annotator(annotator)
+        self.advice = advice  # a trained model's "more labels?" advice (annotate/advice.py), read once at start
         self.problems: dict[int, dict[str, Any]] = {}  # record id -> {"id", "path", "error"}
         self._checked: set[int] = set()  # records whose image decoded once (files never change)
         self._ds: Any = None
@@ -178,7 +180,7 @@ class AnnotationService:
         return list(self.dataset().classes)
 
     def snapshot(self, order: str) -> dict[str, Any]:
-        """Everything the UI shows: records in labelling order, progress, ROI, problems."""
+        """Everything the UI shows: records in labelling order, progress, ROI, problems, a model's advice."""
         ds = self.dataset()
         records = ds.records(order="time")
         has_predictions = any(r.confidence is not None for r in records)
@@ -206,6 +208,7 @@ class AnnotationService:
             "has_predictions": has_predictions,
             "records": [record_json(r) for r in records],
             "problems": sorted(self.problems.values(), key=lambda p: p["id"]),
+            "advice": self.advice,
         }
 
     def record(self, record_id: int) -> dict[str, Any]:
@@ -371,13 +374,15 @@ def create_app(
     annotator: str,
     on_quit: Callable[[], None] | None = None,
     allowed_hosts: list[str] | None = None,
+    advice: dict[str, Any] | None = None,
 ) -> Starlette:
     """Build the annotation app for one dataset.
 
     `on_quit` is called after the reply to POST /api/quit (the CLI stops uvicorn there).
     `allowed_hosts` guards against DNS rebinding: by default only loopback Host headers are served.
+    `advice` (from `annotate.advice.load_advice`) is served as /api/state's "advice"; None without --model.
     """
-    service = AnnotationService(dataset_dir, annotator=annotator)
+    service = AnnotationService(dataset_dir, annotator=annotator, advice=advice)
 
     def json_response(data: Any, status: int = 200, **kwargs: Any) -> JSONResponse:
         return JSONResponse(data, status, headers={"Cache-Control": "no-store", **SECURITY_HEADERS}, **kwargs)

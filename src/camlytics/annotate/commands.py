@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated class names, e.g. open,closed (default: the dataset's classes)")
     p.add_argument("--annotator", default=None, help="name stored with each label (default: the OS user)")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.add_argument("--model", default=None, metavar="MODEL_DIR",
+                   help="a model directory from `camlytics train`: the page shows its \"do I have enough labels?\" "
+                   "advice (the CV score and the class / light condition with the most CV errors)")
     limits = p.add_argument_group("server limits (a slow or hostile client cannot hold the server)")
     limits.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
                         help="seconds a client has to send a request's headers (default 10)")
@@ -98,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the dataset, start uvicorn, print the URL, serve until Q in the page, Ctrl-C, SIGTERM or SIGHUP.
 
     A signal stops the server gracefully (labels are written before each reply) and the command exits 128+N."""
+    from camlytics.annotate.advice import load_advice
     from camlytics.annotate.app import LOOPBACK_HOSTS, create_app, validate_annotator, validate_classes
     from camlytics.annotate.server import AnnotateServer, server_config
     from camlytics.store import Dataset
@@ -105,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     limits = server_limits(args)
     annotator = validate_annotator(args.annotator or default_annotator())
     classes = validate_classes(args.classes.split(",")) if args.classes else None
+    advice = load_advice(args.model) if args.model is not None else None  # read once: a retrain needs a restart
     # Fail here with one line (missing, corrupt, newer version) rather than inside the server.
     with Dataset.open(args.dataset, create=False) as ds:
         if classes is not None and classes != ds.classes:
@@ -125,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Loopback: answer only requests naming this machine (a rebound DNS name must not reach the API).
     allowed_hosts = [*LOOPBACK_HOSTS, args.host.lower()] if loopback else ["*"]
-    app = create_app(args.dataset, annotator=annotator, on_quit=quit_server, allowed_hosts=allowed_hosts)
+    app = create_app(args.dataset, annotator=annotator, on_quit=quit_server, allowed_hosts=allowed_hosts,
+                     advice=advice)
     server = AnnotateServer(server_config(app, limits))
     print(f"camlytics annotate: {url}  ({total} images in {args.dataset}, annotator {annotator!r})", flush=True)
     if not loopback:

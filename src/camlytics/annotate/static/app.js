@@ -679,6 +679,30 @@ async function quit() {
   $("stopped").hidden = false;
 }
 
+// ---------------------------------------------------------------- model advice (--model)
+// The trained model's "do I have enough labels?" advice; every string goes in as text, never as HTML.
+function renderAdvice(advice) {
+  const panel = $("advice-panel");
+  panel.hidden = !advice;
+  if (!advice) return;
+  const verdict = $("advice-verdict");
+  verdict.textContent = advice.verdict;
+  verdict.className = `pill ${["enough", "more", "harder"].includes(advice.verdict) ? advice.verdict : ""}`;
+  $("advice-text").textContent = advice.advice;
+  const cv = typeof advice.cv_mean === "number" ? `CV balanced accuracy ${(100 * advice.cv_mean).toFixed(1)}%` : "";
+  $("advice-cv").textContent = [cv, advice.shipped ? `model: ${advice.shipped}` : ""].filter(Boolean).join(" · ");
+  const kinds = $("advice-kinds");
+  kinds.replaceChildren();
+  const top = Object.entries(advice.errors_by_kind || {}).sort((a, b) => b[1] - a[1]).slice(0, 3);
+  for (const [kind, n] of top) {
+    const li = document.createElement("li");
+    li.textContent = `${kind}: ${n} CV error${n === 1 ? "" : "s"}`;
+    if (kind === advice.worst) li.className = "worst";
+    kinds.append(li);
+  }
+  kinds.hidden = !top.length;
+}
+
 // ---------------------------------------------------------------- start and poll
 function mergeState(st, first) {
   S.classes = st.classes; S.annotator = st.annotator; S.dataset = st.dataset; S.roi = st.roi;
@@ -694,6 +718,7 @@ function mergeState(st, first) {
   }
   $("dataset").textContent = `${st.dataset} · ${st.annotator} · order: ${st.order.replace("_", " ")}`;
   if (first) {
+    renderAdvice(st.advice); // read once by the server at start: it never changes while the page is open
     S.order = st.order;
     const i = S.queue.findIndex((r) => !r.label);
     S.cursor = i >= 0 ? i : 0;
