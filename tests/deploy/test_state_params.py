@@ -121,5 +121,6 @@ def test_with_the_models_classes_known_a_class_it_lacks_is_refused():
 
     check_app_values({"ActiveClass": "closed", "MinConfidence": "0.85"}, classes=["closed", "open"])
     check_app_values({"ActiveClass": "door"})  # the classes unknown: the app on the camera checks it
-    with pytest.raises(DeployError, match=r"^ActiveClass: must be one of the model's classes closed, open, got 'door'$"):
+    with pytest.raises(DeployError, match=r"^ActiveClass: must be one of the model's classes closed, open, "
+                                          r"got 'door'$"):
         check_app_values({"ActiveClass": "door"}, classes=["closed", "open"])
