@@ -13,7 +13,7 @@ from tests.robustness.test_fuzz_jpeg import CORPUS, SEEDS
 
 pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris; wheels for x86-64 Linux)")
 
-RUNS = int(1000 * SCALE)
+RUNS = int(600 * SCALE)
 
 
 def test_coverage_guided_jpeg_fuzzing_finds_no_other_exception(tmp_path):

@@ -68,7 +68,7 @@ def mutated(draw) -> bytes:
     return bytes(data)
 
 
-@budget(600)
+@budget(400)
 @given(data=mutated(), scale=st.sampled_from([1, 2, 4, 8]))
 def test_mutated_jpegs_raise_only_jpeg_errors(data, scale):
     decode_every_way(data, scale)
