@@ -226,10 +226,11 @@ def make_model(frames: list[bytes], states: list[str], roi: tuple[int, int, int,
     from camlytics.model.modelfile import write_model
     from camlytics.model.student import to_tensor
     from camlytics.train.models import StudentSpec, build_student, count_macs, size_student
-    from camlytics.train.pipeline import BUDGET_BYTES, BUDGET_MACS, DEFAULT_INPUT
+    from camlytics.train.data import input_for_roi
+    from camlytics.train.pipeline import BUDGET_BYTES, BUDGET_MACS
     from camlytics.train.quantize import quantize
 
-    in_w, in_h = DEFAULT_INPUT
+    in_w, in_h = input_for_roi(roi[2] - roi[0], roi[3] - roi[1])  # what `camlytics train` picks for this ROI
     preprocess = {"color": "gray", "roi": list(roi), "source_size": [640, 360], "resize": "area"}
     meta = {"input": {"width": in_w, "height": in_h, "channels": 1}, "preprocess": preprocess}
     spec, _ = size_student(StudentSpec(input_hw=(in_h, in_w), in_channels=1), BUDGET_MACS, BUDGET_BYTES)

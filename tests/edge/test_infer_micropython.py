@@ -18,7 +18,7 @@ from camlytics.edge.model import load_model
 from camlytics.export.testmodels import random_inputs, random_model
 from camlytics.model import int8ref
 
-ARCHS = ["tiny", "rgb", "zp", "door", "whole"]
+ARCHS = ["tiny", "rgb", "zp", "door", "whole", "linear", "linear-rgb"]
 
 
 @pytest.fixture(scope="module")

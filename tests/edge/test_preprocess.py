@@ -120,6 +120,7 @@ METAS = [
     model_meta(16, 9, roi=(633, 350, 640, 360)),  # a corner
     model_meta(32, 32, roi=(300, 60, 560, 350), channels=3),  # colour, 1/8
     model_meta(40, 30, roi=(100, 100, 300, 260), channels=3),  # colour, 1/4
+    model_meta(32, 56, roi=(300, 100, 327, 160)),  # a narrow tall ROI (issue 25), upscaled across
 ]
 
 

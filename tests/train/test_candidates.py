@@ -27,7 +27,7 @@ def _fast_config(**extra: object):
     from camlytics.train.pipeline import TrainConfig
 
     return TrainConfig(input_wh=(16, 16), budget_macs=40000, epochs_teacher=2, epochs_student=3, epochs_finetune=1,
-                       epochs_qat=1, pool=192, **extra)
+                       epochs_qat=1, pool=192, family="cnn", **extra)
 
 
 def _check_scores(model: object, check: Path) -> float:

@@ -119,7 +119,8 @@ def test_quantized_parameters_follow_the_scheme(grey_student):
 
 def test_model_file_is_read_by_the_edge_reader_and_gives_the_same_logits(grey_student, tmp_path):
     calib, _ = door_images(64, seed=4)
-    qm = q.quantize(grey_student, calib, classes=CLASSES, preprocess={"color": "gray", "roi": [1, 2, 300, 200]})
+    qm = q.quantize(grey_student, calib, classes=CLASSES, preprocess={"color": "gray", "roi": [1, 2, 300, 200],
+                                                                        "source_size": [320, 240]})
     path = qm.save(tmp_path)
     edge = load_model(str(path))
     assert edge.classes == CLASSES and edge.input_shape == (32, 32, 1)

@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, help="frames each sampler keeps (default 300; --quick 150)")
     p.add_argument("--epochs", type=_epochs, metavar="N|stage=N,...", help="training epochs as for `camlytics "
                    "train --epochs` (default: train's defaults; --quick teacher=3,student=6,finetune=2,qat=1)")
-    p.add_argument("--candidates", type=int, default=2, metavar="K", help="training runs with seeds SEED..SEED+K-1 "
+    p.add_argument("--candidates", type=int, default=1, metavar="K", help="training runs with seeds SEED..SEED+K-1 "
                    "(in parallel), the best on a check set of the door held near the threshold kept, as `camlytics "
-                   "train --candidates K --check`; 1: one run, no check set (default 2)")
+                   "train --candidates K --check` (default 1: one run, cross-validation picks the model; the check "
+                   "set is scored)")
     p.add_argument("--speed", type=float, default=30.0, help="simulated seconds per second during the live part "
                    "(default 30)")
     p.add_argument("--live-seconds", type=float, help="wall-clock seconds of the live part (default 75; --quick 40)")

@@ -162,9 +162,12 @@ samplers, each with a budget of {r['budget']} frames. Ground truth from the simu
 <p>The kept frames of the smart sampler were labelled from the simulator's ground truth, standing in for a person
 running <code>camlytics annotate {html.escape(r['dataset'])}</code>: {html.escape(str(r['labels']))}.</p>
 
-<h2>3. Training (teacher, distilled student, pruned, int8)</h2>
-{_table([[k, f"{100 * s['val_balanced_accuracy']:.2f}%", s.get('macs', ''), f"{s.get('seconds', 0):.1f}"]
-         for k, s in metrics['stages'].items()], ["stage", "validation balanced accuracy", "MACs", "seconds"])}
+<h2>3. Training: linear baseline and CNN, cross-validated</h2>
+<p>Shipped: <b>{html.escape(metrics['shipped'])}</b>. {html.escape(metrics['cv']['shipped']['why'])}.</p>
+{_table([[k, c['family'], f"{100 * c['mean']:.2f}%", f"{100 * c['std']:.2f}", f"{c['log_loss']:.4f}"]
+         for k, c in sorted(metrics['cv']['candidates'].items(), key=lambda kv: -kv[1]['mean'])],
+        ["candidate", "family", f"{metrics['cv']['folds']}-fold CV int8 balanced accuracy", "spread", "log loss"])}
+<p>More labels? {html.escape(metrics['more_labels']['advice'])}.</p>
 {_img('curves.png', 'training curves')}
 <p>Full training report: <a href="model/report.html">model/report.html</a>.</p>
 

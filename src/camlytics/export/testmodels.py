@@ -38,6 +38,14 @@ ARCHS: dict[str, dict] = {
                    ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 32), ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 32),
                    ("dw", 3, 1, [1, 1, 1, 1]), ("pw", 64), ("gap",), ("dense", 2, False)],
     },
+    "linear": {  # the linear baseline of `camlytics train`: one convolution over the whole (upscaled) input
+        "input": (43, 24, 1),
+        "layers": [("whole", 2, 1)],
+    },
+    "linear-rgb": {
+        "input": (20, 26, 3),
+        "layers": [("whole", 3, 1)],
+    },
     "whole": {  # logits from one stride-2 convolution over the whole 4x8 map: non-square, unpadded, no pool
         "input": (32, 64, 1),
         "layers": [("conv", 8, 3, 2, [1, 1, 1, 1]), ("dw", 3, 2, [1, 1, 1, 1]), ("pw", 16),

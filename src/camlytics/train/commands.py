@@ -10,7 +10,6 @@ from typing import Any
 
 from camlytics import validate
 from camlytics.errors import TrainingError
-from camlytics.train.pipeline import DEFAULT_INPUT
 
 
 def parse_roi(text: str) -> validate.Roi:
@@ -58,18 +57,21 @@ def register(subparsers: Any) -> None:
     """Add `train` and `evaluate`."""
     p = subparsers.add_parser(
         "train", help="train the int8 student on a labelled dataset",
-        description="Train on the labelled images of DATASET: a teacher, a tiny student alone and distilled from "
-                    "the teacher, pruned to the MAC budget, quantized to int8. Writes MODEL_DIR with student.pt, "
-                    "model.cml (edge model), model.onnx, metrics.json, config.json and report.html.")
+        description="Train on the labelled images of DATASET: a linear baseline (logistic regression on the ROI) "
+                    "and a tiny CNN (trained, pruned to the MAC budget, quantized to int8, with QAT), each scored by "
+                    "K-fold time-block cross-validation; the best by cross-validation ships, the simpler one on a "
+                    "tie, trained on every label. Writes MODEL_DIR with model.cml (edge model), student.pt, "
+                    "model.onnx, metrics.json, config.json and report.html (which model shipped and why, and "
+                    "whether more labels would help).")
     p.add_argument("dataset", metavar="DATASET", help="dataset directory (camlytics collect / annotate)")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write (replaced if it is one)")
     p.add_argument("--classes", type=parse_classes, help="class names in output order, e.g. closed,open "
                    "(default: the dataset's)")
     p.add_argument("--roi", type=parse_roi, help="x0,y0,x1,y1 in full-resolution pixels (default: the dataset's ROI, "
                    "else the whole frame)")
-    p.add_argument("--input", type=parse_size, default=DEFAULT_INPUT, metavar="WxH",
-                   help="network input size (default %dx%d: wide, since a hinged door's edge moves sideways; "
-                   "use e.g. 32x64 for a door that moves vertically)" % DEFAULT_INPUT)
+    p.add_argument("--input", type=parse_size, default=None, metavar="WxH",
+                   help="the CNN's input size (default: about 2048 pixels shaped like the ROI: wide, tall or square; "
+                   "a ROI smaller than that is upscaled)")
     colour = p.add_mutually_exclusive_group()
     colour.add_argument("--gray", dest="color", action="store_const", const="gray", help="grey input (default)")
     colour.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="colour input")
@@ -83,6 +85,16 @@ def register(subparsers: Any) -> None:
                    "(other stages scaled), or teacher=N,student=N,finetune=N,qat=N")
     p.add_argument("--pool", type=int, default=0, metavar="N", help="augmented training images shared by all "
                    "stages (default: 30 per training image, 1024..8192)")
+    p.add_argument("--family", choices=("auto", "linear", "cnn"), default="auto", help="what may ship: auto "
+                   "(default: the better by cross-validation, the linear baseline on a tie), linear, or cnn; every "
+                   "candidate is still cross-validated and reported (linear alone skips the CNN: seconds)")
+    p.add_argument("--distill", action="store_true", help="also train a teacher and a student distilled from it "
+                   "(cross-validation decides whether it ships; about twice the training time)")
+    p.add_argument("--folds", type=int, default=0, metavar="K", help="cross-validation folds, 2-10 (default 0: 3-5 "
+                   "from the number of labels of the rarest class)")
+    p.add_argument("--min-confidence", type=float, default=None, metavar="P", help="below this top-class "
+                   "probability the camera reports 'unknown' (default: the highest of 0.55..0.95 that costs at most "
+                   "1%% of the right cross-validation answers; 0: never)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="K", help="train K whole runs with seeds SEED.."
                    "SEED+K-1 (side by side, --jobs at a time; each as long as one run) and keep the best int8 model "
@@ -90,8 +102,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--check", metavar="CHECK_DATASET", help="a labelled dataset of other frames of this camera, never "
                    "trained on: picks among --candidates and is scored in the report. Best: the door held just either "
                    "side of the open/closed line at several times of day")
-    p.add_argument("--jobs", type=int, default=0, metavar="N", help="candidate runs trained at once, each in its own "
-                   "process; the kept model does not depend on it (default 0: one per core)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N", help="runs (cross-validation folds, or candidates) "
+                   "trained at once, each in its own process; the model does not depend on it (default 0: one per core)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=train_command, color="gray")
@@ -149,25 +161,29 @@ def train_command(args: argparse.Namespace) -> int:
     cfg = TrainConfig(classes=args.classes, roi=args.roi, input_wh=args.input, color=args.color,
                       budget_macs=args.budget_macs, budget_bytes=args.budget_bytes,
                       teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads, pool=args.pool,
-                      candidates=args.candidates, check=args.check, jobs=args.jobs)
+                      candidates=args.candidates, check=args.check, jobs=args.jobs, distill=args.distill, family=args.family,
+                      folds=args.folds, min_confidence=args.min_confidence)
     for stage, n in epochs.items():
         setattr(cfg, f"epochs_{stage}", n)
     if args.threads < 0:
         raise TrainingError(f"--threads must be >= 0, got {args.threads}")
     with _sigterm_as_interrupt():
         metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
-    stages = metrics["stages"]
-    print("stage       val balanced accuracy")
-    for name in ("teacher", "student", "distilled", "pruned", "int8"):
-        print(f"{name:<11} {100 * stages[name]['val_balanced_accuracy']:6.2f}%")
+    cv = metrics["cv"]
+    print(f"{cv['folds']}-fold time-block cross-validation, int8 balanced accuracy (mean +- spread over folds):")
+    for name, s in sorted(cv["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+        mark = "  <- shipped" if name == metrics["shipped"] else ""
+        print(f"  {name:<22} {100 * s['mean']:6.2f}% +- {100 * s['std']:4.2f}  log loss {s['log_loss']:.4f}{mark}")
+    print(f"why: {cv['shipped']['why']}")
     for c in metrics.get("candidates") or []:
         print(f"candidate {c['index']} (seed {c['seed']}): int8 check {100 * c['check_balanced_accuracy']:6.2f}%, "
-              f"val {100 * c['val_balanced_accuracy']:6.2f}%" + ("  <- kept (best on the check set)" if c["chosen"] else ""))
+              f"CV {100 * c['cv_balanced_accuracy']:6.2f}%" + ("  <- kept (best on the check set)" if c["chosen"] else ""))
     if "check" in metrics:
         print(f"check set: int8 balanced accuracy {100 * metrics['check']['int8']['balanced_accuracy']:.2f}% on "
               f"{metrics['check']['int8']['n']} images")
     print(f"int8 model: {metrics['macs']} MACs, {metrics['weight_bytes']} weight bytes, "
           f"{metrics['model_file_bytes']} file bytes; {metrics['train_seconds']:.0f} s")
+    print(f"more labels? {metrics['more_labels']['advice']}")
     print(f"wrote {Path(args.out)}/ (report.html, model.cml, model.onnx, student.pt, metrics.json, config.json)")
     return 0
 

@@ -49,26 +49,49 @@ def jpeg_size(jpeg: bytes, what: str) -> tuple[int, int]:
         raise TrainingError(f"{what}: unreadable image ({exc})") from None
 
 
-def resolve_spec(ds: Any, records: list[Any], roi: Sequence[int] | None, input_wh: tuple[int, int],
-                 color: str) -> InputSpec:
-    """The InputSpec for a dataset: ROI from the argument, else the dataset's, else the whole frame."""
+# The CNN's input pixel budget (64x32 = 32x64 = 48x43...): the student is sized to its MAC budget whatever the shape.
+INPUT_PIXELS = 2048
+MAX_ASPECT = 4.0  # wider or taller ROIs are squashed to this aspect ratio
+INPUT_MULTIPLE = 8  # three stride-2 stages: a multiple of 8 keeps every feature map whole
+
+
+def input_for_roi(roi_w: int, roi_h: int, pixels: int = INPUT_PIXELS, multiple: int = INPUT_MULTIPLE) -> tuple[int, int]:
+    """(width, height) of a network input with about `pixels` pixels and the ROI's aspect ratio (clamped to
+    1:MAX_ASPECT), each side a multiple of `multiple` (at least 2 multiples). A ROI smaller than the input is
+    upscaled: the area resize of docs/int8.md repeats pixels then, identically on the host and the camera."""
+    if roi_w < 1 or roi_h < 1:
+        raise TrainingError(f"roi must have a positive size, got {roi_w}x{roi_h}")
+    aspect = min(MAX_ASPECT, max(1.0 / MAX_ASPECT, roi_w / roi_h))
+    w = (pixels * aspect) ** 0.5
+    h = pixels / w
+
+    def side(v: float) -> int:
+        return max(2 * multiple, int(round(v / multiple)) * multiple)
+    return side(w), side(h)
+
+
+def resolve_spec(ds: Any, records: list[Any], roi: Sequence[int] | None, input_wh: tuple[int, int] | None,
+                 color: str, pixels: int = INPUT_PIXELS, multiple: int = INPUT_MULTIPLE) -> InputSpec:
+    """The InputSpec for a dataset: ROI from the argument, else the dataset's, else the whole frame; the input
+    size from `input_wh`, else from the ROI's shape (`input_for_roi` with `pixels`, `multiple`)."""
     w, h = jpeg_size(ds.read_image(records[0]), f"record {records[0].id} ({records[0].path})")
     roi = check_roi((ds.roi or (0, 0, w, h)) if roi is None else roi, error=TrainingError)
     if not roi.inside(w, h):
         raise TrainingError(f"roi {roi} is not inside the {w}x{h} frames")
     if color not in ("gray", "rgb"):
         raise TrainingError(f"color must be 'gray' or 'rgb', got {color!r}")
-    iw, ih = input_wh
+    iw, ih = input_wh or input_for_roi(roi.x1 - roi.x0, roi.y1 - roi.y0, pixels, multiple)
     if not (4 <= iw <= 256 and 4 <= ih <= 256):
         raise TrainingError(f"input size must be between 4x4 and 256x256, got {iw}x{ih}")
-    if roi.x1 - roi.x0 < iw or roi.y1 - roi.y0 < ih:
-        raise TrainingError(f"roi {roi} is smaller than the input size {iw}x{ih}")
     return InputSpec(iw, ih, color, tuple(roi), (w, h))
 
 
-def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int], classes: Sequence[str] | None = None,
-                  roi: Sequence[int] | None = None, color: str = "gray", progress: Any = None) -> LabelledData:
-    """Every labelled record of `dataset`, checked and preprocessed; TrainingError when training cannot work."""
+def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int] | None, classes: Sequence[str] | None = None,
+                  roi: Sequence[int] | None = None, color: str = "gray", progress: Any = None,
+                  pixels: int = INPUT_PIXELS, multiple: int = INPUT_MULTIPLE) -> LabelledData:
+    """Every labelled record of `dataset`, checked and preprocessed; TrainingError when training cannot work.
+
+    `input_wh` None: the input's shape follows the ROI's (`input_for_roi` with `pixels`, `multiple`)."""
     from camlytics.store import Dataset
 
     try:
@@ -93,7 +116,7 @@ def load_labelled(dataset: str | Path, *, input_wh: tuple[int, int], classes: Se
         few = {c: n for c, n in counts.items() if n < MIN_PER_CLASS}
         if few:
             raise TrainingError(f"too few labelled images per class {few}: need at least {MIN_PER_CLASS} of each")
-        spec = resolve_spec(ds, records, roi, input_wh, color)
+        spec = resolve_spec(ds, records, roi, input_wh, color, pixels, multiple)
         task = progress.add_task("load images", total=len(records), status="") if progress is not None else None
         xs = []
         for r in records:

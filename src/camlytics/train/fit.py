@@ -45,16 +45,18 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 256) -> np
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def fit(model: nn.Module, pool: Arrays, val: Arrays, loss_fn: Loss, *, epochs: int, lr: float,
+def fit(model: nn.Module, pool: Arrays, val: Arrays | None, loss_fn: Loss, *, epochs: int, lr: float,
         rng: np.random.Generator, name: str, progress: Any = None, batch_size: int = 64,
         weight_decay: float = 1e-4) -> History:
     """Train `model` in place on the (pre-augmented, class-balanced) pool; keep the best validation epoch.
 
     The best epoch has the highest validation balanced accuracy, ties going to the lower validation
-    loss. `loss_fn(logits, labels, pool_indices)` lets distillation look up cached teacher outputs.
+    loss. Without `val` (cross-validated training: nothing may be held out of the fold) the last epoch is
+    kept; the one-cycle schedule ends at a small learning rate, so it is a settled one.
+    `loss_fn(logits, labels, pool_indices)` lets distillation look up cached teacher outputs.
     """
     history = History(name)
-    num_classes = int(max(pool.y.max(), val.y.max() if len(val) else 0)) + 1
+    num_classes = int(max(pool.y.max(), val.y.max() if val is not None and len(val) else 0)) + 1
     steps = epochs * math.ceil(len(pool) / batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(steps, 1), pct_start=0.15)
@@ -78,6 +80,11 @@ def fit(model: nn.Module, pool: Arrays, val: Arrays, loss_fn: Loss, *, epochs: i
             if task is not None:
                 progress.advance(task)
         history.train_loss.append(float(np.mean(losses)))
+        if val is None or not len(val):
+            history.best_epoch = epoch
+            if task is not None:
+                progress.update(task, status=f"epoch {epoch + 1}/{epochs} loss {history.train_loss[-1]:.3f}")
+            continue
         logits = predict_logits(model, val.x)
         vloss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(val.y.astype(np.int64))))
         vacc = balanced_accuracy(val.y, logits.argmax(1), num_classes)
@@ -90,6 +97,7 @@ def fit(model: nn.Module, pool: Arrays, val: Arrays, loss_fn: Loss, *, epochs: i
         if task is not None:
             progress.update(task, status=f"epoch {epoch + 1}/{epochs} loss {history.train_loss[-1]:.3f} "
                                          f"val {100 * vacc:.1f}%")
-    model.load_state_dict(best_state)
+    if val is not None and len(val):
+        model.load_state_dict(best_state)
     model.eval()
     return history

@@ -23,16 +23,15 @@ import numpy as np
 
 from camlytics.errors import CamlyticsError, TrainingError
 from camlytics.model.modelfile import MODEL_FILE
+from camlytics.train.crossval import MAX_FOLDS
 
 BUDGET_MACS = 500_000
 BUDGET_BYTES = 32 * 1024
 PTQ_TOLERANCE = 0.005  # QAT runs when post-training quantization loses more than 0.5 points
 MODEL_DIR_MARKER = "config.json"
 MAX_CANDIDATES = 16
-MAX_SEED = 2**31 - 1  # candidate i trains with seed + i; torch and numpy take far larger ones
-
-
-DEFAULT_INPUT = (64, 32)  # (width, height)
+MAX_SEED = 2**31 - 1
+FAMILIES = ("auto", "linear", "cnn")  # candidate i trains with seed + i; torch and numpy take far larger ones
 
 
 @dataclass
@@ -41,10 +40,7 @@ class TrainConfig:
 
     classes: list[str] | None = None
     roi: tuple[int, int, int, int] | None = None
-    # Wide by default: a hinged door's state shows as the leaf's edge moving sideways; on held-out
-    # simulated days 64x32 did better than 32x32 on two presets of three and than 48x32, 48x48 and 64x64
-    # on the office (bench/train.py, README). A door that moves vertically wants --input 32x64.
-    input_wh: tuple[int, int] = DEFAULT_INPUT
+    input_wh: tuple[int, int] | None = None  # None: shaped like the ROI (train.data.input_for_roi)
     color: str = "gray"
     budget_macs: int = BUDGET_MACS
     budget_bytes: int = BUDGET_BYTES
@@ -65,6 +61,10 @@ class TrainConfig:
     check: str | None = None  # labelled dataset of other frames of the camera: scored, never trained on
     jobs: int = 0  # candidate runs trained at once, each in its own process; 0: as many as the cores allow
     threads: int = 1  # small convs gain little from more; OpenMP spinning wastes a loaded CI box
+    family: str = "auto"  # what may ship: "auto" (cross-validation decides), "linear" or "cnn"
+    distill: bool = False  # also train a teacher and a distilled student; cross-validation decides if it ships
+    folds: int = 0  # cross-validation folds; 0: from the data (train.crossval.fold_count)
+    min_confidence: float | None = None  # the edge's "unknown" floor; None: from the out-of-fold answers
     name: str = "door"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -92,6 +92,12 @@ class TrainConfig:
         if self.candidates > 1 and not self.check:
             raise TrainingError("--candidates needs --check CHECK_DATASET: the validation block cannot tell "
                                 "candidates apart")
+        if self.family not in FAMILIES:
+            raise TrainingError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
+        if not (isinstance(self.folds, int) and (self.folds == 0 or 2 <= self.folds <= 10)):
+            raise TrainingError(f"folds must be 0 (automatic) or a whole number 2-10, got {self.folds!r}")
+        if self.min_confidence is not None and not (0.0 <= self.min_confidence < 1.0):
+            raise TrainingError(f"min-confidence must be in [0, 1), got {self.min_confidence!r}")
         if self.prune_headroom < 1.0:
             raise TrainingError(f"prune-headroom must be >= 1, got {self.prune_headroom!r}")
 
@@ -191,21 +197,14 @@ def _set_threads(cfg: TrainConfig) -> None:
     torch.set_num_threads(cfg.threads or max(1, min(2, os.cpu_count() or 1)))  # 0: use up to 2 cores
 
 
-def _stage_seed(seed: int, stage: str) -> np.random.Generator:
-    import torch
-
-    offset = {"pool": 0, "teacher": 1, "student": 2, "distilled": 3, "pruned": 4, "qat": 5}[stage]
-    torch.manual_seed(seed * 101 + offset)
-    return np.random.default_rng([seed, offset])
-
-
 def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, console: Any = None,
                  models: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, quantize and export; returns metrics.json's content. Nothing is left in `out` on failure.
 
-    When a `models` dict is given it receives every stage's model (teacher, student, distilled,
-    pruned, final = the float model that was quantized: torch modules; int8: the QuantizedModel)
-    and `spec` (the InputSpec), for benchmarks; with candidates, those of the kept run and
+    When a `models` dict is given it receives the shipped float model (`final`), its int8 model (`int8`),
+    the linear baseline (`linear`, `linear_int8`), the CNN of the shipped recipe trained on all data
+    (`cnn`, `cnn_int8`), the stage models of that run (`student`, `pruned`, `teacher`, `distilled`) and
+    `spec` (the shipped model's InputSpec), for benchmarks; with candidates, those of the kept run and
     `candidates`, every run's models dict.
     """
     cfg.validate()
@@ -220,7 +219,8 @@ def run_training(dataset: str | Path, out: str | Path, cfg: TrainConfig, *, cons
     try:
         with _progress(console) as progress:
             if cfg.candidates == 1:
-                metrics, report_args = _train_into(Path(dataset), tmp, cfg, progress, models)
+                metrics, report_args = _train_into(Path(dataset), tmp, cfg, progress, models,
+                                                   jobs=candidate_jobs(cfg, runs=MAX_FOLDS + 1))
             else:
                 metrics, report_args = _train_candidates(Path(dataset), tmp, cfg, console, progress, models)
         _write_results(tmp, metrics, report_args)
@@ -239,252 +239,360 @@ def _progress(console: Any) -> Any:
                     disable=console is None)
 
 
-@dataclass
-class _Run:
-    """One training run's data and bookkeeping, handed from stage to stage."""
-
-    cfg: TrainConfig
-    progress: Any  # a rich Progress, or anything with its add_task / advance / update
-    data: Any  # train.data.LabelledData
-    train_idx: np.ndarray
-    val_idx: np.ndarray
-    check: Any = None  # model.inputs.Arrays of the check set, or None
-    pool: Any = None  # model.inputs.Arrays: the augmented, class-balanced pool every stage trains on
-    timings: dict[str, float] = field(default_factory=dict)
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    histories: list[Any] = field(default_factory=list)
-    train: Any = field(init=False)  # model.inputs.Arrays of the training block
-    val: Any = field(init=False)  # ... and of the validation block
-    k: int = field(init=False)  # number of classes
-    chw: tuple[int, int, int] = field(init=False)  # the network input's (channels, height, width)
-
-    def __post_init__(self) -> None:
-        self.train, self.val = self.data.subset(self.train_idx), self.data.subset(self.val_idx)
-        self.k = len(self.data.classes)
-        self.chw = (self.data.spec.channels, self.data.spec.height, self.data.spec.width)
-
-    def fit(self, model: Any, loss: Any, *, epochs: int, lr: float, rng: np.random.Generator, name: str) -> None:
-        """Train `model` on the pool (train.fit.fit), keeping its history."""
-        from camlytics.train.fit import fit
-
-        self.histories.append(fit(model, self.pool, self.val, loss, epochs=epochs, lr=lr, rng=rng, name=name,
-                                  progress=self.progress))
-
-    def score(self, model: Any) -> float:
-        """Validation balanced accuracy of a float model."""
-        from camlytics.train.fit import predict_logits
-        from camlytics.train.metrics import balanced_accuracy
-
-        return balanced_accuracy(self.val.y, predict_logits(model, self.val.x).argmax(1), self.k)
-
-    def record(self, name: str, model: Any, t_start: float, **extra: Any) -> None:
-        """The stage's time and its model's validation score, MACs and parameters."""
-        from camlytics.train.models import count_macs
-
-        self.timings[name] = time.monotonic() - t_start
-        self.stages[name] = {"val_balanced_accuracy": self.score(model), "macs": count_macs(model, self.chw),
-                             "params": int(sum(p.numel() for p in model.parameters())), "seconds": self.timings[name],
-                             **extra}
-
-
-def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any,
-                models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, models: dict[str, Any],
+                jobs: int = 1) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """One training run into `tmp`: model files and config.json; returns metrics and what the report plots.
 
-    The stages, in order (each seeds its own random numbers): data and pool, teacher, student alone and
-    distilled, pruning, int8; then the files. `progress` shows each stage.
+    1. the labelled data at the CNN's input and at the linear baseline's; K time-block folds;
+    2. the linear baseline on every fold (each L2 strength of its grid), in this process (it is quick);
+    3. the CNN recipe (procedure.run_cnn) on every fold and on all the data, `jobs` processes at a time;
+    4. the candidate with the best cross-validated int8 score ships (crossval.choose), trained on all data;
+    5. the learning curve, the "more labels?" advice and the confidence floor, from the out-of-fold figures.
     """
+    from camlytics.train.crossval import Candidate, choose, fold_count, time_block_folds
+
     started = time.monotonic()
     _set_threads(cfg)
-    # Teacher weights are checked before any slow work so a wrong file fails at once.
     teacher_weights = Path(cfg.teacher_weights) if cfg.teacher_weights else None
-    if teacher_weights is not None:
+    if teacher_weights is not None:  # checked before any slow work so a wrong file fails at once
         from camlytics.train.teacher import MobileNetV2, load_imagenet_weights
         load_imagenet_weights(MobileNetV2(2), teacher_weights)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    data, lin = _load_data(dataset, cfg, progress)
+    check = _load_check(cfg, dataset, data, lin, progress) if cfg.check else None
+    timings["data"] = time.monotonic() - t0
+    y, classes, k = data.y, data.classes, len(data.classes)
+    n_folds = min(cfg.folds, int(np.bincount(y)[np.bincount(y) > 0].min())) if cfg.folds else fold_count(y)
+    folds = time_block_folds(data.timestamps, y, n_folds)
+    candidates: dict[str, Candidate] = {}
 
-    run = _load_data(dataset, cfg, progress)
-    teacher = _train_teacher(run, teacher_weights)
-    spec, student, distilled, kd = _train_students(run, teacher)
-    pruned, finetune_loss = _prune(run, student, distilled, kd)
-    final, qmodel = _to_int8(run, pruned, finetune_loss)
-    models.update(teacher=teacher, student=student, distilled=distilled, pruned=pruned, final=final, int8=qmodel,
-                  spec=run.data.spec)
-    metrics, report_args = _save_models(tmp, run, spec, final, qmodel, started)
-    (tmp / "config.json").write_text(json.dumps(_run_config(cfg, dataset, run, spec), indent=2))
+    t0 = time.monotonic()
+    lin_pre = lin.spec.model_meta()["preprocess"]
+    for cand, fold, probs in _linear_cv(lin, folds, cfg, progress):
+        candidates.setdefault(cand.name, cand).add_fold(folds[fold], probs, y)
+    timings["linear"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    results = _cnn_jobs(data, folds, cfg, tmp, progress, jobs, teacher_weights) if cfg.family != "linear" else [{}]
+    timings["cnn"] = time.monotonic() - t0
+    stage_cv: dict[str, list[float]] = {}
+    for fold, result in enumerate(results[:-1]):
+        for name, probs in result["int8_probs"].items():
+            if name not in candidates:
+                candidates[name] = Candidate(name, name, len(y), k, {})
+            candidates[name].add_fold(folds[fold], probs, y)
+        for stage, score in result["stage_scores"].items():
+            stage_cv.setdefault(stage, []).append(score)
+    summaries = {name: cand.summary(y) for name, cand in candidates.items()}
+    allowed = {n: v for n, v in summaries.items() if cfg.family == "auto" or (v["family"] == "linear") == (cfg.family == "linear")}
+    shipped, why = choose(allowed)
+    if cfg.family != "auto":
+        why = f"--family {cfg.family}; among those, {why}"
+    best_linear = max((n for n in summaries if summaries[n]["family"] == "linear"),
+                      key=lambda n: (round(summaries[n]["mean"], 9), -summaries[n]["log_loss"]))
+
+    t0 = time.monotonic()
+    final_cnn = results[-1]
+    lin_l2 = summaries[best_linear]["settings"]["l2"]
+    lin_model, lin_q = _fit_linear_all(lin, lin_l2, cfg, lin_pre)
+    timings["linear"] += time.monotonic() - t0
+    if summaries[shipped]["family"] == "linear":
+        final, qmodel, spec, x_all = lin_model, lin_q, lin.spec, lin.x
+    else:
+        final, qmodel = final_cnn["models"][shipped]
+        spec, x_all = data.spec, data.x
+    min_conf = _confidence_floor(candidates[shipped].probs, y) if cfg.min_confidence is None else cfg.min_confidence
+    if "unknown" in classes:  # a model that knows "unknown" says so itself (the model file takes one or the other)
+        min_conf = 0.0
+    if min_conf > 0:
+        qmodel.int8.meta["min_confidence"] = float(min_conf)
+    models.update(final=final, int8=qmodel, spec=spec, linear=lin_model, linear_int8=lin_q, linear_spec=lin.spec)
+    if final_cnn:
+        cnn_name = shipped if summaries[shipped]["family"] != "linear" else max(
+            (n for n in summaries if summaries[n]["family"] != "linear"), key=lambda n: rank_key_of(summaries[n]))
+        models.update(cnn=final_cnn["models"][cnn_name][0], cnn_int8=final_cnn["models"][cnn_name][1],
+                      cnn_spec=data.spec, **final_cnn["stage_models"])
+
+    t0 = time.monotonic()
+    curve = _learning_curve(lin, folds, lin_l2, cfg)
+    advice = _more_labels(dataset, data, candidates[shipped], summaries[shipped], curve)
+    timings["curve"] = time.monotonic() - t0
+    for key, value in final_cnn.get("timings", {}).items():
+        timings[f"final {key}"] = value
+    cv = {"folds": n_folds, "fold_sizes": [int(len(f)) for f in folds], "candidates": summaries,
+          "shipped": {"name": shipped, "why": why, **summaries[shipped]}, "linear": best_linear,
+          "stages": {stage: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": [float(s) for s in v]}
+                     for stage, v in stage_cv.items()}}
+    metrics, report_args = _save_models(tmp, cfg, data, spec, final, qmodel, x_all, candidates[shipped], cv,
+                                        final_cnn, summaries, timings, started)
+    metrics["learning_curve"] = curve
+    metrics["more_labels"] = advice
+    metrics["min_confidence"] = float(min_conf)
+    if check is not None:
+        metrics["check"] = _score_check(cfg, check["linear" if spec is lin.spec else "cnn"], classes, qmodel)
+    (tmp / "config.json").write_text(json.dumps(_run_config(cfg, dataset, data, spec, final_cnn, shipped, folds),
+                                                indent=2))
     metrics["train_seconds"] = time.monotonic() - started
     return metrics, report_args
 
 
-def _load_data(dataset: Path, cfg: TrainConfig, progress: Any) -> _Run:
-    """The labelled data, its time-block split, the check set, and one augmented pool for every stage."""
-    from camlytics.model.inputs import Arrays
-    from camlytics.train.augment import AugmentConfig, augmented_pool
-    from camlytics.train.data import load_labelled, time_block_split
+def rank_key_of(summary: dict[str, Any]) -> tuple[float, float]:
+    from camlytics.train.crossval import rank_key
 
-    t0 = time.monotonic()
+    return rank_key(summary)
+
+
+def _load_data(dataset: Path, cfg: TrainConfig, progress: Any) -> tuple[Any, Any]:
+    """The labelled data at the CNN's input (`--input`, else shaped like the ROI) and at the linear baseline's
+    (LINEAR_PIXELS, shaped like the ROI), the same records in the same order."""
+    from camlytics.train.data import load_labelled
+    from camlytics.train.linear import LINEAR_PIXELS
+
     data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
                          progress=progress)
-    check = _load_check(cfg, dataset, data, progress) if cfg.check else None
-    train_idx, val_idx = time_block_split(data.timestamps, data.y, seed=cfg.seed)
-    run = _Run(cfg, progress, data, train_idx, val_idx, check)
-    run.timings["data"] = time.monotonic() - t0
-
-    # One augmented, class-balanced pool for every stage (see augment.augmented_pool).
-    t0 = time.monotonic()
-    # Many augmented copies per image: on held-out simulated days 30 per image (~6000) and 25 student
-    # epochs beat 8 per image and 15 epochs by about a point, and made unlucky seeds rarer (bench/train.py).
-    pool_size = cfg.pool or max(1024, min(8192, cfg.pool_per_image * len(run.train)))
-    run.pool = Arrays(*augmented_pool(run.train.x, run.train.y, pool_size, _stage_seed(cfg.seed, "pool"),
-                                      AugmentConfig()))
-    run.timings["augment"] = time.monotonic() - t0
-    return run
+    lin = load_labelled(dataset, classes=data.classes, roi=data.spec.roi, input_wh=None, color=cfg.color,
+                        pixels=LINEAR_PIXELS, multiple=4, progress=progress)
+    return data, lin
 
 
-def _train_teacher(run: _Run, weights: Path | None) -> Any:
-    """1. The teacher: a wide CNN, or MobileNetV2 fine-tuned from ImageNet weights."""
-    from camlytics.train.distill import hard_loss
-    from camlytics.train.teacher import build_teacher
+def _linear_cv(lin: Any, folds: list[np.ndarray], cfg: TrainConfig, progress: Any) -> Any:
+    """(Candidate, fold index, int8 test probabilities) of every L2 strength of the linear grid on every fold."""
+    from camlytics.train.crossval import Candidate
+    from camlytics.train.linear import L2_GRID, fit_linear
+    from camlytics.train.procedure import int8_probs
+    from camlytics.train.quantize import quantize
 
-    t0 = time.monotonic()
-    rng = _stage_seed(run.cfg.seed, "teacher")
-    teacher = build_teacher(run.data.spec.channels, run.k, weights)
-    run.fit(teacher, hard_loss(), epochs=run.cfg.epochs_teacher, lr=1e-3 if weights else 3e-3, rng=rng,
-            name="teacher")
-    run.record("teacher", teacher, t0, kind="mobilenet_v2" if weights else "wide_cnn")
-    return teacher
-
-
-def _train_students(run: _Run, teacher: Any) -> tuple[Any, Any, Any, Any]:
-    """2. The student alone (the comparison) and 3. the distilled student, from the same initial weights.
-
-    Returns (the student's spec, the student, the distilled student, the distillation loss)."""
-    from camlytics.train.distill import distillation_loss, hard_loss, teacher_logits
-    from camlytics.train.models import StudentSpec, build_student, size_student
-
-    cfg, spec_ = run.cfg, run.data.spec
-    base = StudentSpec(input_hw=(spec_.height, spec_.width), in_channels=spec_.channels, num_classes=run.k)
-    if cfg.student_blocks:
-        base.blocks = [tuple(b) for b in cfg.student_blocks]  # type: ignore[misc]
-    spec, width = size_student(base, int(cfg.budget_macs * cfg.prune_headroom),
-                               int(cfg.budget_bytes * cfg.prune_headroom))
-    t0 = time.monotonic()
-    rng = _stage_seed(cfg.seed, "student")
-    student = build_student(spec)
-    init_state = {k: v.clone() for k, v in student.state_dict().items()}
-    run.fit(student, hard_loss(), epochs=cfg.epochs_student, lr=5e-3, rng=rng, name="student")
-    run.record("student", student, t0, width=width)
-    kd = distillation_loss(teacher_logits(teacher, run.pool.x))
-
-    t0 = time.monotonic()
-    rng = _stage_seed(cfg.seed, "distilled")
-    distilled = build_student(spec)
-    distilled.load_state_dict(init_state)
-    run.fit(distilled, kd, epochs=cfg.epochs_student, lr=5e-3, rng=rng, name="distilled")
-    run.record("distilled", distilled, t0, width=width)
-    return spec, student, distilled, kd
+    k, n = len(lin.classes), len(lin.y)
+    pre = lin.spec.model_meta()["preprocess"]
+    task = progress.add_task("linear", total=len(L2_GRID) * len(folds), status="") if progress is not None else None
+    for l2 in L2_GRID:
+        cand = Candidate(f"linear l2={l2:g}", "linear", n, k, {"l2": l2})
+        for i, test in enumerate(folds):
+            train = np.setdiff1d(np.arange(n), test)
+            model = fit_linear(lin.x[train], lin.y[train], k, l2)
+            q = quantize(model, lin.x[train], classes=lin.classes, preprocess=pre, name=cfg.name)
+            yield cand, i, int8_probs(q, lin.x[test])
+            if task is not None:
+                progress.advance(task)
 
 
-def _prune(run: _Run, student: Any, distilled: Any, kd: Any) -> tuple[Any, Any]:
-    """4. Structured pruning to the budget of the better student by validation, fine-tuned the way it was trained.
+def _fit_linear_all(lin: Any, l2: float, cfg: TrainConfig, pre: dict[str, Any]) -> tuple[Any, Any]:
+    """The linear baseline with the cross-validated L2 strength, fitted on every labelled example."""
+    from camlytics.train.linear import fit_linear
+    from camlytics.train.quantize import quantize
 
-    Ties go to the student alone: on held-out simulated days the distilled student generalised worse
-    than the student alone (bench/train.py), so it must earn its place. Returns (pruned, its loss)."""
-    from camlytics.train.distill import hard_loss
-    from camlytics.train.prune import prune_to_budget
-
-    t0 = time.monotonic()
-    rng = _stage_seed(run.cfg.seed, "pruned")
-    use_kd = run.stages["distilled"]["val_balanced_accuracy"] > run.stages["student"]["val_balanced_accuracy"]
-    source, finetune_loss = (distilled, kd) if use_kd else (student, hard_loss())
-    pruned, keep_ratio = prune_to_budget(source, run.chw, run.cfg.budget_macs, run.cfg.budget_bytes)
-    run.fit(pruned, finetune_loss, epochs=run.cfg.epochs_finetune, lr=2e-3, rng=rng, name="pruned")
-    run.record("pruned", pruned, t0, keep_ratio=keep_ratio, source="distilled" if use_kd else "student")
-    return pruned, finetune_loss
+    model = fit_linear(lin.x, lin.y, len(lin.classes), l2)
+    return model, quantize(model, lin.x, classes=lin.classes, preprocess=pre, name=cfg.name)
 
 
-def _to_int8(run: _Run, pruned: Any, finetune_loss: Any) -> tuple[Any, Any]:
-    """5. int8: post-training quantization, QAT when it loses more than PTQ_TOLERANCE.
+def _cnn_jobs(data: Any, folds: list[np.ndarray], cfg: TrainConfig, tmp: Path, progress: Any, jobs: int,
+              teacher_weights: Path | None) -> list[dict[str, Any]]:
+    """The CNN recipe on each fold's training part (scored on its test block), then on all the data (last).
 
-    Returns (the float model that was quantized: the pruned one or its QAT fine-tune, the QuantizedModel)."""
-    from camlytics.model import int8ref
+    With `jobs` > 1 the K + 1 runs go to fresh processes, `jobs` at a time (one torch thread each); the results
+    are the same computations as in this process."""
+    import pickle
+
+    plan = {"x": data.x, "y": data.y, "folds": folds, "classes": data.classes,
+            "preprocess": data.spec.model_meta()["preprocess"], "teacher_weights": teacher_weights}
+    runs = len(folds) + 1
+    if jobs <= 1:
+        return [_fold_job(plan, cfg, i, progress) for i in range(runs)]
+    plan_path = tmp / "cv-plan.pickle"
+    plan_path.write_bytes(pickle.dumps(plan))
+    try:
+        labels = [f"fold {i + 1}/{len(folds)}" for i in range(len(folds))] + ["all data"]
+        return _train_in_processes(plan_path, tmp, [cfg] * runs, min(jobs, runs), progress, worker=_fold_worker,
+                                   labels=labels, prefix="fold")
+    finally:
+        plan_path.unlink(missing_ok=True)
+
+
+def _fold_job(plan: dict[str, Any], cfg: TrainConfig, index: int, progress: Any) -> dict[str, Any]:
+    """Run `index` of the CNN cross-validation: fold `index` held out, or (index == K) all data, keeping models."""
+    from camlytics.model.inputs import Arrays
+    from camlytics.train.metrics import balanced_accuracy
+    from camlytics.train.procedure import float_probs, int8_probs, run_cnn
+
+    _set_threads(cfg)  # in a worker process too
+    x, y, folds = plan["x"], plan["y"], plan["folds"]
+    final = index == len(folds)
+    test = np.zeros(0, np.int64) if final else folds[index]
+    train = np.setdiff1d(np.arange(len(y)), test)
+    result = run_cnn(cfg, Arrays(x[train], y[train]), plan["classes"], plan["preprocess"], progress,
+                     plan["teacher_weights"])
+    k = len(plan["classes"])
+    out: dict[str, Any] = {"timings": result["timings"], "histories": [h.to_dict() for h in result["histories"]]}
+    if final:
+        out.update(models=result["models"], stage_models=result["stage_models"], spec=result["spec"],
+                   width=result["width"], keep_ratio=result["keep_ratio"])
+        return out
+    out["int8_probs"] = {name: int8_probs(q, x[test]) for name, (_, q) in result["models"].items()}
+    out["stage_scores"] = {stage: balanced_accuracy(y[test], float_probs(m, x[test]).argmax(1), k)
+                           for stage, m in result["stage_models"].items()}
+    return out
+
+
+def _fold_worker(messages: Any, parent: int, plan_path: Path, run_dir: Path, cfg: TrainConfig, index: int) -> None:
+    """One run of `_fold_job` in its own process (protocol of `_candidate_worker`)."""
+    import pickle
+
+    def job(relay: Any) -> tuple[Any, str]:
+        result = _fold_job(pickle.loads(Path(plan_path).read_bytes()), cfg, index, relay)
+        return result, f"done in {sum(result['timings'].values()):.0f} s"
+    _work(messages, parent, run_dir, index, f"cross-validation run {index}", job)
+
+
+def _confidence_floor(probs: np.ndarray, y: np.ndarray, max_share: float = 0.01) -> float:
+    """The edge's `min_confidence`: the highest of 0.55, 0.6 ... 0.95 below which at most `max_share` of the
+    correct out-of-fold answers fall (so "unknown" costs few right answers), or 0 when none qualifies."""
+    done = ~np.isnan(probs[:, 0])
+    p, yy = probs[done], y[done]
+    top = p.max(axis=1)
+    right = p.argmax(axis=1) == yy
+    if not right.any():
+        return 0.0
+    best = 0.0
+    for t in np.arange(0.55, 0.951, 0.05):
+        if np.mean(top[right] < t) <= max_share:
+            best = float(round(t, 2))
+    return best
+
+
+LEARNING_FRACTIONS = (0.25, 0.5, 1.0)
+
+
+def _learning_curve(lin: Any, folds: list[np.ndarray], l2: float, cfg: TrainConfig) -> dict[str, Any]:
+    """Cross-validated balanced accuracy of the linear baseline trained on 25 %, 50 % and 100 % of each fold's
+    training part (each class subsampled alike, seeded): how much the score still rises with more labels."""
+    from camlytics.train.linear import fit_linear
     from camlytics.train.metrics import balanced_accuracy
 
-    cfg, train, val = run.cfg, run.train, run.val
-    t0 = time.monotonic()
-    preprocess = run.data.spec.model_meta()["preprocess"]
-    qmodel = _quantize(pruned, train.x, run.data.classes, preprocess, cfg.name)
-    int8_acc = balanced_accuracy(val.y, int8ref.forward(qmodel, val.x).argmax(1), run.k)
-    float_acc = run.stages["pruned"]["val_balanced_accuracy"]
-    ptq_acc, qat_used = int8_acc, False
-    final = pruned
-    if float_acc - int8_acc > PTQ_TOLERANCE:
-        from camlytics.train.quantize import prepare_qat
-        rng = _stage_seed(cfg.seed, "qat")
-        qat = prepare_qat(pruned, train.x)
-        run.fit(qat, finetune_loss, epochs=cfg.epochs_qat, lr=5e-4, rng=rng, name="qat")
-        qat_model = qat.to_sequential().eval()
-        q2 = _quantize(qat_model, train.x, run.data.classes, preprocess, cfg.name)
-        acc2 = balanced_accuracy(val.y, int8ref.forward(q2, val.x).argmax(1), run.k)
-        if acc2 > int8_acc:
-            final, qmodel, int8_acc, qat_used = qat_model, q2, acc2, True
-    run.timings["int8"] = time.monotonic() - t0
-    run.stages["int8"] = {"val_balanced_accuracy": int8_acc, "ptq_val_balanced_accuracy": ptq_acc, "qat": qat_used}
-    return final, qmodel
+    k, n = len(lin.classes), len(lin.y)
+    rng = np.random.default_rng([cfg.seed, 99])
+    points = []
+    for frac in LEARNING_FRACTIONS:
+        scores, sizes = [], []
+        for test in folds:
+            train = np.setdiff1d(np.arange(n), test)
+            if frac < 1.0:
+                keep = [rng.permutation(train[lin.y[train] == c])[:max(2, int(round(frac * (lin.y[train] == c).sum())))]
+                        for c in range(k) if (lin.y[train] == c).any()]
+                train = np.sort(np.concatenate(keep))
+            model = fit_linear(lin.x[train], lin.y[train], k, l2)
+            from camlytics.train.fit import predict_logits
+            scores.append(balanced_accuracy(lin.y[test], predict_logits(model, lin.x[test]).argmax(1), k))
+            sizes.append(len(train))
+        points.append({"fraction": frac, "labels": int(np.mean(sizes)), "mean": float(np.mean(scores)),
+                       "std": float(np.std(scores))})
+    return {"model": "linear", "points": points}
 
 
-def _save_models(tmp: Path, run: _Run, spec: Any, final: Any, qmodel: Any,
-                 started: float) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """6. model.cml, student.pt and model.onnx into `tmp`; returns the metrics and what the report plots."""
+def _more_labels(dataset: Path, data: Any, cand: Any, summary: dict[str, Any], curve: dict[str, Any]) -> dict[str, Any]:
+    """Would more labels help, and which: the learning curve's last rise and where the shipped recipe's
+    out-of-fold errors are (class x light condition)."""
+    from camlytics.frames import light_condition
+    from camlytics.store import Dataset
+
+    pts = curve["points"]
+    gain = pts[-1]["mean"] - pts[-2]["mean"]  # from half the labels to all of them
+    wrong = np.flatnonzero(~np.isnan(cand.probs[:, 0]) & (np.nan_to_num(cand.probs).argmax(1) != data.y))
+    where: dict[str, int] = {}
+    if len(wrong):
+        ids = {data.record_ids[i]: data.classes[data.y[i]] for i in wrong}
+        with Dataset.open(dataset) as ds:
+            for r in ds.records(labelled=True):
+                if r.id in ids:
+                    key = f"{ids[r.id]} / {_light_of(ds, r, light_condition)}"
+                    where[key] = where.get(key, 0) + 1
+    worst = max(where, key=lambda key: where[key]) if where else None
+    if summary["errors"] == 0:
+        verdict = "enough"
+        advice = ("no cross-validation errors: more labels of the same conditions will not change the model; "
+                  "label frames of conditions it has not seen yet (other light, weather, people in the way)")
+    elif gain > 0.005:
+        verdict = "more"
+        advice = (f"more labels would still help: the baseline rose {100 * gain:.1f} points from half the labels to "
+                  f"all; label more {worst}" + f" frames ({where[worst]} of {summary['errors']} CV errors)")
+    else:
+        verdict = "harder" if summary["mean"] < 0.99 else "enough"
+        advice = (f"the learning curve is flat ({100 * gain:+.1f} points from half the labels to all): more of the "
+                  f"same labels will help little; the {summary['errors']} CV errors are mostly {worst} "
+                  f"({where[worst]}): check those labels and add frames of that kind")
+    return {"verdict": verdict, "advice": advice, "gain_last_doubling": float(gain), "errors_by_kind": where,
+            "worst": worst}
+
+
+def _light_of(ds: Any, record: Any, light_condition: Any) -> str:
+    """The light condition of a record's image (decoded small)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(ds.read_image(record))) as im:
+        im.draft("RGB", (im.width // 8, im.height // 8))
+        return light_condition(np.asarray(im.convert("RGB")))
+
+
+def _save_models(tmp: Path, cfg: TrainConfig, data: Any, spec: Any, final: Any, qmodel: Any, x_all: np.ndarray,
+                 shipped: Any, cv: dict[str, Any], final_cnn: dict[str, Any], summaries: dict[str, Any],
+                 timings: dict[str, float], started: float) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """model.cml, student.pt and model.onnx into `tmp`; returns the metrics and what the report plots."""
     from camlytics.model import int8ref
     from camlytics.model.student import save_student
     from camlytics.train.fit import predict_logits
     from camlytics.train.metrics import classification_report
     from camlytics.train.models import count_macs, int8_weight_bytes, spec_dict
 
-    data, train, val, classes = run.data, run.train, run.val, run.data.classes
+    classes, y = data.classes, data.y
     model_bytes = qmodel.to_bytes()
     (tmp / MODEL_FILE).write_bytes(model_bytes)
-    int8_logits = int8ref.forward(qmodel, val.x)
-    float_logits = predict_logits(final, val.x)
-    run.stages["int8"].update(macs=count_macs(final, run.chw), weight_bytes=int8_weight_bytes(final),
-                              file_bytes=len(model_bytes), seconds=run.timings["int8"])
-    meta = {"classes": classes, "input": data.spec.to_dict(), "spec": spec_dict(spec), "name": run.cfg.name}
+    chw = (spec.channels, spec.height, spec.width)
+    meta = {"classes": classes, "input": spec.to_dict(), "name": cfg.name, "family": summaries[shipped.name]["family"]}
+    if final_cnn:
+        meta["spec"] = spec_dict(final_cnn["spec"])
     save_student(tmp / "student.pt", final, meta)
-    onnx_diff = _export_onnx(final, tmp / "model.onnx", val.x, classes)
+    onnx_diff = _export_onnx(final, tmp / "model.onnx", x_all[:64], classes)
+    oof = shipped.probs
+    done = ~np.isnan(oof[:, 0])
+    oof_pred = oof[done].argmax(1)
+    # int8 vs float on every labelled frame (the shipped model was trained on them: this checks quantization).
+    agree = float(np.mean(int8ref.forward(qmodel, x_all).argmax(1) == predict_logits(final, x_all).argmax(1)))
+    stages = {name: {"cv_balanced_accuracy": s["mean"], "cv_std": s["std"]} for name, s in cv["stages"].items()}
+    stages["int8"] = {"cv_balanced_accuracy": summaries[shipped.name]["mean"],
+                      "cv_std": summaries[shipped.name]["std"], "candidate": shipped.name}
+    for name in ("student", "pruned", "teacher", "distilled"):
+        model = final_cnn.get("stage_models", {}).get(name)
+        if model is not None and name in stages:
+            stages[name].update(macs=count_macs(model, (data.spec.channels, data.spec.height, data.spec.width)),
+                                params=int(sum(p.numel() for p in model.parameters())))
+    stages["int8"].update(macs=count_macs(final, chw), weight_bytes=int8_weight_bytes(final),
+                          file_bytes=len(model_bytes))
     metrics = {
-        "classes": classes, "input": data.spec.to_dict(),
-        "counts": {"train": {c: int((train.y == i).sum()) for i, c in enumerate(classes)},
-                   "val": {c: int((val.y == i).sum()) for i, c in enumerate(classes)}},
-        "stages": run.stages,
-        "float": classification_report(val.y, float_logits.argmax(1), classes),
-        "int8": classification_report(val.y, int8_logits.argmax(1), classes),
-        "int8_float_agreement": float(np.mean(int8_logits.argmax(1) == float_logits.argmax(1))),
-        "macs": run.stages["int8"]["macs"], "weight_bytes": run.stages["int8"]["weight_bytes"],
+        "classes": classes, "input": spec.to_dict(), "family": summaries[shipped.name]["family"],
+        "shipped": shipped.name, "counts": {c: int((y == i).sum()) for i, c in enumerate(classes)},
+        "cv": cv, "stages": stages,
+        "int8": classification_report(y[done], oof_pred, classes),  # out of fold
+        "int8_float_agreement": agree,
+        "macs": stages["int8"]["macs"], "weight_bytes": stages["int8"]["weight_bytes"],
         "model_file_bytes": len(model_bytes), "onnx_max_abs_diff": onnx_diff,
-        "budget": {"macs": run.cfg.budget_macs, "weight_bytes": run.cfg.budget_bytes},
-        "timings": run.timings, "train_seconds": time.monotonic() - started,
-        "histories": [h.to_dict() for h in run.histories],
+        "budget": {"macs": cfg.budget_macs, "weight_bytes": cfg.budget_bytes},
+        "timings": timings, "train_seconds": time.monotonic() - started,
+        "histories": final_cnn.get("histories", []),
     }
-    if run.check is not None:
-        check = run.check
-        check_logits = int8ref.forward(qmodel, check.x)
-        p_true = int8ref.scores(qmodel, check_logits)[np.arange(len(check.y)), check.y]
-        metrics["check"] = {"dataset": str(run.cfg.check),
-                            "counts": {c: int((check.y == i).sum()) for i, c in enumerate(classes)},
-                            "int8": classification_report(check.y, check_logits.argmax(1), classes),
-                            "log_loss": float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))}
-    return metrics, (val.x, val.y, float_logits, int8_logits)
+    return metrics, (x_all[done], y[done], oof_pred)
 
 
-def _run_config(cfg: TrainConfig, dataset: Path, run: _Run, spec: Any) -> dict[str, Any]:
-    """config.json: every setting of the run, the data it saw and the student it built."""
+def _run_config(cfg: TrainConfig, dataset: Path, data: Any, spec: Any, final_cnn: dict[str, Any], shipped: str,
+                folds: list[np.ndarray]) -> dict[str, Any]:
+    """config.json: every setting of the run, the data it saw and the model it shipped."""
     from camlytics.train.models import spec_dict
 
-    data = run.data
     return {**{k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra, "dataset": str(dataset),
-            "classes": data.classes, "input": data.spec.to_dict(), "student": spec_dict(spec),
-            "record_ids": {"train": [data.record_ids[i] for i in run.train_idx],
-                           "val": [data.record_ids[i] for i in run.val_idx]}}
+            "classes": data.classes, "input": spec.to_dict(), "shipped": shipped,
+            "student": spec_dict(final_cnn["spec"]) if final_cnn else None, "record_ids": [int(i) for i in data.record_ids],
+            "folds": [[int(data.record_ids[i]) for i in f] for f in folds]}
 
 
 def _write_results(tmp: Path, metrics: dict[str, Any], report_args: tuple[Any, ...]) -> None:
@@ -517,7 +625,7 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, 
             run_dir = tmp / f"candidate-{index}"
             run_dir.mkdir()
             run_models: dict[str, Any] = {}
-            metrics, report_args = _train_into(dataset, run_dir, run_cfg, progress, run_models)
+            metrics, report_args = _train_into(dataset, run_dir, run_cfg, progress, run_models, jobs=1)
             runs.append((metrics, report_args, run_models, run_dir))
 
     def key(run: tuple[Any, ...]) -> tuple[float, float]:
@@ -532,7 +640,8 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, 
     metrics["candidates"] = [{"index": i, "seed": cfg.seed + i, "chosen": run is best,
                               "check_balanced_accuracy": run[0]["check"]["int8"]["balanced_accuracy"],
                               "check_log_loss": run[0]["check"]["log_loss"],
-                              "val_balanced_accuracy": run[0]["stages"]["int8"]["val_balanced_accuracy"],
+                              "cv_balanced_accuracy": run[0]["cv"]["shipped"]["mean"],
+                              "shipped": run[0]["shipped"],
                               "seconds": run[0]["train_seconds"]} for i, run in enumerate(runs)]
     config = json.loads((tmp / "config.json").read_text())
     config.update(candidates=cfg.candidates, kept_seed=config["seed"], seed=cfg.seed, jobs=jobs)
@@ -542,22 +651,26 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, 
     return metrics, report_args
 
 
-def candidate_jobs(cfg: TrainConfig) -> int:
-    """How many candidate runs train at once: `cfg.jobs`, or (0) one per core at `cfg.threads` torch threads each."""
+def candidate_jobs(cfg: TrainConfig, runs: int | None = None) -> int:
+    """How many runs (candidates, or else cross-validation runs) train at once: `cfg.jobs`, or (0) one per core at
+    `cfg.threads` torch threads each; never more than `runs` (default: the candidates)."""
+    runs = cfg.candidates if runs is None else runs
     if cfg.jobs:
-        return min(cfg.jobs, cfg.candidates)
+        return min(cfg.jobs, runs)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cfg.candidates, cores // (cfg.threads or min(2, cores))))
+    return max(1, min(runs, cores // (cfg.threads or min(2, cores))))
 
 
 def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], jobs: int,
-                        progress: Any, worker: Any = None) -> list[tuple[Any, ...]]:
+                        progress: Any, worker: Any = None, labels: list[str] | None = None,
+                        prefix: str = "candidate") -> list[tuple[Any, ...]]:
     """Train each config into tmp/candidate-<i>, `jobs` fresh processes at a time; (metrics, report inputs,
     models) per config, in order. One bar per candidate follows its stages; the first failure stops them all.
 
     Each run is the same computation as in this process (single-threaded torch, seeded per stage), so the
     results do not depend on `jobs`. Processes are spawned, not forked: a forked torch can deadlock.
-    `worker` (tests) replaces `_candidate_worker`, with its arguments and protocol.
+    `worker` replaces `_candidate_worker`, with its arguments and protocol (`_fold_worker`; tests); `labels`
+    name the progress rows (default: the seeds), `prefix` the runs in error messages.
     """
     import multiprocessing
     import pickle
@@ -565,7 +678,8 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
 
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
-    rows = [progress.add_task(f"seed {c.seed}", total=None, status="waiting") for c in run_cfgs]
+    labels = labels or [f"seed {c.seed}" for c in run_cfgs]
+    rows = [progress.add_task(label, total=None, status="waiting") for label in labels]
     todo, running, results = list(range(len(run_cfgs))), {}, {}
     ended: dict[int, float] = {}  # when a process was first seen ended with exit code 0
     try:
@@ -587,10 +701,10 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
                 if result is None:
                     why = (f"exit code {proc.exitcode} (out of memory?)" if proc.exitcode
                            else "exit code 0 but without its result or an error")
-                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its process ended with {why}")
+                    raise TrainingError(f"{prefix} {i} ({labels[i]}): its process ended with {why}")
                 results[i] = result
                 running.pop(i).join()
-                progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status="done")
+                progress.update(rows[i], description=labels[i], status="done")
             try:
                 kind, i, *args = messages.get(timeout=0.5)
             except queue_module.Empty:
@@ -598,7 +712,7 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
             if i in results:  # its process was found dead after saving its run
                 continue
             if kind == "add":
-                progress.reset(rows[i], total=args[1], description=f"seed {run_cfgs[i].seed} {args[0]}", status="")
+                progress.reset(rows[i], total=args[1], description=f"{labels[i]} {args[0]}", status="")
             elif kind == "advance":
                 progress.advance(rows[i], args[0])
             elif kind == "status":
@@ -606,10 +720,10 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
             elif kind == "failed":
                 raise pickle.loads(args[0])
             else:  # "done": its run is saved in its directory
-                progress.update(rows[i], description=f"seed {run_cfgs[i].seed}", status=args[0])
+                progress.update(rows[i], description=labels[i], status=args[0])
                 result = _read_result(tmp / f"candidate-{i}")
                 if result is None:
-                    raise TrainingError(f"candidate {i} (seed {run_cfgs[i].seed}): its finished run is missing")
+                    raise TrainingError(f"{prefix} {i} ({labels[i]}): its finished run is missing")
                 results[i] = result
                 running.pop(i).join()
     finally:
@@ -620,27 +734,36 @@ def _train_in_processes(dataset: Path, tmp: Path, run_cfgs: list[TrainConfig], j
 
 
 def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, cfg: TrainConfig, index: int) -> None:
-    """One candidate run in its own process; progress, then "done" or the error, go to `messages`.
+    """One candidate run in its own process (its cross-validation runs one after another inside it)."""
+    def job(relay: Any) -> tuple[Any, str]:
+        models: dict[str, Any] = {}
+        metrics, report_args = _train_into(dataset, run_dir, cfg, relay, models, jobs=1)
+        check = metrics["check"]["int8"]["balanced_accuracy"]
+        return (metrics, report_args, models), f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%"
+    _work(messages, parent, run_dir, index, f"candidate {index} (seed {cfg.seed})", job)
 
-    The result (metrics, report inputs, models) is saved in `run_dir` by plain pickle, not sent through the
-    queue: every message stays small, so a worker killed while sending cannot leave half a message that
-    would block the parent, and a worker killed after saving still counts. (Torch's multiprocessing
-    pickler would also hand tensors over in shared memory owned by this short-lived process.)"""
+
+def _work(messages: Any, parent: int, run_dir: Path, index: int, who: str, job: Any) -> None:
+    """Run `job(progress relay) -> (result, status line)` in a worker process; progress, then "done" or the error,
+    go to `messages`.
+
+    The result is saved in `run_dir` by plain pickle, not sent through the queue: every message stays small,
+    so a worker killed while sending cannot leave half a message that would block the parent, and a worker
+    killed after saving still counts. (Torch's multiprocessing pickler would also hand tensors over in shared
+    memory owned by this short-lived process.)"""
     import pickle
 
     relay = _ProgressRelay(messages, index, parent)
     try:
         run_dir.mkdir()
-        models: dict[str, Any] = {}
-        metrics, report_args = _train_into(dataset, run_dir, cfg, relay, models)
-        check = metrics["check"]["int8"]["balanced_accuracy"]
+        result, status = job(relay)
         relay.update(0)  # the last advances
         part = run_dir / (RESULT_FILE + ".part")
-        part.write_bytes(pickle.dumps((metrics, report_args, models)))
+        part.write_bytes(pickle.dumps(result))
         part.rename(run_dir / RESULT_FILE)  # whole or not at all
-        messages.put(("done", index, f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%"))
+        messages.put(("done", index, status))
     except BaseException as exc:  # handed to the parent, which raises it
-        messages.put(("failed", index, _failure(exc, f"candidate {index} (seed {cfg.seed})")))
+        messages.put(("failed", index, _failure(exc, who)))
 
 
 EXIT_GRACE = 5.0  # seconds a cleanly ended worker's last message may take to arrive
@@ -718,27 +841,43 @@ class _ProgressRelay:
         self.pending, self.sent = 0, time.monotonic()
 
 
-def _load_check(cfg: TrainConfig, dataset: Path, data: Any, progress: Any) -> Any:
-    """The check set: labelled frames of the same camera, never trained on (scored, and picks candidates)."""
+def _load_check(cfg: TrainConfig, dataset: Path, data: Any, lin: Any, progress: Any) -> dict[str, Any]:
+    """The check set: labelled frames of the same camera, never trained on (scored, and picks candidates), at the
+    CNN's input ("cnn") and at the linear baseline's ("linear"); checked before any training."""
     from camlytics.model.inputs import Arrays
     from camlytics.train.data import load_labelled
 
     if Path(cfg.check).resolve() == Path(dataset).resolve():
         raise TrainingError(f"--check {cfg.check} is the training dataset; give a dataset of other frames")
-    try:
-        check = load_labelled(cfg.check, classes=data.classes, roi=data.spec.roi, input_wh=cfg.input_wh,
-                              color=cfg.color, progress=progress)
-    except TrainingError as exc:
-        raise TrainingError(f"--check: {exc}") from None
-    if check.spec.source_size != data.spec.source_size:
-        raise TrainingError(f"--check {cfg.check}: frames are {check.spec.source_size[0]}x{check.spec.source_size[1]}, "
-                            f"the training frames {data.spec.source_size[0]}x{data.spec.source_size[1]}: "
-                            "the check set must come from the same camera view")
+    out = {}
+    for key, ref in (("cnn", data), ("linear", lin)):
+        try:
+            check = load_labelled(cfg.check, classes=ref.classes, roi=ref.spec.roi,
+                                  input_wh=(ref.spec.width, ref.spec.height), color=cfg.color, progress=progress)
+        except TrainingError as exc:
+            raise TrainingError(f"--check: {exc}") from None
+        if check.spec.source_size != ref.spec.source_size:
+            raise TrainingError(f"--check {cfg.check}: frames are {check.spec.source_size[0]}x"
+                                f"{check.spec.source_size[1]}, the training frames {ref.spec.source_size[0]}x"
+                                f"{ref.spec.source_size[1]}: the check set must come from the same camera view")
+        out[key] = Arrays(check.x, check.y)
     shared = _labelled_images(Path(cfg.check)) & _labelled_images(dataset)
     if shared:
         raise TrainingError(f"--check {cfg.check}: {len(shared)} of its labelled images are also in the training "
                             "dataset (the same JPEG bytes); a check set must be other frames")
-    return Arrays(check.x, check.y)
+    return out
+
+
+def _score_check(cfg: TrainConfig, check: Any, classes: list[str], qmodel: Any) -> dict[str, Any]:
+    """The shipped int8 model on the check set: its report and log loss."""
+    from camlytics.model import int8ref
+    from camlytics.train.metrics import classification_report
+
+    logits = int8ref.forward(qmodel, check.x)
+    p_true = int8ref.scores(qmodel, logits)[np.arange(len(check.y)), check.y]
+    return {"dataset": str(cfg.check), "counts": {c: int((check.y == i).sum()) for i, c in enumerate(classes)},
+            "int8": classification_report(check.y, logits.argmax(1), classes),
+            "log_loss": float(-np.mean(np.log(np.clip(p_true, 1e-12, 1.0))))}
 
 
 def _labelled_images(dataset: Path) -> set[str]:
@@ -747,12 +886,6 @@ def _labelled_images(dataset: Path) -> set[str]:
 
     with Dataset.open(dataset) as ds:
         return {r.path.rsplit("/", 1)[-1] for r in ds.records(labelled=True)}
-
-
-def _quantize(model: Any, calib: np.ndarray, classes: list[str], preprocess: dict[str, Any], name: str) -> Any:
-    from camlytics.train.quantize import quantize
-
-    return quantize(model, calib, classes=classes, preprocess=preprocess, name=name)
 
 
 def _export_onnx(model: Any, path: Path, x: np.ndarray, classes: list[str]) -> float:
