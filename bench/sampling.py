@@ -58,8 +58,15 @@ def _render(t: float) -> tuple[float, np.ndarray, dict]:
 def frames_of_day(preset: str, seed: int, times: list[float], width: int, height: int, workers: int):
     """Frames of one simulated day in time order, rendered in a process pool."""
     with mp.get_context("fork").Pool(workers, _init_worker, (preset, seed, width, height)) as pool:
-        for t, image, truth in pool.imap(_render, times, chunksize=16):
-            yield Frame(image, t, f"sim:{preset}", None, {"truth": truth})
+        # two blocks in flight at a time: the pool must not render the whole day into memory
+        blocks = [times[i:i + 512] for i in range(0, len(times), 512)]
+        ahead = pool.imap(_render, blocks[0], chunksize=16)
+        for k in range(len(blocks)):
+            current = ahead
+            if k + 1 < len(blocks):
+                ahead = pool.imap(_render, blocks[k + 1], chunksize=16)
+            for t, image, truth in current:
+                yield Frame(image, t, f"sim:{preset}", None, {"truth": truth})
 
 
 @dataclass
