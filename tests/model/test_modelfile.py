@@ -159,3 +159,19 @@ def test_docs_list_the_schema_the_readers_apply():
     for key, required, rule in modelfile.schema_rows():
         row = f"| `{key}` | {'yes' if required else 'no'} | {rule} |"
         assert row in text, row
+
+
+def test_active_and_device_class_are_optional_and_checked():
+    """The edge app's active class and Home Assistant device class may come with the model; a class the model
+    lacks is refused by the one reader."""
+    from camlytics.edge.model import ModelFileError
+    from camlytics.errors import ModelError
+
+    model = testmodels.random_model(seed=3, arch="tiny")
+    model.meta.update(active_class="open", device_class="garage_door")
+    edge = load_model(model.to_bytes())
+    assert edge.meta["active_class"] == "open" and edge.meta["device_class"] == "garage_door"
+    for bad in ("door", "unknown", ""):
+        model.meta["active_class"] = bad
+        with pytest.raises((ModelError, ModelFileError)):
+            load_model(model.to_bytes())

@@ -200,6 +200,10 @@ META_SCHEMA = {
     "macs": (OPTIONAL, ("int", 0, 1 << 53)),  # when present, equal to the count from the layers
     # below this top-class probability the edge app reports "unknown" (absent: always the top class)
     "min_confidence": (OPTIONAL, ("num", 0, 1, "[)")),
+    # the class that means "something is there" (drives the virtual input; one of the classes, not "unknown")
+    "active_class": (OPTIONAL, ("str", 1, 64)),
+    # Home Assistant's device class for a two-class model (door, occupancy, garage_door, window, ...)
+    "device_class": (OPTIONAL, ("str", 1, 32)),
     "layers": (REQUIRED, ("list", 1, MAX_LAYERS)),
 }
 
@@ -441,6 +445,9 @@ def _check_meta(meta, blob):
     classes = meta["classes"]
     if shape[:2] != [1, 1] or len(classes) != shape[2]:
         _fail("%d classes for output shape %s" % (len(classes), shape))
+    if "active_class" in meta and (meta["active_class"] not in classes or meta["active_class"] == "unknown"):
+        _fail("active_class %s must be one of the classes %s other than 'unknown'" % (_show(meta["active_class"]),
+                                                                                     _show(classes)))
     if "min_confidence" in meta and "unknown" in classes:
         _fail("a class named 'unknown' is ambiguous with min_confidence (the edge reports 'unknown' below it)")
     out = meta["output"]
