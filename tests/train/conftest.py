@@ -15,7 +15,7 @@ SIM_SIZE = (320, 180)
 # Tiny but complete: cross-validation of the linear baseline and the CNN (student, pruned, int8 with and without
 # QAT) in seconds; the CNN ships (`--family cnn`: with so few epochs it would lose to the linear baseline).
 FAST_TRAIN = ["--input", "16x16", "--budget-macs", "40000", "--epochs", "teacher=2,student=3,finetune=1,qat=1",
-              "--pool", "192", "--family", "cnn", "--quiet"]
+              "--pool", "192", "--family", "cnn", "--gray", "--quiet"]
 
 
 def make_sim_dataset(path: Path, n_open: int = 14, n_closed: int = 16, seed: int = 3) -> Path:

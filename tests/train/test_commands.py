@@ -36,7 +36,7 @@ def test_train_writes_every_artefact(model_dir: Path) -> None:
     assert metrics["classes"] == ["closed", "open"] and metrics["family"] in ("cnn", "cnn+qat")
     # out-of-fold: every labelled image was scored once, by a model that did not train on it
     assert sum(map(sum, metrics["int8"]["confusion"])) == sum(metrics["counts"].values()) == 30
-    assert {"cnn", "cnn+qat", "linear l2=0.0001"} <= set(metrics["cv"]["candidates"])
+    assert {"cnn", "cnn+qat", "linear gray l2=0.0001"} <= set(metrics["cv"]["candidates"])
     assert metrics["onnx_max_abs_diff"] < 1e-4
 
     student, meta = load_student(model_dir / "student.pt")

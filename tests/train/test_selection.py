@@ -109,3 +109,38 @@ def test_confidence_floor_costs_at_most_one_percent_of_right_answers() -> None:
     floor = _confidence_floor(probs, y)
     assert np.mean(top < floor) <= 0.01 and floor >= 0.55
     assert _confidence_floor(np.full((10, 2), 0.5), np.zeros(10, np.int64)) in (0.0,)  # nothing confident: none
+
+
+def test_colour_is_tried_by_the_baseline_and_taken_by_the_cnn_only_when_it_wins() -> None:
+    from camlytics.train.pipeline import TrainConfig, _cnn_color
+
+    def s(color: str, mean: float) -> dict:
+        return {"family": "linear", "mean": mean, "std": 0.0, "log_loss": 0.1, "folds": [mean],
+                "settings": {"l2": 1e-3, "color": color}}
+    auto = TrainConfig()
+    assert auto.color == "auto"
+    assert _cnn_color(auto, {"a": s("gray", 0.95), "b": s("rgb", 0.97)}) == "rgb"
+    assert _cnn_color(auto, {"a": s("gray", 0.97), "b": s("rgb", 0.97)}) == "gray"  # a tie: grey is cheaper
+    assert _cnn_color(TrainConfig(color="gray"), {"a": s("gray", 0.9), "b": s("rgb", 0.99)}) == "gray"
+
+
+def test_an_occupancy_spot_where_colour_carries_the_state(tmp_path: Path) -> None:
+    """The parking preset (a red car in the bay): both colours cross-validated for the baseline, classes
+    empty/occupied, and the shipped model runs on the camera's reader."""
+    from camlytics.edge.model import load_model
+    from camlytics.sim import Scene
+    from camlytics.train.simdata import build_sim_dataset, state_times
+
+    scene = Scene("parking", 4, 320, 180)
+    times = state_times(scene, counts={"occupied": 14, "empty": 16}, rng=np.random.default_rng(4), step=5.0)
+    ds = tmp_path / "parking"
+    build_sim_dataset(ds, "parking", 4, times, width=320, height=180)
+    out = tmp_path / "model"
+    assert main(["train", str(ds), "--out", str(out), "--family", "linear", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["empty", "occupied"]
+    colours = {c["settings"]["color"] for c in metrics["cv"]["candidates"].values()}
+    assert colours == {"gray", "rgb"}
+    shipped = metrics["cv"]["candidates"][metrics["shipped"]]
+    assert metrics["input"]["color"] == shipped["settings"]["color"]
+    assert load_model((out / "model.cml").read_bytes()).meta["classes"] == ["empty", "occupied"]

@@ -73,8 +73,9 @@ def register(subparsers: Any) -> None:
                    help="the CNN's input size (default: about 2048 pixels shaped like the ROI: wide, tall or square; "
                    "a ROI smaller than that is upscaled)")
     colour = p.add_mutually_exclusive_group()
-    colour.add_argument("--gray", dest="color", action="store_const", const="gray", help="grey input (default)")
-    colour.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="colour input")
+    colour.add_argument("--gray", dest="color", action="store_const", const="gray", help="grey input only")
+    colour.add_argument("--rgb", dest="color", action="store_const", const="rgb", help="colour input only (default: "
+                        "the linear baseline tries both; the CNN takes colour only if colour cross-validated better)")
     p.add_argument("--budget-macs", type=int, default=500_000, metavar="N", help="MAC budget of the int8 model "
                    "(default 500000)")
     p.add_argument("--budget-bytes", type=int, default=32 * 1024, metavar="N", help="int8 weight + bias bytes budget "
@@ -106,7 +107,7 @@ def register(subparsers: Any) -> None:
                    "trained at once, each in its own process; the model does not depend on it (default 0: one per core)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=train_command, color="gray")
+    p.set_defaults(func=train_command, color="auto")
 
     e = subparsers.add_parser(
         "evaluate", help="score a model directory on frames with ground-truth labels",

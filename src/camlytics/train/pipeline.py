@@ -41,7 +41,7 @@ class TrainConfig:
     classes: list[str] | None = None
     roi: tuple[int, int, int, int] | None = None
     input_wh: tuple[int, int] | None = None  # None: shaped like the ROI (train.data.input_for_roi)
-    color: str = "gray"
+    color: str = "auto"  # "gray", "rgb", or "auto": the linear baseline tries both, the CNN takes RGB if it won
     budget_macs: int = BUDGET_MACS
     budget_bytes: int = BUDGET_BYTES
     teacher_weights: str | None = None
@@ -79,8 +79,8 @@ class TrainConfig:
             raise TrainingError(f"budget-bytes must be >= 100, got {self.budget_bytes!r}")
         if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
             raise TrainingError(f"seed must be a whole number 0-{MAX_SEED}, got {self.seed!r}")
-        if self.color not in ("gray", "rgb"):
-            raise TrainingError(f"color must be 'gray' or 'rgb', got {self.color!r}")
+        if self.color not in ("gray", "rgb", "auto"):
+            raise TrainingError(f"color must be 'gray', 'rgb' or 'auto', got {self.color!r}")
         if not (isinstance(self.pool_per_image, int) and self.pool_per_image >= 1):
             raise TrainingError(f"pool-per-image must be a whole number >= 1, got {self.pool_per_image!r}")
         if self.pool < 0 or (self.pool and self.pool < 16):
@@ -259,19 +259,28 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
         load_imagenet_weights(MobileNetV2(2), teacher_weights)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    data, lin = _load_data(dataset, cfg, progress)
-    check = _load_check(cfg, dataset, data, lin, progress) if cfg.check else None
+    colors = ("gray", "rgb") if cfg.color == "auto" else (cfg.color,)
+    lins = {c: _load_linear(dataset, cfg, c, progress) for c in colors}
+    ref = lins[colors[0]]
     timings["data"] = time.monotonic() - t0
-    y, classes, k = data.y, data.classes, len(data.classes)
+    y, classes, k = ref.y, ref.classes, len(ref.classes)
     n_folds = min(cfg.folds, int(np.bincount(y)[np.bincount(y) > 0].min())) if cfg.folds else fold_count(y)
-    folds = time_block_folds(data.timestamps, y, n_folds)
+    folds = time_block_folds(ref.timestamps, y, n_folds)
     candidates: dict[str, Candidate] = {}
 
     t0 = time.monotonic()
-    lin_pre = lin.spec.model_meta()["preprocess"]
-    for cand, fold, probs in _linear_cv(lin, folds, cfg, progress):
-        candidates.setdefault(cand.name, cand).add_fold(folds[fold], probs, y)
+    for color, lin in lins.items():
+        for cand, fold, probs in _linear_cv(lin, folds, cfg, progress):
+            candidates.setdefault(cand.name, cand).add_fold(folds[fold], probs, y)
     timings["linear"] = time.monotonic() - t0
+    color = _cnn_color(cfg, {n: c.summary(y) for n, c in candidates.items()})
+    t0 = time.monotonic()
+    data = _load_cnn(dataset, cfg, color, ref, progress)
+    best_lin_color = max(((rank_key_of(c.summary(y)), -colors.index(c.settings["color"]), c.settings["color"])
+                          for c in candidates.values()))[2]
+    lin = lins[best_lin_color]
+    check = _load_check(cfg, dataset, data, lin, progress) if cfg.check else None
+    timings["data"] += time.monotonic() - t0
 
     t0 = time.monotonic()
     results = _cnn_jobs(data, folds, cfg, tmp, progress, jobs, teacher_weights) if cfg.family != "linear" else [{}]
@@ -295,7 +304,8 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
     t0 = time.monotonic()
     final_cnn = results[-1]
     lin_l2 = summaries[best_linear]["settings"]["l2"]
-    lin_model, lin_q = _fit_linear_all(lin, lin_l2, cfg, lin_pre)
+    lin = lins[summaries[best_linear]["settings"]["color"]]
+    lin_model, lin_q = _fit_linear_all(lin, lin_l2, cfg, lin.spec.model_meta()["preprocess"])
     timings["linear"] += time.monotonic() - t0
     if summaries[shipped]["family"] == "linear":
         final, qmodel, spec, x_all = lin_model, lin_q, lin.spec, lin.x
@@ -343,17 +353,36 @@ def rank_key_of(summary: dict[str, Any]) -> tuple[float, float]:
     return rank_key(summary)
 
 
-def _load_data(dataset: Path, cfg: TrainConfig, progress: Any) -> tuple[Any, Any]:
-    """The labelled data at the CNN's input (`--input`, else shaped like the ROI) and at the linear baseline's
-    (LINEAR_PIXELS, shaped like the ROI), the same records in the same order."""
+def _load_linear(dataset: Path, cfg: TrainConfig, color: str, progress: Any) -> Any:
+    """The labelled data at the linear baseline's input (LINEAR_PIXELS shaped like the ROI) in `color`."""
     from camlytics.train.data import load_labelled
     from camlytics.train.linear import LINEAR_PIXELS
 
-    data = load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=cfg.input_wh, color=cfg.color,
+    return load_labelled(dataset, classes=cfg.classes, roi=cfg.roi, input_wh=None, color=color,
+                         pixels=LINEAR_PIXELS, multiple=4, progress=progress)
+
+
+def _load_cnn(dataset: Path, cfg: TrainConfig, color: str, ref: Any, progress: Any) -> Any:
+    """The labelled data at the CNN's input (`--input`, else shaped like the ROI), the records of `ref` in its order."""
+    from camlytics.train.data import load_labelled
+
+    data = load_labelled(dataset, classes=ref.classes, roi=ref.spec.roi, input_wh=cfg.input_wh, color=color,
                          progress=progress)
-    lin = load_labelled(dataset, classes=data.classes, roi=data.spec.roi, input_wh=None, color=cfg.color,
-                        pixels=LINEAR_PIXELS, multiple=4, progress=progress)
-    return data, lin
+    if data.record_ids != ref.record_ids:  # the dataset changed while loading (a labeller at work)
+        raise TrainingError(f"dataset {dataset} changed while training started (labels added or changed); "
+                            "run train again")
+    return data
+
+
+def _cnn_color(cfg: TrainConfig, summaries: dict[str, dict[str, Any]]) -> str:
+    """The CNN's input colour: `--gray`/`--rgb`, else (auto) RGB only when the linear baseline cross-validates
+    strictly better on colour than on grey: colour costs the CNN three times the first layer's MACs and
+    memory, so it must show that it carries the state."""
+    if cfg.color != "auto":
+        return cfg.color
+    best = {c: max((rank_key_of(s) for s in summaries.values() if s["settings"].get("color") == c), default=None)
+            for c in ("gray", "rgb")}
+    return "rgb" if best["rgb"] is not None and best["gray"] is not None and best["rgb"] > best["gray"] else "gray"
 
 
 def _linear_cv(lin: Any, folds: list[np.ndarray], cfg: TrainConfig, progress: Any) -> Any:
@@ -366,8 +395,9 @@ def _linear_cv(lin: Any, folds: list[np.ndarray], cfg: TrainConfig, progress: An
     k, n = len(lin.classes), len(lin.y)
     pre = lin.spec.model_meta()["preprocess"]
     task = progress.add_task("linear", total=len(L2_GRID) * len(folds), status="") if progress is not None else None
+    color = lin.spec.color
     for l2 in L2_GRID:
-        cand = Candidate(f"linear l2={l2:g}", "linear", n, k, {"l2": l2})
+        cand = Candidate(f"linear {color} l2={l2:g}", "linear", n, k, {"l2": l2, "color": color})
         for i, test in enumerate(folds):
             train = np.setdiff1d(np.arange(n), test)
             model = fit_linear(lin.x[train], lin.y[train], k, l2)
@@ -853,7 +883,7 @@ def _load_check(cfg: TrainConfig, dataset: Path, data: Any, lin: Any, progress: 
     for key, ref in (("cnn", data), ("linear", lin)):
         try:
             check = load_labelled(cfg.check, classes=ref.classes, roi=ref.spec.roi,
-                                  input_wh=(ref.spec.width, ref.spec.height), color=cfg.color, progress=progress)
+                                  input_wh=(ref.spec.width, ref.spec.height), color=ref.spec.color, progress=progress)
         except TrainingError as exc:
             raise TrainingError(f"--check: {exc}") from None
         if check.spec.source_size != ref.spec.source_size:
