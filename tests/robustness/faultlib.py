@@ -151,7 +151,8 @@ def camera_faults(work: Path, tries: int, faults: list[str] = CAMERA_FAULTS) -> 
     """Each camera fault against `run` (the edge app, 3 frames) and `collect` (3 frames into a dataset).
 
     run must finish its frames when the fault passes (503/truncated/html/drop: 3 answers, then good ones) and
-    refuse cleanly at the start when it does not (refused, 401, stall); collect ends either way, store sound."""
+    refuse cleanly at the start when it does not (refused, 401, stall); collect ends either way, store sound
+    (a 401 with one error line, a camera that is away by Ctrl-C while it waits)."""
     from camlytics.sim.camera import SimulatedCamera
 
     model = model_dir(work)
@@ -173,7 +174,7 @@ def camera_faults(work: Path, tries: int, faults: list[str] = CAMERA_FAULTS) -> 
                     ds = work / f"collect-{fault}-{i}"
                     args = ["collect", url, "--dataset", str(ds), "--sampler", "time", "--budget", "3",
                             "--interval", "1", "--duration", "3", "--timeout", "1", "--retries", "2"]
-                    if recoverable:
+                    if recoverable or fault == "401":  # a wrong password stops collect with one error line
                         proc = camlytics(args, timeout=60, env=env)
                         ok, note = clean_exit(proc) if proc else (False, "did not end in 60 s")
                     else:  # collect waits for a camera that is away (backoff): Ctrl-C must stop it cleanly

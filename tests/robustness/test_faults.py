@@ -60,9 +60,6 @@ def test_the_checks_can_fail(tmp_path):
     assert not faultlib.clean_exit(two)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="finding for store/ and sampling/: a new dataset whose first row cannot be "
-                   "written (disk full) is removed but keeps the image already written, so the next open asks for "
-                   "`camlytics repair`")
 def test_disk_full_at_the_first_frame_leaves_a_dataset_that_opens(tmp_path):
     ds = tmp_path / "ds"
     proc = faultlib.camlytics(["collect", "sim:office?seed=3&interval=60", "--dataset", str(ds), "--sampler", "time",

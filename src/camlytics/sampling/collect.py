@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from camlytics.errors import SourceError
+from camlytics.errors import AuthError, SourceError
 from camlytics.frames import Frame
 from camlytics.sampling.base import Sampler
 from camlytics.sources.base import FrameSource
@@ -94,13 +94,17 @@ def collect(
     on_frame: Callable[[CollectStats], None] | None = None,
     backoff_start: float = BACKOFF_START,
     check_frame: Callable[[Frame], None] | None = None,
+    stats: CollectStats | None = None,
 ) -> CollectStats:
     """Feed every frame to the sampler and store the kept ones, until the source ends, `duration`
     seconds of frame time have passed, or `stop` is set. A live source (camera) that fails is reopened
-    with exponential backoff; a file or simulator failing is an error (SourceError).
+    with exponential backoff; a file or simulator failing is an error (SourceError). A camera refusing the
+    credentials (AuthError: HTTP 401/403) ends the collection at once, between two stored frames: a wrong
+    password does not heal by waiting.
     `check_frame` sees the first frame of every opened source before it is offered (e.g. the ROI must fit
-    the frame size, which a reopened camera may have changed); what it raises ends the collection."""
-    stats = CollectStats()
+    the frame size, which a reopened camera may have changed); what it raises ends the collection.
+    Pass `stats` to read what was done when the collection ends with an exception."""
+    stats = CollectStats() if stats is None else stats
     stop = StopFlag() if stop is None else stop
     first_ts: float | None = None
     backoff = backoff_start
@@ -146,6 +150,8 @@ def collect(
             finally:
                 stats.skipped += source.skipped
                 source.close()
+        except AuthError:
+            raise  # retrying a wrong password only fills the camera's log (and may lock the account)
         except SourceError as exc:
             if not live:
                 raise

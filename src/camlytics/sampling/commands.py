@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
+from typing import TYPE_CHECKING
 
 from camlytics.sources.commands import SPEC_HELP, _add_source_options, _source_options
+
+if TYPE_CHECKING:
+    from camlytics.errors import AuthError
+    from camlytics.sampling.collect import CollectStats
 
 SAMPLER_HELP = (
     "smart: door-region anomalies + activity + lighting/shape novelty on a budget (default); "
@@ -20,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pick a small, diverse set of frames from a source into a dataset",
         description="Read frames from a source, keep the ones the sampler picks (at most --budget, spread "
         "over the run) and store them in a dataset. Ctrl-C stops cleanly; a camera that goes away is "
-        "retried with backoff.",
+        "retried with backoff; one that refuses the credentials (HTTP 401/403) stops the run with an error.",
     )
     p.add_argument("source", metavar="SOURCE", help=SPEC_HELP)
     p.add_argument("--dataset", required=True, metavar="DIR", help="dataset directory (created if missing)")
@@ -55,14 +61,27 @@ def _planned_duration(source, args: argparse.Namespace) -> float:
     return DAY
 
 
+def _refused_message(exc: AuthError, stats: CollectStats, dataset: str) -> str:
+    """One line for a camera refusing the credentials: the HTTP status, what was kept, what to fix."""
+    found = re.search(r"\(HTTP (40[13])\)", str(exc))
+    if found is None:  # not the camera's answer (e.g. a password without a user name): already clear
+        return str(exc)
+    code = found[1]
+    kept = "" if not stats.seen else f" after {stats.seen} frames (" + (
+        f"the {stats.kept} kept are stored in {dataset})" if stats.kept else "none kept)")
+    fix = ("use a camera user allowed to take snapshots (viewer role or higher)" if code == "403" else
+           "fix the user name and password (in the URL, --user/--password, or $CAMLYTICS_USER / $CAMLYTICS_PASSWORD)")
+    return f"the camera refused the credentials (HTTP {code}){kept}: {exc}; {fix}"
+
+
 def run_collect(args: argparse.Namespace) -> int:
     """Run the collector with a live progress display."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from camlytics.errors import CamlyticsError
+    from camlytics.errors import AuthError, CamlyticsError
     from camlytics.sampling import make_sampler
-    from camlytics.sampling.collect import StopFlag, collect
+    from camlytics.sampling.collect import CollectStats, StopFlag, collect
     from camlytics.sources import open_source, source_kind
     from camlytics.store import Dataset
     from camlytics.store.dataset import parse_classes
@@ -86,6 +105,7 @@ def run_collect(args: argparse.Namespace) -> int:
         predict = load_predictor(args.model)
     first = open_source(args.source, duration=args.duration, **options)  # fail fast on a bad spec: no dataset made
     sources = [first]  # handed to collect(), which closes it; closed here if anything fails before
+    stats = CollectStats()
     try:
         with Dataset.open_or_create(args.dataset) as ds:  # a failed first run leaves no empty dataset behind
             if classes is not None and classes != ds.classes:
@@ -137,8 +157,10 @@ def run_collect(args: argparse.Namespace) -> int:
             stop = StopFlag()
             with progress, stop.on_sigint():
                 stats = collect(next_source, ds, sampler, live=kind in ("vapix", "mjpeg"), duration=args.duration,
-                                stop=stop, on_frame=show, check_frame=check_frame)
+                                stop=stop, on_frame=show, check_frame=check_frame, stats=stats)
                 show(stats)
+    except AuthError as exc:  # raised past the dataset: it is closed (or removed, if new and empty) by now
+        raise AuthError(_refused_message(exc, stats, args.dataset)) from None
     finally:
         for source in sources:
             source.close()

@@ -143,6 +143,7 @@ class Dataset:
         self.index_path = root / INDEX_NAME
         self._conn = conn
         self._lock = threading.RLock()  # one connection, used from web-server threads too
+        self._unindexed: set[str] = set()  # image files this object wrote whose row did not commit
 
     # ---- opening -------------------------------------------------------------------------
     @classmethod
@@ -192,17 +193,44 @@ class Dataset:
         is still empty, the directories it made are removed again (a failed first run leaves nothing behind)."""
         root = pathlib.Path(path).expanduser().absolute()
         made = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
-        dataset = cls.open(root, create=True)
+        try:
+            dataset = cls.open(root, create=True)
+        except BaseException:
+            # e.g. disk full while writing the new index's schema; no image means no record (images go first)
+            if made and not has_stored_images(root):
+                _remove_new_dataset(root, made)
+            raise
         try:
             yield dataset
         except BaseException:
-            empty = made and len(dataset) == 0
-            dataset.close()
-            if empty:
-                _remove_new_dataset(root, made)
+            if made:
+                dataset._discard_if_empty(made)
             raise
         finally:
             dataset.close()
+
+    def _discard_if_empty(self, made: list[pathlib.Path]) -> None:
+        """After a failed block in a dataset open_or_create made: drop the images this object wrote without a
+        row (disk full between an image and its row), then remove the dataset if no image is left in it.
+        A record's image is written before its row, so a dataset without images holds no records; its
+        index is checked by the files, not by a query, because a full disk can fail even reads."""
+        self._remove_unindexed()
+        self.close()
+        if not has_stored_images(self.root):  # else it stays: its index opens (orphans: `camlytics repair`)
+            _remove_new_dataset(self.root, made)
+
+    def _remove_unindexed(self) -> None:
+        """Delete the image files this object wrote whose row never committed (and no row points at now)."""
+        for rel in sorted(self._unindexed):
+            sha = rel.rsplit("/", 1)[1][:-4]
+            try:
+                if self._query("SELECT 1 FROM records WHERE sha256 = ?", (sha,)):
+                    continue  # another writer stored the same bytes meanwhile: its row needs the file
+            except DatasetError:
+                continue
+            with contextlib.suppress(OSError):
+                (self.root / rel).unlink()
+            self._unindexed.discard(rel)
 
     def _prepare(self) -> None:
         conn = self._conn
@@ -307,14 +335,21 @@ class Dataset:
         existing = self._query("SELECT id FROM records WHERE sha256 = ?", (sha,))
         if existing:
             return int(existing[0][0])
+        fresh = not (self.root / rel).exists()
         write_atomic(self.root, rel, jpeg)  # durable before the row that points at it
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO records(path, sha256, timestamp, source, sampler, reason, score, original_name, meta,"
-                " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
-                (rel, sha, timestamp, source, sampler, reason, score, original_name, _dumps(meta or {}), time.time()),
-            )
-            row = conn.execute("SELECT id FROM records WHERE sha256 = ?", (sha,)).fetchone()
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO records(path, sha256, timestamp, source, sampler, reason, score, original_name, meta,"
+                    " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(sha256) DO NOTHING",
+                    (rel, sha, timestamp, source, sampler, reason, score, original_name, _dumps(meta or {}),
+                     time.time()),
+                )
+                row = conn.execute("SELECT id FROM records WHERE sha256 = ?", (sha,)).fetchone()
+        except BaseException:
+            if fresh:  # an orphan now; a new dataset that ends empty removes it (open_or_create)
+                self._unindexed.add(rel)
+            raise
         return int(row[0])
 
     def get(self, record_id: int) -> Record:
