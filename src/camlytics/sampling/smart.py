@@ -318,7 +318,8 @@ class SmartSampler(Sampler):
             v = hog_vector(view)
             d = self.event_memory.distance(v)
             if d > self.burst_novelty:
-                decision = self._keep(view, "burst", score, f"door region changes during a burst (unseen look, {d:.2f})")
+                why = f"door region changes during a burst (unseen look, {d:.2f})"
+                decision = self._keep(view, "burst", score, why)
                 if decision is not None:
                     self._burst_kept_strong += 1
                     self.event_memory.add(v)
