@@ -27,7 +27,7 @@ def _fast_config(**extra: object):
     from camlytics.train.pipeline import TrainConfig
 
     return TrainConfig(input_wh=(16, 16), budget_macs=40000, epochs_teacher=2, epochs_student=3, epochs_finetune=1,
-                       epochs_qat=1, pool=192, family="cnn", **extra)
+                       epochs_qat=1, pool=192, family="cnn", color="gray", **extra)
 
 
 def _check_scores(model: object, check: Path) -> float:
@@ -289,9 +289,17 @@ def test_candidates_out_of_range(sim_dataset: Path, tmp_path: Path, capsys: pyte
     _expect_error(sim_dataset, tmp_path, capsys, f"candidates must be a whole number 1-16, got {k}", "--candidates", k)
 
 
-def test_more_than_one_candidate_needs_a_check_set(sim_dataset: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
-    _expect_error(sim_dataset, tmp_path, capsys, "--candidates needs --check CHECK_DATASET", "--candidates", "2")
+def test_without_a_check_set_the_best_cross_validated_candidate_is_kept(sim_dataset: Path, tmp_path: Path) -> None:
+    from camlytics.train.pipeline import run_training
+
+    models: dict = {}
+    metrics = run_training(sim_dataset, tmp_path / "m", _fast_config(candidates=2, jobs=2), models=models)
+    cands = metrics["candidates"]
+    assert all(c["check_balanced_accuracy"] is None for c in cands) and "check" not in metrics
+    kept = next(i for i, c in enumerate(cands) if c["chosen"])
+    assert cands[kept]["cv_balanced_accuracy"] == max(c["cv_balanced_accuracy"] for c in cands)
+    assert metrics["cv"]["shipped"]["mean"] == cands[kept]["cv_balanced_accuracy"]  # the kept run's own metrics
+    assert (tmp_path / "m" / "model.cml").read_bytes() == models["candidates"][kept]["int8"].to_bytes()
 
 
 def test_the_training_dataset_is_no_check_set(sim_dataset: Path, tmp_path: Path,

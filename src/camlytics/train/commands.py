@@ -99,7 +99,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data -> same model (default 0)")
     p.add_argument("--candidates", type=int, default=1, metavar="K", help="train K whole runs with seeds SEED.."
                    "SEED+K-1 (side by side, --jobs at a time; each as long as one run) and keep the best int8 model "
-                   "on --check, which K > 1 needs (default 1)")
+                   "on --check, or without it the best cross-validated (default 1)")
     p.add_argument("--check", metavar="CHECK_DATASET", help="a labelled dataset of other frames of this camera, never "
                    "trained on: picks among --candidates and is scored in the report. Best: the door held just either "
                    "side of the open/closed line at several times of day")
@@ -177,8 +177,10 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {100 * s['mean']:6.2f}% +- {100 * s['std']:4.2f}  log loss {s['log_loss']:.4f}{mark}")
     print(f"why: {cv['shipped']['why']}")
     for c in metrics.get("candidates") or []:
-        print(f"candidate {c['index']} (seed {c['seed']}): int8 check {100 * c['check_balanced_accuracy']:6.2f}%, "
-              f"CV {100 * c['cv_balanced_accuracy']:6.2f}%" + ("  <- kept (best on the check set)" if c["chosen"] else ""))
+        check = f"int8 check {100 * c['check_balanced_accuracy']:6.2f}%, " if c["check_balanced_accuracy"] is not None else ""
+        by = "on the check set" if c["check_balanced_accuracy"] is not None else "by cross-validation"
+        print(f"candidate {c['index']} (seed {c['seed']}): {check}CV {100 * c['cv_balanced_accuracy']:6.2f}%"
+              + (f"  <- kept (best {by})" if c["chosen"] else ""))
     if "check" in metrics:
         print(f"check set: int8 balanced accuracy {100 * metrics['check']['int8']['balanced_accuracy']:.2f}% on "
               f"{metrics['check']['int8']['n']} images")

@@ -89,9 +89,6 @@ class TrainConfig:
             raise TrainingError(f"candidates must be a whole number 1-{MAX_CANDIDATES}, got {self.candidates!r}")
         if not (isinstance(self.jobs, int) and 0 <= self.jobs <= MAX_CANDIDATES):
             raise TrainingError(f"jobs must be a whole number 0-{MAX_CANDIDATES} (0: one per core), got {self.jobs!r}")
-        if self.candidates > 1 and not self.check:
-            raise TrainingError("--candidates needs --check CHECK_DATASET: the validation block cannot tell "
-                                "candidates apart")
         if self.family not in FAMILIES:
             raise TrainingError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         if not (isinstance(self.folds, int) and (self.folds == 0 or 2 <= self.folds <= 10)):
@@ -635,9 +632,9 @@ def _write_results(tmp: Path, metrics: dict[str, Any], report_args: tuple[Any, .
 
 def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, progress: Any,
                       models: dict[str, Any]) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """Whole runs with seeds seed .. seed + K - 1, each exactly the one-candidate run with that seed; the best
-    int8 model on the check set (ties: the lower log loss there, then the earlier seed) kept. Validation does
-    not take part: each seed holds out its own time block, so their scores do not compare."""
+    """Whole runs with seeds seed .. seed + K - 1, each exactly the one-candidate run with that seed; kept: the
+    best int8 model on the check set (ties: the lower log loss there, then the earlier seed), or without a check
+    set the best cross-validated (each run's folds are the same time blocks, so their scores compare)."""
     started = time.monotonic()
     jobs = candidate_jobs(cfg)
     run_cfgs = [replace(cfg, seed=cfg.seed + index, candidates=1) for index in range(cfg.candidates)]
@@ -659,7 +656,10 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, 
             runs.append((metrics, report_args, run_models, run_dir))
 
     def key(run: tuple[Any, ...]) -> tuple[float, float]:
-        return run[0]["check"]["int8"]["balanced_accuracy"], -run[0]["check"]["log_loss"]
+        if cfg.check:  # frames none of the runs trained on, chosen for being hard
+            return run[0]["check"]["int8"]["balanced_accuracy"], -run[0]["check"]["log_loss"]
+        shipped = run[0]["cv"]["shipped"]  # else each run's own cross-validation of what it shipped
+        return round(shipped["mean"], 9), -shipped["log_loss"]
 
     best = max(runs, key=key)  # max keeps the first of equals: the earlier seed
     metrics, report_args, run_models, run_dir = best
@@ -668,8 +668,8 @@ def _train_candidates(dataset: Path, tmp: Path, cfg: TrainConfig, console: Any, 
     for *_, other in runs:
         shutil.rmtree(other)
     metrics["candidates"] = [{"index": i, "seed": cfg.seed + i, "chosen": run is best,
-                              "check_balanced_accuracy": run[0]["check"]["int8"]["balanced_accuracy"],
-                              "check_log_loss": run[0]["check"]["log_loss"],
+                              "check_balanced_accuracy": run[0]["check"]["int8"]["balanced_accuracy"] if cfg.check else None,
+                              "check_log_loss": run[0]["check"]["log_loss"] if cfg.check else None,
                               "cv_balanced_accuracy": run[0]["cv"]["shipped"]["mean"],
                               "shipped": run[0]["shipped"],
                               "seconds": run[0]["train_seconds"]} for i, run in enumerate(runs)]
@@ -768,8 +768,9 @@ def _candidate_worker(messages: Any, parent: int, dataset: Path, run_dir: Path, 
     def job(relay: Any) -> tuple[Any, str]:
         models: dict[str, Any] = {}
         metrics, report_args = _train_into(dataset, run_dir, cfg, relay, models, jobs=1)
-        check = metrics["check"]["int8"]["balanced_accuracy"]
-        return (metrics, report_args, models), f"done in {metrics['train_seconds']:.0f} s: check set {100 * check:.2f}%"
+        score = (f"check set {100 * metrics['check']['int8']['balanced_accuracy']:.2f}%" if "check" in metrics
+                 else f"CV {100 * metrics['cv']['shipped']['mean']:.2f}%")
+        return (metrics, report_args, models), f"done in {metrics['train_seconds']:.0f} s: {score}"
     _work(messages, parent, run_dir, index, f"candidate {index} (seed {cfg.seed})", job)
 
 

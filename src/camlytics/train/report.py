@@ -125,11 +125,12 @@ def _candidates_html(metrics: dict[str, Any]) -> str:
     out = ""
     cands = metrics.get("candidates") or []
     if cands:
-        rows = [[c["index"], c["seed"], f"{100 * c['check_balanced_accuracy']:.2f}%",
+        rows = [[c["index"], c["seed"], f"{100 * c['check_balanced_accuracy']:.2f}%"
+                 if c["check_balanced_accuracy"] is not None else "-",
                  f"{100 * c['cv_balanced_accuracy']:.2f}%", f"{c['seconds']:.0f}", "kept" if c["chosen"] else ""]
                 for c in cands]
         out += ("<h2>Candidate runs (int8 balanced accuracy)</h2><p>One whole training run per seed; kept: the best "
-                "on the check set (ties: its lower log loss).</p>"
+                "on the check set (ties: its lower log loss), or without one the best cross-validated.</p>"
                 + _table(rows, ["candidate", "seed", "check set", "cross-validation", "seconds", ""]))
     check = metrics.get("check")
     if check:
