@@ -280,6 +280,53 @@ def version():
     return line
 
 
+SIGINT = 2  # Linux numbers (every camera architecture); MicroPython has no signal module
+SIGNAL_NAMES = {1: "SIGHUP", 2: "SIGINT", 15: "SIGTERM"}
+_caught = [0]  # the signal CPython's handler saw first (0: none)
+
+
+def _on_signal(signum, _frame):
+    """CPython handler: remember the first signal, stop the app as Ctrl-C does."""
+    if not _caught[0]:
+        _caught[0] = signum
+    raise KeyboardInterrupt
+
+
+def trap_signals():
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt like SIGINT; the module that does it, or None.
+
+    CPython: the signal module; the firmware: its C module. The PyPI MicroPython has neither (there
+    they still end the process, without close()). A signal ignored at start (nohup) stays ignored."""
+    try:
+        import signal
+    except ImportError:
+        signal = None
+    if signal is not None and hasattr(signal, "SIGTERM"):
+        try:
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) != signal.SIG_IGN:
+                    signal.signal(sig, _on_signal)
+        except ValueError:  # main() called from a thread other than the main one: leave them as they are
+            return None
+        return signal
+    try:
+        import _camlytics
+    except ImportError:
+        return None
+    if not hasattr(_camlytics, "trap_signals"):  # a firmware built before signals were trapped
+        return None
+    _camlytics.trap_signals()
+    return _camlytics
+
+
+def stop_signal(trapped):
+    """The signal that stopped the app: the one trapped first, else SIGINT (a plain KeyboardInterrupt)."""
+    if _caught[0]:
+        return _caught[0]
+    last = getattr(trapped, "last_signal", None)
+    return (last() if last else 0) or SIGINT
+
+
 def main(argv=None, network=None):
     """Entry point: `app.py CONFIG.json` (`network`: see App)."""
     argv = sys.argv if argv is None else argv
@@ -295,13 +342,20 @@ def main(argv=None, network=None):
     except Exception as exc:  # noqa: BLE001 - print one line, no traceback, for bad config/model
         print("camlytics-edge: error: %s" % exc)
         return 2
+    trapped = trap_signals()
+    code = 0
     try:
-        app.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        app.close()
-    return 0
+        try:
+            app.run()
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM/SIGHUP turned into it by trap_signals()
+            code = 128 + stop_signal(trapped)
+        finally:
+            app.close()
+    except KeyboardInterrupt:  # a second signal while closing: the first one's code stands
+        code = code or 128 + stop_signal(trapped)
+    if code:
+        log("stopped by %s" % SIGNAL_NAMES.get(code - 128, "signal %d" % (code - 128)))
+    return code
 
 
 if __name__ == "__main__":
