@@ -38,7 +38,7 @@ def test_quick_demo_produces_every_artefact(tmp_path):
     check_dataset_holds_the_smart_samplers_frames_labelled_from_the_simulator(demo)
     check_smart_sampler_keeps_more_open_doors_than_the_time_based_one(demo)
     check_model_directory_loads_and_its_metrics_match_the_file(demo)
-    check_two_runs_trained_and_the_better_on_the_check_set_kept(demo)
+    check_the_model_was_chosen_by_cross_validation_and_scored_on_the_check_set(demo)
     check_held_out_scores_from_host_int8_and_micropython_agree(demo)
     check_acap_package_was_built_with_the_model_and_deployed(demo)
     check_mqtt_reported_a_true_door_change_with_the_right_state(demo)
@@ -84,8 +84,9 @@ def check_model_directory_loads_and_its_metrics_match_the_file(demo) -> None:
     assert predictor.classes == ["closed", "open"]
 
 
-def check_two_runs_trained_and_the_better_on_the_check_set_kept(demo) -> None:
+def check_the_model_was_chosen_by_cross_validation_and_scored_on_the_check_set(demo) -> None:
     from camlytics.store import Dataset
+    from camlytics.train.crossval import rank_key
 
     out, summary, stdout = demo
     with Dataset.open(out / "check") as ds:  # the door held at 7-13 deg, labelled by the 10 deg threshold
@@ -93,14 +94,15 @@ def check_two_runs_trained_and_the_better_on_the_check_set_kept(demo) -> None:
         assert len(records) == 80 and {r.label for r in records} == {"open", "closed"}
         assert all((r.label == "open") == (float(r.reason.split()[3]) > 10) for r in records)
     metrics = json.loads((out / "model" / "metrics.json").read_text())
-    cands = metrics["candidates"]
-    assert [c["seed"] for c in cands] == [0, 1] and sum(c["chosen"] for c in cands) == 1
-    kept = max(cands, key=lambda c: (c["check_balanced_accuracy"], -c["check_log_loss"]))
-    assert kept["chosen"] and metrics["check"]["int8"]["n"] == 80
-    assert json.loads((out / "model" / "config.json").read_text())["kept_seed"] == kept["seed"]
-    assert f"run with seed {kept['seed']}: int8 on the check set" in stdout and stdout.count("<- kept") == 1
-    assert summary["training"]["runs"] == f"2 (seeds 0, 1), kept seed {kept['seed']}"
-    assert f"kept seed {kept['seed']}; check set {summary['training']['check']}" in stdout  # the summary table
+    cands = metrics["cv"]["candidates"]
+    assert {c["family"] for c in cands.values()} >= {"linear", "cnn"}  # both families cross-validated
+    assert all(rank_key(c) <= rank_key(cands[metrics["shipped"]]) for c in cands.values())
+    assert "candidates" not in metrics and metrics["check"]["int8"]["n"] == 80  # one run; the check set scored
+    assert f"model: {out / 'model'}: {metrics['shipped']}" in stdout and "why: " in stdout
+    assert "more labels? " in stdout
+    assert summary["training"]["runs"].startswith(f"one: {metrics['shipped']} shipped by")
+    report = (out / "report.html").read_text()
+    assert "cross-validated" in report and metrics["shipped"] in report
 
 
 def check_held_out_scores_from_host_int8_and_micropython_agree(demo) -> None:

@@ -80,7 +80,7 @@ def test_loading_rejects_garbage_and_unknown_layers(tmp_path: Path) -> None:
     ({"epochs_student": 0}, "epochs-student must be a whole number >= 1, got 0"),
     ({"pool_per_image": 0}, "pool-per-image must be a whole number >= 1, got 0"),
     ({"pool": 8}, "pool must be 0 (automatic) or >= 16, got 8"),
-    ({"color": "ir"}, "color must be 'gray' or 'rgb'"),
+    ({"color": "ir"}, "color must be 'gray', 'rgb' or 'auto'"),
     ({"budget_macs": 10}, "budget-macs must be >= 1000"),
     ({"budget_bytes": -100}, "budget-bytes must be >= 100, got -100"),
     ({"seed": -1}, "seed must be a whole number 0-2147483647, got -1"),
