@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "camlytics"
 
 EDGE = {"edge"}  # floor 0: MicroPython-safe, imports nothing of camlytics outside itself
-GROUND = {"camlytics", "errors", "constants", "frames", "validate", "urls", "camera_http", "store"}
+GROUND = {"camlytics", "errors", "constants", "frames", "validate", "urls", "camera_http", "metricsfile", "store"}
 MODEL = {"model"}
 STAGES = {"sources", "sampling", "annotate", "train", "export", "runtime", "deploy", "sim", "firmware"}
 TOP = {"cli", "demo", "__main__"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 from typing import Any
 
 from camlytics.errors import ModelError
+from camlytics.metricsfile import read_metrics
 
 VERDICTS = ("enough", "more", "harder")
 
@@ -17,19 +17,8 @@ def load_advice(model_dir: str | pathlib.Path) -> dict[str, Any]:
 
     Returns {"verdict", "advice", "worst", "errors_by_kind" (largest first), "shipped", "cv_mean"}.
     """
-    folder = pathlib.Path(model_dir).expanduser()
-    if not folder.is_dir():
-        raise ModelError(f"--model {folder}: no such directory" if not folder.exists()
-                         else f"--model {folder} is a file, expected a model directory from `camlytics train`")
-    path = folder / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"--model {folder} has no metrics.json; is it a model directory from `camlytics train`?") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise ModelError(f"cannot read {path}: {exc}") from None
-    if not isinstance(metrics, dict):
-        raise ModelError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    metrics = read_metrics(model_dir)
+    path = pathlib.Path(model_dir).expanduser() / "metrics.json"
     more = metrics.get("more_labels")
     if not isinstance(more, dict):
         raise ModelError(f"{path} has no \"more_labels\" advice; retrain with this version of `camlytics train`")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 from typing import Any
 
@@ -126,27 +125,16 @@ def _light_table(balance: dict[str, dict[str, int]], classes: list[str]) -> Any:
 
 def model_summary(model_dir: str) -> list[str]:
     """Lines describing a trained model from its metrics.json: classes, input, size, MACs, CV score, advice."""
-    from camlytics.errors import CamlyticsError
+    from camlytics.metricsfile import read_metrics
 
     folder = pathlib.Path(model_dir).expanduser()
-    if not folder.is_dir():
-        raise CamlyticsError(f"model directory {folder} does not exist" if not folder.exists()
-                             else f"--model {folder} is a file, expected a model directory")
-    path = folder / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CamlyticsError(f"{folder} has no metrics.json; is it a model directory from `camlytics train`?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CamlyticsError(f"cannot read {path}: {exc}") from None
-    if not isinstance(metrics, dict):
-        raise CamlyticsError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
+    metrics = read_metrics(folder)
     lines = [f"model {folder}"]
     if isinstance(metrics.get("classes"), list):
         lines.append(f"  classes: {', '.join(map(str, metrics['classes']))}")
     spec = metrics.get("input")
     if isinstance(spec, dict):
-        colour = "rgb" if spec.get("color") else "grey"
+        colour = "rgb" if spec.get("color") == "rgb" else "grey"
         lines.append(f"  input: {spec.get('width')}x{spec.get('height')} {colour} from roi {spec.get('roi')} of "
                      f"{'x'.join(map(str, spec.get('source_size') or []))} frames")
     if isinstance(metrics.get("model_file_bytes"), int):
