@@ -25,7 +25,7 @@ def test_coverage_guided_jpeg_fuzzing_finds_no_other_exception(tmp_path):
         (corpus / path.name).write_bytes(path.read_bytes())
     script = Path(__file__).with_name("atheris_jpeg.py")
     proc = subprocess.run([sys.executable, str(script), str(corpus), f"-runs={RUNS}", "-seed=1", "-max_len=4096",
-                           "-rss_limit_mb=1024", f"-artifact_prefix={tmp_path}/"],
+                           "-rss_limit_mb=4096", f"-artifact_prefix={tmp_path}/"],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"Done {RUNS} runs" in proc.stderr, proc.stderr[-2000:]

@@ -108,6 +108,7 @@ def collect(
     stop = StopFlag() if stop is None else stop
     first_ts: float | None = None
     backoff = backoff_start
+    records = len(dataset)  # `kept` counts the records this run added
     while not stop:
         try:
             source = open_source()
@@ -137,8 +138,10 @@ def collect(
                             reason=decision.reason, score=decision.score, original_name=frame.meta.get("path"),
                             meta=record_meta(frame),
                         )
-                        stats.kept += 1
-                        stats.kept_by[decision.sampler] += 1
+                        if len(dataset) > records:  # the same bytes again (a still night) are stored once
+                            records += 1
+                            stats.kept += 1
+                            stats.kept_by[decision.sampler] += 1
                         stats.last_reason = decision.reason
                     backoff = backoff_start  # frames flow again
                     if on_frame is not None:
