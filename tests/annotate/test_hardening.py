@@ -15,6 +15,7 @@ import pytest
 
 from camlytics.store import Dataset
 from tests.annotate.helpers import serve
+from tests.sim.test_camera_hardening import read_until_closed
 
 TIMEOUT = 10
 HUGE = 2**63
@@ -71,12 +72,7 @@ def raw_exchange(url: str, data: bytes, timeout: float = TIMEOUT) -> bytes:
             sock.shutdown(socket.SHUT_WR)
         except OSError:  # the server answered and closed while we were still sending
             pass
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass
+        answer = read_until_closed(sock)
     return answer
 
 

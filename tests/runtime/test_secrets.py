@@ -20,22 +20,14 @@ from camlytics.runtime.launch import app_config, read_password_file
 from camlytics.sim.camera import SimulatedCamera
 from tests.conftest import Mosquitto, find_free_port
 
+from tests.runtime.test_run_signals import processes_mentioning
+
 CAMLYTICS = Path(sys.executable).parent / "camlytics"
 CAMERA_SECRET = "cam-Secret-4711"
 MQTT_SECRET = "mqtt-Secret-0815"
 
 
-def cmdlines_with(text: str) -> list[int]:
-    """PIDs of live processes whose command line contains `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
+cmdlines_with = processes_mentioning  # PIDs of live processes whose command line contains a text
 
 
 def process_tree(pid: int) -> list[int]:
