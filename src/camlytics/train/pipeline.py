@@ -23,7 +23,7 @@ import numpy as np
 
 from camlytics.errors import CamlyticsError, TrainingError
 from camlytics.model.modelfile import MODEL_FILE
-from camlytics.train.crossval import MAX_FOLDS
+from camlytics.train.crossval import MAX_FOLDS, rank_key
 
 BUDGET_MACS = 500_000
 BUDGET_BYTES = 32 * 1024
@@ -273,7 +273,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
     color = _cnn_color(cfg, {n: c.summary(y) for n, c in candidates.items()})
     t0 = time.monotonic()
     data = _load_cnn(dataset, cfg, color, ref, progress)
-    best_lin_color = max(((rank_key_of(c.summary(y)), -colors.index(c.settings["color"]), c.settings["color"])
+    best_lin_color = max(((rank_key(c.summary(y)), -colors.index(c.settings["color"]), c.settings["color"])
                           for c in candidates.values()))[2]
     lin = lins[best_lin_color]
     check = _load_check(cfg, dataset, data, lin, progress) if cfg.check else None
@@ -296,7 +296,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
     if cfg.family != "auto":
         why = f"--family {cfg.family}; among those, {why}"
     best_linear = max((n for n in summaries if summaries[n]["family"] == "linear"),
-                      key=lambda n: (round(summaries[n]["mean"], 9), -summaries[n]["log_loss"]))
+                      key=lambda n: rank_key(summaries[n]))
 
     t0 = time.monotonic()
     final_cnn = results[-1]
@@ -317,7 +317,7 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
     models.update(final=final, int8=qmodel, spec=spec, linear=lin_model, linear_int8=lin_q, linear_spec=lin.spec)
     if final_cnn:
         cnn_name = shipped if summaries[shipped]["family"] != "linear" else max(
-            (n for n in summaries if summaries[n]["family"] != "linear"), key=lambda n: rank_key_of(summaries[n]))
+            (n for n in summaries if summaries[n]["family"] != "linear"), key=lambda n: rank_key(summaries[n]))
         models.update(cnn=final_cnn["models"][cnn_name][0], cnn_int8=final_cnn["models"][cnn_name][1],
                       cnn_spec=data.spec, **final_cnn["stage_models"])
 
@@ -342,12 +342,6 @@ def _train_into(dataset: Path, tmp: Path, cfg: TrainConfig, progress: Any, model
                                                 indent=2))
     metrics["train_seconds"] = time.monotonic() - started
     return metrics, report_args
-
-
-def rank_key_of(summary: dict[str, Any]) -> tuple[float, float]:
-    from camlytics.train.crossval import rank_key
-
-    return rank_key(summary)
 
 
 def _load_linear(dataset: Path, cfg: TrainConfig, color: str, progress: Any) -> Any:
@@ -377,7 +371,7 @@ def _cnn_color(cfg: TrainConfig, summaries: dict[str, dict[str, Any]]) -> str:
     memory, so it must show that it carries the state."""
     if cfg.color != "auto":
         return cfg.color
-    best = {c: max((rank_key_of(s) for s in summaries.values() if s["settings"].get("color") == c), default=None)
+    best = {c: max((rank_key(s) for s in summaries.values() if s["settings"].get("color") == c), default=None)
             for c in ("gray", "rgb")}
     return "rgb" if best["rgb"] is not None and best["gray"] is not None and best["rgb"] > best["gray"] else "gray"
 
