@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camlytics import validate
 from camlytics.errors import TrainingError
+
+if TYPE_CHECKING:
+    from camlytics.train.pipeline import TrainConfig
 
 
 def parse_roi(text: str) -> validate.Roi:
@@ -126,6 +129,28 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=evaluate_command)
 
 
+# `camlytics train`'s options (argparse dests) that make its TrainConfig, and the field each one sets;
+# `fleet train` builds its sensors' configs with the same function. A missing option takes TrainConfig's default.
+TRAIN_OPTIONS = {"classes": "classes", "roi": "roi", "input": "input_wh", "color": "color",
+                 "budget_macs": "budget_macs", "budget_bytes": "budget_bytes", "teacher_weights": "teacher_weights",
+                 "epochs": None, "pool": "pool", "family": "family", "distill": "distill", "folds": "folds",
+                 "min_confidence": "min_confidence", "seed": "seed", "candidates": "candidates", "check": "check",
+                 "jobs": "jobs", "threads": "threads"}
+
+
+def train_config(options: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig of parsed `camlytics train` options (`epochs` as parse_epochs returns it)."""
+    from camlytics.train.pipeline import TrainConfig
+
+    given = {k: v for k, v in options.items() if TRAIN_OPTIONS.get(k) and v is not None}
+    cfg = TrainConfig(**{TRAIN_OPTIONS[k]: v for k, v in given.items()})
+    for stage, n in (options.get("epochs") or {}).items():
+        setattr(cfg, f"epochs_{stage}", n)
+    if not isinstance(cfg.threads, int) or cfg.threads < 0:
+        raise TrainingError(f"--threads must be >= 0, got {cfg.threads}")
+    return cfg
+
+
 def _console(quiet: bool) -> Any:
     if quiet:
         return None
@@ -156,18 +181,9 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def train_command(args: argparse.Namespace) -> int:
     """Run the training pipeline and print a summary."""
-    from camlytics.train.pipeline import TrainConfig, run_training
+    from camlytics.train.pipeline import run_training
 
-    epochs = args.epochs or {}
-    cfg = TrainConfig(classes=args.classes, roi=args.roi, input_wh=args.input, color=args.color,
-                      budget_macs=args.budget_macs, budget_bytes=args.budget_bytes,
-                      teacher_weights=args.teacher_weights, seed=args.seed, threads=args.threads, pool=args.pool,
-                      candidates=args.candidates, check=args.check, jobs=args.jobs, distill=args.distill, family=args.family,
-                      folds=args.folds, min_confidence=args.min_confidence)
-    for stage, n in epochs.items():
-        setattr(cfg, f"epochs_{stage}", n)
-    if args.threads < 0:
-        raise TrainingError(f"--threads must be >= 0, got {args.threads}")
+    cfg = train_config(vars(args))
     with _sigterm_as_interrupt():
         metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
     cv = metrics["cv"]
