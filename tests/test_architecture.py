@@ -17,7 +17,7 @@ EDGE = {"edge"}  # floor 0: MicroPython-safe, imports nothing of camlytics outsi
 GROUND = {"camlytics", "errors", "constants", "frames", "validate", "urls", "camera_http", "metricsfile", "store"}
 MODEL = {"model"}
 STAGES = {"sources", "sampling", "annotate", "train", "export", "runtime", "deploy", "sim", "firmware"}
-TOP = {"cli", "demo", "__main__"}
+TOP = {"cli", "demo", "fleet", "__main__"}
 # The sideways imports between stages that the data flow asks for (docs/architecture.md); no others.
 STAGE_EDGES = {
     "sampling": {"sources"},  # collect reads frames from a source

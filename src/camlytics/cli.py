@@ -29,6 +29,7 @@ STAGE_MODULES = [
     "camlytics.runtime.commands",  # run (edge app on the host / MicroPython)
     "camlytics.deploy.commands",  # bundle, deploy, apps
     "camlytics.demo.commands",  # demo
+    "camlytics.fleet.commands",  # fleet check, collect, status, ...
 ]
 
 

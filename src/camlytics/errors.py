@@ -29,6 +29,10 @@ class DeployError(CamlyticsError):
     """Packaging or deployment to a camera failed."""
 
 
+class FleetError(CamlyticsError):
+    """A fleet file is missing or invalid, names an unknown sensor, or a credential variable is not set."""
+
+
 # The edge package's exceptions (MicroPython-safe ValueErrors, named here so that this module imports
 # nothing) and the host error each becomes when host code calls the edge's reader, decoder or config check.
 EDGE_ERRORS: dict[str, type[CamlyticsError]] = {
