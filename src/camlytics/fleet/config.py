@@ -20,7 +20,7 @@ from typing import Any
 from camlytics.errors import CamlyticsError, FleetError
 from camlytics.store.dataset import check_classes
 from camlytics.urls import parse_url
-from camlytics.validate import check_positive, check_roi, parse_resolution
+from camlytics.validate import Roi, check_positive, check_roi, parse_resolution
 
 DEFAULT_FILE = "fleet.toml"
 NAME = re.compile(r"[a-z0-9_-]{1,32}")  # camera and sensor names: safe in paths, app names and MQTT topics
@@ -251,6 +251,10 @@ def _camera(r: _Reader, value: Any, where: str, root: Path) -> CameraSpec:
     if not isinstance(sensors, list) or not sensors:
         raise r.fail(where, "must list at least one [[camera.sensor]] table")
     specs = tuple(_sensor(r, s, f"{where}.sensor[{i}]", name, root) for i, s in enumerate(sensors))
+    for i, s in enumerate(specs):
+        if resolution is not None and s.roi is not None and not Roi(*s.roi).inside(width, height):
+            raise r.fail(f"{where}.sensor[{i}] ({s.name}).roi", f"{Roi(*s.roi)} is not inside the camera's "
+                         f"{resolution} frames")
     _unique(r, [s.name for s in specs], "sensor", where + ".sensor[{}].name")
     return CameraSpec(name=name, url=url, username_env=r.env_name(section.get("username_env"), f"{where}.username_env"),
                       password_env=r.env_name(section.get("password_env"), f"{where}.password_env"),
