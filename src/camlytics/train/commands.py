@@ -110,6 +110,9 @@ def register(subparsers: Any) -> None:
                    "trained at once, each in its own process; the model does not depend on it (default 0: one per core)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1; 0: up to 2 cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-record", dest="record", action="store_false", help="do not record the model as the "
+                   "dataset's next version (default: DATASET/models/v<N>-<hash>/ keeps model.cml, metrics.json, "
+                   "config.json and report.html; see `camlytics models`)")
     p.set_defaults(func=train_command, color="auto")
 
     e = subparsers.add_parser(
@@ -204,7 +207,21 @@ def train_command(args: argparse.Namespace) -> int:
           f"{metrics['model_file_bytes']} file bytes; {metrics['train_seconds']:.0f} s")
     print(f"more labels? {metrics['more_labels']['advice']}")
     print(f"wrote {Path(args.out)}/ (report.html, model.cml, model.onnx, student.pt, metrics.json, config.json)")
+    if args.record:
+        _record(args.dataset, args.out)
     return 0
+
+
+def _record(dataset: str, model_dir: str) -> None:
+    """Record the model just written as the dataset's next version and say which."""
+    from camlytics.errors import DatasetError
+    from camlytics.store.models import record_model
+
+    try:
+        version = record_model(dataset, model_dir)
+    except DatasetError as exc:
+        raise DatasetError(f"the model is in {model_dir}/ but was not recorded in the dataset: {exc}") from None
+    print(f"recorded as model version {version.version} of {dataset} (see `camlytics models {dataset}`)")
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
