@@ -193,3 +193,30 @@ def test_two_processes_recording_at_once_never_share_a_number(labelled, tmp_path
     assert all(proc.returncode == 0 for proc in procs)
     versions = check_versions(labelled)
     assert len(versions) == 30 and sorted(outputs[0] + outputs[1]) == sorted(versions)
+
+
+def test_models_command_lists_versions_with_where_they_run(labelled, tmp_path, capsys, monkeypatch):
+    from camlytics.cli import main
+    from tests.conftest import one_line_error
+
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+
+    assert main(["models", str(labelled)]) == 0
+    assert "no model versions yet" in capsys.readouterr().out
+    v1 = record_model(labelled, make_model_dir(tmp_path / "m1", 1, [1, 2, 3]))
+    v2 = record_model(labelled, make_model_dir(tmp_path / "m2", 2, [1, 2, 99]))
+    record_deploy(labelled, "v1", "http://127.0.0.1:8081")
+    record_deploy(labelled, "v2", "lobby")
+    assert main(["models", str(labelled)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ v")}
+    assert set(rows) == {v1.version, v2.version}
+    assert "90.10% +- 1.00" in rows[v1.version] and "closed 2, open 1" in rows[v1.version]
+    assert "http://127.0.0.1:8081" in rows[v1.version] and "lobby" in rows[v2.version]
+    assert main(["models", str(labelled), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(m["version"], m["deployed"]) for m in listed] == [(v1.version, ["http://127.0.0.1:8081"]),
+                                                                (v2.version, ["lobby"])]
+    assert listed[1]["data"]["missing"] == 1 and listed[0]["summary"]["shipped"] == "linear-gray"
+    assert main(["models", str(tmp_path / "nowhere")]) == 2
+    one_line_error(capsys, "does not exist")

@@ -1,4 +1,5 @@
-"""CLI: `camlytics info [DATASET] [--model DIR]`, `camlytics labels import|export` and `camlytics repair`."""
+"""CLI: `camlytics info [DATASET] [--model DIR]`, `camlytics labels import|export`, `camlytics repair` and
+`camlytics models DATASET`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `info`, `labels` and `repair` sub-commands."""
+    """Add the `info`, `labels`, `repair` and `models` sub-commands."""
     info = subparsers.add_parser(
         "info", help="show what a dataset (or a trained model) holds",
         description="Counts per label, per sampler, per hour of day and per light condition (day, dim, night, "
@@ -57,6 +58,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rep.add_argument("dataset", metavar="DATASET", help="dataset directory")
     rep.set_defaults(func=run_repair)
+
+    mod = subparsers.add_parser(
+        "models", help="list the model versions trained on a dataset and where each runs",
+        description="Every model `camlytics train` recorded in DATASET (DATASET/models/v<N>-<hash>/: model.cml, "
+        "metrics.json, config.json, report.html), oldest first: when, what shipped, its cross-validated balanced "
+        "accuracy, the labels per class it saw, and the cameras it is deployed on now. Deploy one with "
+        "`camlytics deploy --dataset DATASET --model-version vN --camera URL`; go back with `camlytics rollback`.",
+    )
+    mod.add_argument("dataset", metavar="DATASET", help="dataset directory")
+    mod.add_argument("--json", action="store_true", help="print the versions as JSON (one list) instead of a table")
+    mod.set_defaults(func=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    """Print the dataset's model versions as a table or JSON."""
+    import json
+
+    from camlytics.store import Dataset
+    from camlytics.store.models import deployments, list_models
+
+    Dataset.open(args.dataset).close()  # a missing or damaged dataset is one clear line
+    versions = list_models(args.dataset)
+    where: dict[str, list[str]] = {}
+    for camera, version in deployments(args.dataset).items():
+        where.setdefault(version, []).append(camera)
+    if args.json:
+        print(json.dumps([{"version": v.version, "counter": v.counter, "sha256": v.sha256, "created": v.created,
+                           "path": str(v.path), "summary": v.summary, "data": v.data,
+                           "deployed": sorted(where.get(v.version, []))} for v in versions], indent=2))
+        return 0
+    _print_models(args.dataset, versions, where)
+    return 0
+
+
+def _print_models(dataset: str, versions: list[Any], where: dict[str, list[str]]) -> None:
+    import datetime
+
+    from rich.console import Console
+    from rich.table import Table
+
+    if not versions:
+        print(f"{dataset}: no model versions yet (`camlytics train {dataset} --out MODEL_DIR` records one)")
+        return
+    console = Console()
+    table = Table(title=f"model versions of {dataset}")
+    for name in ("version", "created (UTC)", "shipped", "CV bal. acc.", "labels per class", "deployed on"):
+        table.add_column(name, justify="right" if name == "CV bal. acc." else "left")
+    for v in versions:
+        created = datetime.datetime.fromtimestamp(v.created, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+        s = v.summary
+        cv = (f"{100 * s['cv_mean']:.2f}% +- {100 * (s.get('cv_std') or 0):.2f}"
+              if isinstance(s.get("cv_mean"), (int, float)) else "-")
+        counts = v.data.get("per_class") or s.get("counts") or {}
+        labels = ", ".join(f"{name} {n}" for name, n in counts.items()) or "-"
+        if v.data.get("missing"):
+            labels += f" ({v.data['missing']} not in this dataset)"
+        table.add_row(v.version, created, str(s.get("shipped") or "-"), cv, labels,
+                      ", ".join(sorted(where.get(v.version, []))) or "-")
+    console.print(table)
 
 
 def run_info(args: argparse.Namespace) -> int:
