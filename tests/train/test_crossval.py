@@ -62,3 +62,27 @@ def test_candidate_summary_pools_out_of_fold_predictions() -> None:
     assert s["folds"] == [1.0, 0.5, 1.0] and s["errors"] == 1
     assert s["mean"] == pytest.approx(2.5 / 3) and s["pooled_balanced_accuracy"] == pytest.approx(5 / 6)
     assert s["log_loss"] > 0
+
+
+def test_with_labels_enough_each_fold_holds_several_shorter_blocks_dealt_round_robin() -> None:
+    t = np.arange(300, dtype=float)
+    y = np.array([0, 1] * 150)  # 150 of each class
+    folds = time_block_folds(t, y, 3)  # 150 // (3 * 10) = 5 -> 3 blocks per fold, 9 blocks of 16-17 per class
+    assert np.array_equal(np.sort(np.concatenate(folds)), np.arange(300))
+    for c in (0, 1):
+        idx = np.flatnonzero(y == c)
+        blocks = np.array_split(idx, 9)
+        for j, block in enumerate(blocks):
+            assert np.isin(block, folds[j % 3]).all()  # block j went to fold j mod K
+    # an episode of 40 consecutive frames is spread over more than one fold
+    episode = np.arange(100, 140)
+    assert sum(bool(np.isin(episode, f).any()) for f in folds) >= 2
+
+
+def test_few_labels_keep_one_block_per_fold() -> None:
+    t = np.arange(60, dtype=float)
+    y = np.array([0] * 45 + [1] * 15)
+    folds = time_block_folds(t, y, 3)  # 15 // 30 = 0 -> 1 block per fold
+    for f in folds:
+        rare = f[y[f] == 1]
+        assert rare.max() - rare.min() == len(rare) - 1  # one contiguous run

@@ -19,6 +19,11 @@ from camlytics.train.metrics import balanced_accuracy
 
 MIN_FOLDS, MAX_FOLDS = 3, 5
 FOLD_MIN_PER_CLASS = 8  # each fold's test block should hold at least this many of the rarest class
+# A fold's test set is several shorter time blocks when there are labels enough: conditions come in episodes
+# (an afternoon of rain, a night the door stood ajar), and one long block per fold would take a whole episode
+# out of a fold's training data, judging every candidate on a condition it never saw.
+MAX_BLOCKS_PER_FOLD = 3
+BLOCK_MIN_PER_CLASS = 10
 
 # What "simpler" means, from the simplest: the linear floor, then the CNN as it is built up stage by stage.
 SIMPLICITY = ("linear", "cnn", "cnn+qat", "cnn-distilled", "cnn-distilled+qat")
@@ -30,15 +35,25 @@ def fold_count(y: np.ndarray) -> int:
     return int(min(MAX_FOLDS, max(MIN_FOLDS, rarest // FOLD_MIN_PER_CLASS)))
 
 
-def time_block_folds(timestamps: np.ndarray, y: np.ndarray, k: int) -> list[np.ndarray]:
-    """K test blocks of indices: per class, the time-sorted examples cut into K contiguous blocks; fold i holds
-    block i of every class, so each class is split the same way and no fold mixes neighbouring frames."""
+def blocks_per_fold(y: np.ndarray, k: int) -> int:
+    """How many time blocks of each class a fold's test set holds: 1 to MAX_BLOCKS_PER_FOLD, each block keeping
+    at least BLOCK_MIN_PER_CLASS of the rarest class."""
+    rarest = int(np.bincount(y)[np.bincount(y) > 0].min())
+    return int(min(MAX_BLOCKS_PER_FOLD, max(1, rarest // (k * BLOCK_MIN_PER_CLASS))))
+
+
+def time_block_folds(timestamps: np.ndarray, y: np.ndarray, k: int, blocks: int | None = None) -> list[np.ndarray]:
+    """K test sets of indices: per class, the time-sorted examples cut into K x `blocks` contiguous blocks dealt
+    round-robin to the folds (block j to fold j mod K), so each class is split the same way, no block mixes
+    neighbouring frames, and a condition that lasts an hour or two (rain, a door left open at night) falls into
+    several folds instead of being missing from one fold's training data. `blocks` defaults to `blocks_per_fold`."""
+    m = blocks_per_fold(y, k) if blocks is None else blocks
     folds: list[list[np.ndarray]] = [[] for _ in range(k)]
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         idx = idx[np.argsort(timestamps[idx], kind="stable")]
-        for i, chunk in enumerate(np.array_split(idx, k)):
-            folds[i].append(chunk)
+        for j, chunk in enumerate(np.array_split(idx, k * m)):
+            folds[j % k].append(chunk)
     return [np.sort(np.concatenate(parts)) for parts in folds]
 
 

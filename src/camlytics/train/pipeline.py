@@ -510,23 +510,46 @@ def _learning_curve(lin: Any, folds: list[np.ndarray], l2: float, cfg: TrainConf
     return {"model": "linear", "points": points}
 
 
+GAP_MIN_LABELS = 10  # fewer labels than this of a class in a light condition the dataset has: a gap worth naming
+
+
+def label_gaps(cells: dict[tuple[str, str], int], classes: list[str]) -> list[dict[str, Any]]:
+    """Class x light-condition cells the labels hardly cover: [{"class", "light", "labels"}], fewest first.
+
+    `cells` counts the labels per (class, light). A light condition counts once GAP_MIN_LABELS frames of any class
+    were labelled in it; there, a class with fewer than GAP_MIN_LABELS labels is a gap: the model has hardly seen
+    how that state looks in that light (an open door at night, say) and no cross-validation can measure it."""
+    lights = {light for (_, light), n in cells.items()}
+    gaps = []
+    for light in sorted(lights):
+        if light == "unreadable" or sum(cells.get((c, light), 0) for c in classes) < GAP_MIN_LABELS:
+            continue
+        for c in classes:
+            if c != "unknown" and cells.get((c, light), 0) < GAP_MIN_LABELS:
+                gaps.append({"class": c, "light": light, "labels": cells.get((c, light), 0)})
+    return sorted(gaps, key=lambda g: (g["labels"], g["class"], g["light"]))
+
+
 def _more_labels(dataset: Path, data: Any, cand: Any, summary: dict[str, Any], curve: dict[str, Any]) -> dict[str, Any]:
-    """Would more labels help, and which: the learning curve's last rise and where the shipped recipe's
-    out-of-fold errors are (class x light condition)."""
-    from camlytics.frames import light_condition
+    """Would more labels help, and which: conditions a class was hardly labelled in, the learning curve's last
+    rise, and where the shipped recipe's out-of-fold errors are (class x light condition)."""
     from camlytics.store import Dataset
+    from camlytics.store.light import light_conditions
 
     pts = curve["points"]
     gain = pts[-1]["mean"] - pts[-2]["mean"]  # from half the labels to all of them
-    wrong = np.flatnonzero(~np.isnan(cand.probs[:, 0]) & (np.nan_to_num(cand.probs).argmax(1) != data.y))
+    wrong = set(np.flatnonzero(~np.isnan(cand.probs[:, 0]) & (np.nan_to_num(cand.probs).argmax(1) != data.y)))
     where: dict[str, int] = {}
-    if len(wrong):
-        ids = {data.record_ids[i]: data.classes[data.y[i]] for i in wrong}
-        with Dataset.open(dataset) as ds:
-            for r in ds.records(labelled=True):
-                if r.id in ids:
-                    key = f"{ids[r.id]} / {_light_of(ds, r, light_condition)}"
-                    where[key] = where.get(key, 0) + 1
+    cells: dict[tuple[str, str], int] = {}
+    label_of = {rid: (i, data.classes[data.y[i]]) for i, rid in enumerate(data.record_ids)}
+    with Dataset.open(dataset) as ds:
+        records = [r for r in ds.records(labelled=True) if r.id in label_of]
+        for rid, light in light_conditions(ds, records).items():
+            i, label = label_of[rid]
+            cells[label, light] = cells.get((label, light), 0) + 1
+            if i in wrong:
+                where[f"{label} / {light}"] = where.get(f"{label} / {light}", 0) + 1
+    gaps = label_gaps(cells, list(data.classes))
     worst = max(where, key=lambda key: where[key]) if where else None
     if summary["errors"] == 0:
         verdict = "enough"
@@ -541,19 +564,13 @@ def _more_labels(dataset: Path, data: Any, cand: Any, summary: dict[str, Any], c
         advice = (f"the learning curve is flat ({100 * gain:+.1f} points from half the labels to all): more of the "
                   f"same labels will help little; the {summary['errors']} CV errors are mostly {worst} "
                   f"({where[worst]}): check those labels and add frames of that kind")
+    if gaps:
+        verdict = "more"
+        seen = ", ".join(f"{g['class']} in {g['light']} light ({g['labels']})" for g in gaps)
+        advice = (f"hardly labelled: {seen}; the model has barely seen these and cross-validation cannot measure "
+                  f"them: collect longer and label such frames when they happen. Also: {advice}")
     return {"verdict": verdict, "advice": advice, "gain_last_doubling": float(gain), "errors_by_kind": where,
-            "worst": worst}
-
-
-def _light_of(ds: Any, record: Any, light_condition: Any) -> str:
-    """The light condition of a record's image (decoded small)."""
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(ds.read_image(record))) as im:
-        im.draft("RGB", (im.width // 8, im.height // 8))
-        return light_condition(np.asarray(im.convert("RGB")))
+            "worst": worst, "gaps": gaps}
 
 
 def _save_models(tmp: Path, cfg: TrainConfig, data: Any, spec: Any, final: Any, qmodel: Any, x_all: np.ndarray,
