@@ -56,6 +56,7 @@ class App:
         # `network(model, cfg)` swaps the inference engine (the host's C runtime for `camlytics run --runtime c`)
         self.net = network(self.model, cfg) if network else Network(self.model, backend=cfg["backend"])
         self.model_name = self.meta.get("name", "camlytics")
+        self.model_version = cfg["model_version"]
         cam = cfg["camera"]
         self.camera = http.Client(cam["user"], cam["password"], timeout=cam["timeout"])
         query = "compression=%d" % cam["compression"]
@@ -106,8 +107,8 @@ class App:
         client.publish(self.topics.state, self.tracker.state, retain=True, qos=1)
         tr = self.tracker
         client.publish(self.topics.attributes, attributes_payload(
-            tr.confidence, self.since, tr.changes, self.model_name, self.frames, tr.raw_class, tr.raw_confidence),
-            retain=True)
+            tr.confidence, self.since, tr.changes, self.model_name, self.frames, tr.raw_class, tr.raw_confidence,
+            self.model_version), retain=True)
 
     def _state_changed(self, previous):
         state = self.tracker.state

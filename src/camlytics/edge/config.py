@@ -31,6 +31,9 @@ DEFAULTS = {
     "spool": None,  # {"dir": "...", "max_bytes": 5000000, "max_files": 200}
     "stats_every": 100,  # log timing/memory every N frames (0 = never)
     "http": None,  # {"port": 1..65535, "host": "127.0.0.1"}: the status/spool endpoint (edge.status)
+    # which recorded model this is (`camlytics models`: "v3-1a2b3c4d", or "sha-<8 hex>" for an unrecorded
+    # model dir); written by `camlytics bundle`, published in the MQTT attributes and /status
+    "model_version": None,
 }
 
 # mqtt.port null (the default) means the standard port of the transport: 1883, or 8883 with tls;
@@ -88,6 +91,13 @@ def _class_name(value, name):
         raise ConfigError("%s must be a class name of the model or null, got %r" % (name, value))
 
 
+def _printable(text):
+    for ch in text:
+        if not " " < ch <= "~":
+            return False
+    return True
+
+
 def validate(raw):
     """Merge `raw` (a dict) over DEFAULTS and check every value; returns the full config."""
     if not isinstance(raw, dict):
@@ -128,6 +138,9 @@ def validate(raw):
     if cfg["min_confidence"] is not None:
         _fraction(cfg["min_confidence"], "min_confidence")
     _class_name(cfg["active_class"], "active_class")
+    mv = cfg["model_version"]
+    if mv is not None and (not isinstance(mv, str) or not 0 < len(mv) <= 64 or not _printable(mv)):
+        raise ConfigError("model_version must be a short name such as v3-1a2b3c4d or null, got %r" % (mv,))
     tr = cfg["tracker"]
     _number(tr["stable_frames"], "tracker.stable_frames", 1, 1000)
     _number(tr["threshold"], "tracker.threshold", 0.0, 1.0)

@@ -5,8 +5,9 @@ Topics (the interface other systems rely on; `<p>` = topic prefix, default "caml
 - `<p>/<n>/availability`  "online" / "offline" (retained; "offline" is the last will)
 - `<p>/<n>/state`         the current state: a class name such as "open" or "occupied", or "unknown"
                           (retained, QoS 1)
-- `<p>/<n>/attributes`    JSON: confidence, since (unix s), changes, model, frames, raw_class and
-                          raw_confidence (the latest frame's top class and its probability) (retained)
+- `<p>/<n>/attributes`    JSON: confidence, since (unix s), changes, model, model_version (the recorded
+                          version, e.g. "v3-1a2b3c4d", or null), frames, raw_class and raw_confidence
+                          (the latest frame's top class and its probability) (retained)
 - `<d>/binary_sensor/<n>/state/config` (two states with an on/off meaning) or `<d>/sensor/<n>/state/config`
   (an enum sensor otherwise): Home Assistant discovery config (retained), `<d>` = discovery prefix
   (default "homeassistant").
@@ -99,9 +100,11 @@ def discovery_config(topics, classes, name="Door", model_name="camlytics", devic
     return json.dumps(config)
 
 
-def attributes_payload(confidence, since, changes, model_name, frames, raw_class=None, raw_confidence=None):
+def attributes_payload(confidence, since, changes, model_name, frames, raw_class=None, raw_confidence=None,
+                       model_version=None):
     """JSON attributes published beside the state."""
     return json.dumps({
+        "model_version": model_version,
         "confidence": round(confidence, 4),
         "since": since,
         "changes": changes,
