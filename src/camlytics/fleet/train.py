@@ -1,0 +1,377 @@
+"""`camlytics fleet train`: retrain every sensor whose labels changed, one Ray task per sensor.
+
+Each task runs `camlytics train`'s pipeline (run_training) on the sensor's dataset with the TrainConfig the
+command would build from the same options (train.commands.train_config), writes the sensor's model directory
+atomically and records the model as a version of its dataset (store.models.record_model). A task trains with
+one torch thread and as many fold processes as it has CPUs (`--cpus-per-task`, default 1): the model does not
+depend on either, so the bytes equal those of `camlytics train` on the dataset. The datasets and model
+directories are read and written in place: on a cluster, the fleet root must be on storage that every node
+mounts at the same path (docs/fleet.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from camlytics.errors import CamlyticsError, FleetError
+from camlytics.fleet.config import add_fleet_option, load_fleet
+
+if TYPE_CHECKING:
+    from camlytics.fleet.config import Fleet, SensorSpec
+    from camlytics.store.models import ModelVersion
+    from camlytics.train.pipeline import TrainConfig
+
+DEFAULT_MEMORY_MB = 2048  # a training task's peak was about 0.9 GB on 300 labels (docs/fleet.md); twice that
+CANCEL_GRACE_S = 20.0  # after Ctrl-C, how long cancelled tasks get to remove their temporary directories
+# Settings that do not change the model (a change to them alone does not make a sensor retrain), and `folds`,
+# which config.json replaces by the folds themselves (compared by their number, see _recipe).
+NOT_RECIPE = ("jobs", "threads", "check", "extra", "folds")
+SENSOR_OPTIONS = ("classes", "roi", "check")  # set by the sensor's own keys, not in its train table
+FLEET_OPTIONS = ("jobs",)  # set by fleet train from --cpus-per-task
+
+
+def register(subparsers: Any) -> None:
+    """Add `fleet train`."""
+    p = subparsers.add_parser(
+        "train", help="retrain every sensor whose labels changed, as Ray tasks (this machine or a cluster)",
+        description="Train every sensor whose labelled data (record ids, images, labels) or train settings changed "
+                    "since its latest model version, one Ray task per sensor: on a local Ray runtime with one task "
+                    "per core by default, or on an existing Ray cluster (--ray-address). Each sensor's model equals "
+                    "`camlytics train` on its dataset with its train options, byte for byte; it is written to "
+                    "ROOT/models/CAMERA/SENSOR and recorded as a model version of the dataset. A sensor that "
+                    "fails (no labels, one class...) does not stop the others; the final table lists every sensor.")
+    add_fleet_option(p)
+    p.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. 10.0.0.5:6379, or 'auto' "
+                   "for the one `ray start` runs on this machine); default: a local Ray runtime with one CPU per core, "
+                   "shut down when the command ends")
+    p.add_argument("--only", nargs="+", metavar="KEY", help="train only these sensors (camera/sensor)")
+    p.add_argument("--force", action="store_true", help="train even the sensors whose labels did not change")
+    p.add_argument("--cpus-per-task", type=int, default=1, metavar="N", help="CPUs each sensor's task asks Ray for; "
+                   "its cross-validation folds run N at a time (default 1: one sensor per core)")
+    p.add_argument("--memory-per-task", type=int, default=DEFAULT_MEMORY_MB, metavar="MB", help="memory each task "
+                   f"asks Ray for, in MB; Ray starts no more tasks on a node than its memory holds "
+                   f"(default {DEFAULT_MEMORY_MB})")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=fleet_train_command)
+
+
+# -- what to train ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One sensor of the run: its config and why it trains, or why not (`skip`) or what failed (`error`)."""
+
+    sensor: SensorSpec
+    config: TrainConfig
+    reason: str
+    skip: str | None = None
+    error: str | None = None
+    latest: ModelVersion | None = None  # the model it has now (shown when it is up to date)
+
+
+def sensor_config(fleet: Fleet, sensor: SensorSpec, *, jobs: int = 1) -> TrainConfig:
+    """The TrainConfig `camlytics train` would build for the sensor's dataset with its fleet-file options."""
+    from camlytics.train.commands import TRAIN_OPTIONS, train_config
+
+    where = f"{fleet.path}: sensor {sensor.key}: train"
+    options: dict[str, Any] = {"classes": list(sensor.classes), "roi": sensor.roi, "jobs": jobs,
+                               "check": str(sensor.check) if sensor.check is not None else None}
+    allowed = sorted(set(TRAIN_OPTIONS) - set(SENSOR_OPTIONS) - set(FLEET_OPTIONS))
+    for key, value in sensor.train.items():
+        if key not in allowed:
+            why = (f"set by the sensor's own {key!r} key" if key in SENSOR_OPTIONS else
+                   "set by fleet train (--cpus-per-task)" if key in FLEET_OPTIONS else f"known: {', '.join(allowed)}")
+            raise FleetError(f"{where}: option {key!r} cannot be set here ({why})")
+        options[key] = _option_value(key, value, where, fleet.root)
+    try:
+        cfg = train_config(options)
+        cfg.validate()
+    except CamlyticsError as exc:
+        raise FleetError(f"{where}: {exc}") from None
+    return cfg
+
+
+def _option_value(key: str, value: Any, where: str, root: Path) -> Any:
+    """A fleet-file value of a `camlytics train` option, as the command's own parser would give it."""
+    from camlytics.train.commands import parse_epochs, parse_size
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    converters = {  # None: not a value of this option
+        "epochs": lambda v: parse_epochs(str(v)) if isinstance(v, (int, str)) and not isinstance(v, bool) else None,
+        "input": lambda v: parse_size(v) if isinstance(v, str) else None,
+        "color": lambda v: v if v in ("gray", "rgb", "auto") else None,
+        "family": lambda v: v if isinstance(v, str) else None,
+        "teacher_weights": lambda v: str(root / v) if isinstance(v, str) else None,  # relative to the fleet root
+        "distill": lambda v: v if isinstance(v, bool) else None,
+        "min_confidence": lambda v: float(v) if number(v) else None,
+    }
+    whole = lambda v: v if number(v) and isinstance(v, int) else None  # noqa: E731 - the other options
+    try:
+        out = converters.get(key, whole)(value)
+    except argparse.ArgumentTypeError as exc:
+        raise FleetError(f"{where}.{key}: {exc}") from None
+    if out is None:
+        raise FleetError(f"{where}.{key}: {value!r} is not a valid value (see camlytics train --help)")
+    return out
+
+
+def labels_digest(dataset: Path) -> tuple[str, int]:
+    """(digest of every labelled (record id, image hash, label), count): what store.models records as data.digest."""
+    from camlytics.store import Dataset
+
+    digest = hashlib.sha256()
+    with Dataset.open(dataset) as ds:
+        records = sorted(ds.records(labelled=True), key=lambda r: r.id)
+    for r in records:
+        digest.update(f"{r.id}:{Path(r.path).stem}:{r.label}\n".encode())  # images are stored by their sha256
+    return digest.hexdigest(), len(records)
+
+
+def _recipe(cfg: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that shape the model, as config.json holds them (JSON types)."""
+    values = asdict(cfg) if not isinstance(cfg, Mapping) else cfg
+    recipe = {k: values.get(k) for k in asdict(_default_config()) if k not in NOT_RECIPE}
+    folds = values.get("folds")
+    recipe["folds"] = len(folds) if isinstance(folds, list) else folds  # config.json: the folds; a config: K or 0
+    return json.loads(json.dumps(recipe))
+
+
+def _default_config() -> TrainConfig:
+    from camlytics.train.pipeline import TrainConfig
+
+    return TrainConfig()
+
+
+def plan_job(fleet: Fleet, sensor: SensorSpec, *, force: bool, jobs: int) -> Job:
+    """Whether the sensor trains, and why: no model yet, labels or settings changed, or --force."""
+    from camlytics.store.models import list_models
+
+    cfg = sensor_config(fleet, sensor, jobs=jobs)
+    try:
+        digest, count = labels_digest(sensor.dataset)
+        versions = list_models(sensor.dataset)
+    except CamlyticsError as exc:
+        return Job(sensor, cfg, "", error=str(exc))
+    if force:
+        return Job(sensor, cfg, "--force")
+    if not versions or not (sensor.model_dir / "model.cml").is_file():
+        return Job(sensor, cfg, "no model yet")
+    latest = versions[-1]
+    if latest.data.get("digest") != digest:
+        return Job(sensor, cfg, f"labels changed ({latest.data.get('records', '?')} -> {count} labelled)")
+    try:
+        recorded = json.loads((latest.path / "config.json").read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    now, then = _recipe(cfg), _recipe(recorded)
+    if now["folds"] == 0:  # automatic: whatever number the data gave
+        then["folds"] = 0
+    if now != then:
+        changed = sorted(k for k, v in now.items() if then.get(k) != v)
+        return Job(sensor, cfg, f"settings changed ({', '.join(changed)})")
+    return Job(sensor, cfg, "", skip=f"up to date ({count} labels)", latest=latest)
+
+
+# -- one sensor, in a Ray task --------------------------------------------------------------------------------
+
+
+def train_sensor(dataset: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
+    """Train one sensor and record its model version; a user-level failure comes back as {'error': ...}."""
+    from camlytics.store.models import record_model
+    from camlytics.train.pipeline import run_training
+
+    started = time.monotonic()
+    where = f"{socket.gethostname()} pid {os.getpid()}"
+    try:
+        metrics = run_training(dataset, model_dir, cfg, console=None)
+        version = record_model(dataset, model_dir)
+    except CamlyticsError as exc:
+        return {"error": str(exc), "seconds": time.monotonic() - started, "where": where}
+    shipped = metrics["cv"]["shipped"]
+    return {"version": version.version, "shipped": metrics["shipped"], "cv_mean": shipped["mean"],
+            "cv_std": shipped["std"], "seconds": time.monotonic() - started, "where": where}
+
+
+# -- the Ray run ----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def ray_runtime(address: str | None) -> Iterator[Any]:
+    """Ray connected (to `address`, else a local runtime of one CPU per core), shut down on the way out.
+
+    Ray's own SIGTERM handler (sys.exit) is replaced by the one we had, so SIGTERM still stops us as Ctrl-C."""
+    import logging
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a command-line tool does not phone home by default
+    import ray
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR,
+                     log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
+        raise FleetError(f"cannot start or reach {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    finally:
+        if threading.current_thread() is threading.main_thread() and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def check_resources(ray: Any, cpus: int, memory_mb: int) -> None:
+    """FleetError when no node of the cluster has the CPUs and memory one task asks for (it would wait forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus and r.get("memory", 0) >= memory_mb * 2**20 for r in nodes):
+        return
+    sizes = ", ".join(f"{r.get('CPU', 0):g} CPUs / {r.get('memory', 0) / 2**20:.0f} MB" for r in nodes) or "none"
+    raise FleetError(f"no Ray node has --cpus-per-task {cpus} and --memory-per-task {memory_mb} MB free for a task "
+                     f"(nodes: {sizes}); ask for less")
+
+
+def run_jobs(jobs: list[Job], *, address: str | None, cpus: int, memory_mb: int, console: Any) -> dict[str, dict]:
+    """Train the jobs as Ray tasks; {sensor key: result} as they finish. Ctrl-C cancels them and shuts Ray down."""
+    results: dict[str, dict] = {}
+    if not jobs:
+        return results
+    with ray_runtime(address) as ray:
+        check_resources(ray, cpus, memory_mb)
+        remote = ray.remote(train_sensor)
+        refs = {}
+        for job in jobs:
+            ref = remote.options(num_cpus=cpus, memory=memory_mb * 2**20, max_retries=0,
+                                 name=f"train {job.sensor.key}").remote(str(job.sensor.dataset),
+                                                                        str(job.sensor.model_dir), job.config)
+            refs[ref] = job.sensor.key
+        pending = list(refs)
+        with _progress(console) as progress:
+            bar = progress.add_task("training", total=len(pending))
+            try:
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1, timeout=0.5)  # short: Ctrl-C gets through
+                    for ref in done:
+                        key = refs[ref]
+                        results[key] = _result(ray, ref)
+                        progress.advance(bar)
+                        progress.console.print(_finished_line(key, results[key]), soft_wrap=True)
+            except KeyboardInterrupt:
+                _cancel(ray, pending)
+                raise
+    return results
+
+
+def _result(ray: Any, ref: Any) -> dict[str, Any]:
+    """A task's result; a crash (a worker killed, out of memory) becomes an error like any other."""
+    try:
+        return ray.get(ref)
+    except Exception as exc:  # RayTaskError (a bug in training), WorkerCrashedError, OutOfMemoryError...
+        cause = getattr(exc, "cause", None) or exc
+        return {"error": f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause) else ''}",
+                "seconds": None, "where": "?"}
+
+
+def _cancel(ray: Any, pending: list[Any]) -> None:
+    """Interrupt the running tasks (their KeyboardInterrupt removes their temporary directories) and wait a while."""
+    for ref in pending:
+        with contextlib.suppress(Exception):
+            ray.cancel(ref)
+    with contextlib.suppress(Exception):
+        ray.wait(pending, num_returns=len(pending), timeout=CANCEL_GRACE_S)
+
+
+def _progress(console: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, disable=console is None)
+
+
+def _finished_line(key: str, result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"{key}: failed: {result['error']}"
+    return (f"{key}: {result['version']} {result['shipped']} CV {100 * result['cv_mean']:.2f}% in "
+            f"{result['seconds']:.0f} s on {result['where']}")
+
+
+# -- the command ----------------------------------------------------------------------------------------------
+
+
+def fleet_train_command(args: argparse.Namespace) -> int:
+    """Plan, train on Ray, print the table; exit 2 when a sensor failed."""
+    from rich.console import Console
+
+    if args.cpus_per_task < 1:
+        raise FleetError(f"--cpus-per-task must be >= 1, got {args.cpus_per_task}")
+    if args.memory_per_task < 64:
+        raise FleetError(f"--memory-per-task must be >= 64 (MB), got {args.memory_per_task}")
+    fleet = load_fleet(args.fleet)
+    sensors = [fleet.sensor(key) for key in args.only] if args.only else fleet.sensors()
+    jobs = [plan_job(fleet, s, force=args.force, jobs=args.cpus_per_task) for s in sensors]
+    todo = [j for j in jobs if j.skip is None and j.error is None]
+    err = Console(stderr=True)
+    if todo:
+        err.print(f"training {len(todo)} of {len(jobs)} sensors on "
+                  f"{'the Ray cluster at ' + args.ray_address if args.ray_address else 'a local Ray runtime'} "
+                  f"({args.cpus_per_task} CPU, {args.memory_per_task} MB per task)")
+    started = time.monotonic()
+    results = run_jobs(todo, address=args.ray_address, cpus=args.cpus_per_task, memory_mb=args.memory_per_task,
+                       console=None if args.quiet else err)
+    rows = [_row(j, results.get(j.sensor.key)) for j in jobs]
+    Console(width=max(120, Console().width)).print(_table(rows))
+    failed = [r[0] for r in rows if r[1].startswith("failed")]
+    trained = sum(r[1].startswith("trained") for r in rows)
+    print(f"{trained} trained, {len(rows) - trained - len(failed)} up to date, {len(failed)} failed "
+          f"in {time.monotonic() - started:.0f} s")
+    if failed:
+        raise FleetError(f"{len(failed)} of {len(rows)} sensors failed: {', '.join(failed)} (see the table)")
+    return 0
+
+
+def _row(job: Job, result: dict[str, Any] | None) -> tuple[str, ...]:
+    """(sensor, status, version, shipped model, CV, wall time, where) of one sensor."""
+    if job.skip is not None:
+        s = job.latest.summary if job.latest is not None else {}
+        cv = f"{100 * s['cv_mean']:.2f}% +- {100 * s['cv_std']:.2f}" if s.get("cv_mean") is not None else ""
+        return (job.sensor.key, job.skip, job.latest.version if job.latest else "", str(s.get("shipped") or ""), cv,
+                "", "")
+    if job.error is not None or result is None or "error" in result:
+        error = job.error or (result or {}).get("error", "not run")
+        seconds = (result or {}).get("seconds")
+        return (job.sensor.key, f"failed: {error}", "", "", "", f"{seconds:.0f} s" if seconds is not None else "",
+                (result or {}).get("where", ""))
+    return (job.sensor.key, f"trained: {job.reason}", result["version"], result["shipped"],
+            f"{100 * result['cv_mean']:.2f}% +- {100 * result['cv_std']:.2f}", f"{result['seconds']:.0f} s",
+            result["where"])
+
+
+def _table(rows: list[tuple[str, ...]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="fleet train")
+    for name in ("sensor", "status", "version", "shipped", "CV (int8)", "wall", "where"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
