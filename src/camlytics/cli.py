@@ -30,6 +30,7 @@ STAGE_MODULES = [
     "camlytics.deploy.commands",  # bundle, deploy, apps
     "camlytics.demo.commands",  # demo
     "camlytics.fleet.commands",  # fleet check, collect, status, ...
+    "camlytics.fleet.improve:register_top",  # improve (the closed loop: code in fleet/, it drives every stage)
 ]
 
 
@@ -42,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"camlytics {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in STAGE_MODULES:
+    for entry in STAGE_MODULES:
+        name, _, function = entry.partition(":")  # "module:function" when it is not `register`
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name and name.startswith(exc.name):  # stage not written yet; else a real bug
                 continue
             raise
-        module.register(subparsers)
+        getattr(module, function or "register")(subparsers)
     return parser
 
 

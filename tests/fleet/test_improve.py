@@ -1,0 +1,107 @@
+"""`camlytics improve`: one closed-loop round against a simulated camera running the sensor's app for real:
+the spool pulled through the camera's reverse proxy, labels imported, a comparison model trained without the
+held-out slice, redeployed when better; a round with nothing new keeps the deployed model."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from camlytics.cli import main
+from camlytics.fleet.config import load_fleet
+from camlytics.fleet.deploy import app_name, deploy_version, sensor_target, sensor_version, state_path
+from camlytics.fleet.improve import Scores
+from camlytics.store import Dataset
+from camlytics.store.models import deployed
+
+
+def test_a_better_model_must_win_on_the_slice_and_not_lose_on_the_check_set():
+    assert Scores(10, old_slice=0.5, new_slice=0.8).better()
+    assert not Scores(10, old_slice=0.8, new_slice=0.8).better()  # a tie keeps the old
+    assert not Scores(10, old_slice=0.5, new_slice=0.4).better()
+    assert not Scores(10, old_slice=0.5, new_slice=0.9, old_check=0.9, new_check=0.85).better()
+    assert Scores(10, old_slice=0.5, new_slice=0.9, old_check=0.9, new_check=0.9).better()
+    assert "new 0.900 vs deployed 0.500" in Scores(10, old_slice=0.5, new_slice=0.9).text()
+
+
+def one_condition_dataset(path, preset: str, seed: int, per_class: int = 10) -> None:
+    """A few labels from the middle of the day only: the model trained on them has seen one light."""
+    from camlytics.sim.camera import shared_scene
+
+    scene = shared_scene(preset, seed, 320, 180)
+    rng = np.random.default_rng(seed)
+    with Dataset.open(path, create=True) as ds:
+        ds.set_roi(scene.door_roi)
+        counts = {"open": 0, "closed": 0}
+        candidates = [t for e in scene.timeline.events if 11 * 3600 < e.start < 15 * 3600
+                      for t in np.arange(e.start, e.end, 5.0)] + rng.uniform(11 * 3600, 15 * 3600, 200).tolist()
+        for t in candidates:
+            state = scene.truth(t)["state"]
+            if counts[state] >= per_class:
+                continue
+            frame = scene.frame(t)
+            rid = ds.add_image(frame.jpeg, timestamp=t, source="sim", sampler="test", reason="truth", score=0.0)
+            ds.set_label(rid, state, "simulator")
+            counts[state] += 1
+
+
+def spool_labels(url: str, app: str, auth, minimum: int, timeout: float) -> list[tuple[str, str]]:
+    """Wait for `minimum` spooled frames; (name, true state) of each, from the simulator's clock and truth."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listing = httpx.get(f"{url}/local/{app}/spool", auth=auth, timeout=30)
+        if listing.status_code == 200 and len(listing.json()) >= minimum:
+            break
+        assert time.monotonic() < deadline, f"the app spooled fewer than {minimum} frames in {timeout} s"
+        time.sleep(2)
+    clock = httpx.get(f"{url}/camlytics-sim/clock", timeout=30).json()
+    now = time.time()
+    out = []
+    for item in listing.json():
+        t = (clock["t"] - (now - item["time"]) * clock["speed"]) % 86400
+        out.append((item["name"], httpx.get(f"{url}/camlytics-sim/truth", params={"t": t}, timeout=30).json()["state"]))
+    return out
+
+
+@pytest.mark.slow
+def test_improve_redeploys_a_better_model_then_keeps_it(sim_fleet, tmp_path, capsys):
+    sim = sim_fleet(1, speed=240)
+    fleet = load_fleet(sim.path)
+    spec = fleet.sensors()[0]
+    camera = sim.cameras[0]
+    one_condition_dataset(spec.dataset, camera.preset, camera.seed)
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    run_training(spec.dataset, spec.model_dir, TrainConfig(family="linear", folds=2, seed=0))
+    first = sensor_version(spec)
+    # a nervous app (min confidence 0.9, 2 frames/s): the one-condition model's doubts land in the spool
+    target = sensor_target(fleet, spec)
+    target = dataclasses.replace(target, params={**target.params, "MinConfidence": "0.9", "FrameRate": "2"})
+    assert deploy_version(spec.dataset, first, target, state=state_path(fleet.root, spec.camera, spec.name),
+                          interpreter="camera").outcome == "deployed"
+
+    app = app_name(spec.camera, spec.name)
+    truth = spool_labels(camera.url, app, httpx.DigestAuth("root", "fleet-pass"), minimum=12, timeout=180)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{name},{state}\n" for name, state in truth))
+
+    args = ["improve", spec.key, "--fleet", str(sim.path), "--labels", str(labels), "--interpreter", "camera"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"new, 0 pulled before" in out and f"labels from {labels}: {len(truth)} changed" in out, out
+    assert f"{spec.key}: redeployed: v2-" in out and f"replaces {first.version}" in out, out
+    now = deployed(spec.dataset, spec.camera)[-1][0]
+    assert now.startswith("v2-")
+    with Dataset.open(spec.dataset) as ds:
+        pulled = [r for r in ds.records() if r.sampler == "spool"]
+    assert len(pulled) >= len(truth) and {r.reason for r in pulled} <= {"flip", "low_confidence", "unknown"}
+
+    # again, with nothing newly labelled: the frames pulled before are skipped, the deployed model stays
+    assert main(["improve", spec.key, "--fleet", str(sim.path), "--interpreter", "camera"]) == 0
+    out = capsys.readouterr().out
+    assert f"{spec.key}: kept: " in out and f"{len(pulled)} pulled before" in out, out
+    assert deployed(spec.dataset, spec.camera)[-1][0] == now
