@@ -84,7 +84,7 @@ class Job:
 
 def sensor_config(fleet: Fleet, sensor: SensorSpec, *, jobs: int = 1) -> TrainConfig:
     """The TrainConfig `camlytics train` would build for the sensor's dataset with its fleet-file options."""
-    from camlytics.train.commands import TRAIN_OPTIONS, train_config
+    from camlytics.train.options import TRAIN_OPTIONS, train_config
 
     where = f"{fleet.path}: sensor {sensor.key}: train"
     options: dict[str, Any] = {"classes": list(sensor.classes), "roi": sensor.roi, "jobs": jobs,
@@ -106,24 +106,26 @@ def sensor_config(fleet: Fleet, sensor: SensorSpec, *, jobs: int = 1) -> TrainCo
 
 def _option_value(key: str, value: Any, where: str, root: Path) -> Any:
     """A fleet-file value of a `camlytics train` option, as the command's own parser would give it."""
-    from camlytics.train.commands import parse_epochs, parse_size
+    from camlytics.train.options import parse_epochs, parse_input
 
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    def whole(v: Any) -> int | None:  # the other options: whole numbers
+        return v if number(v) and isinstance(v, int) else None
+
     converters = {  # None: not a value of this option
-        "epochs": lambda v: parse_epochs(str(v)) if isinstance(v, (int, str)) and not isinstance(v, bool) else None,
-        "input": lambda v: parse_size(v) if isinstance(v, str) else None,
+        "epochs": lambda v: parse_epochs(str(v), FleetError) if isinstance(v, str) or whole(v) is not None else None,
+        "input": lambda v: parse_input(v, FleetError) if isinstance(v, str) else None,
         "color": lambda v: v if v in ("gray", "rgb", "auto") else None,
         "family": lambda v: v if isinstance(v, str) else None,
         "teacher_weights": lambda v: str(root / v) if isinstance(v, str) else None,  # relative to the fleet root
         "distill": lambda v: v if isinstance(v, bool) else None,
         "min_confidence": lambda v: float(v) if number(v) else None,
     }
-    whole = lambda v: v if number(v) and isinstance(v, int) else None  # noqa: E731 - the other options
     try:
         out = converters.get(key, whole)(value)
-    except argparse.ArgumentTypeError as exc:
+    except FleetError as exc:
         raise FleetError(f"{where}.{key}: {exc}") from None
     if out is None:
         raise FleetError(f"{where}.{key}: {value!r} is not a valid value (see camlytics train --help)")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from camlytics import validate
 from camlytics.errors import TrainingError
-
-if TYPE_CHECKING:
-    from camlytics.train.pipeline import TrainConfig
+from camlytics.train import options
 
 
 def parse_roi(text: str) -> validate.Roi:
@@ -22,7 +20,7 @@ def parse_roi(text: str) -> validate.Roi:
 
 def parse_size(text: str) -> tuple[int, int]:
     """'WxH' -> (W, H), each 4..256 (argparse type)."""
-    return validate.parse_resolution(text, what="input size", sides=(4, 256), error=argparse.ArgumentTypeError)
+    return options.parse_input(text, error=argparse.ArgumentTypeError)
 
 
 def parse_classes(text: str) -> list[str]:
@@ -34,26 +32,8 @@ def parse_classes(text: str) -> list[str]:
 
 
 def parse_epochs(text: str) -> dict[str, int]:
-    """'N' (scales every stage) or 'teacher=N,student=N,finetune=N,qat=N'."""
-    stages = ("teacher", "student", "finetune", "qat")
-    try:
-        if "=" not in text:
-            n = int(text)
-            if n < 1:
-                raise ValueError
-            # One number sets the student stages; the teacher and fine-tuning get proportionate shares.
-            return {"teacher": max(1, n // 2), "student": n, "finetune": max(1, (2 * n) // 5),
-                    "qat": max(1, n // 4)}
-        out = {}
-        for part in text.split(","):
-            key, value = part.split("=")
-            if key.strip() not in stages or int(value) < 1:
-                raise ValueError
-            out[key.strip()] = int(value)
-        return out
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1 or e.g. teacher=20,student=30,finetune=12,qat=8; "
-                                         f"got {text!r}") from None
+    """'N' (scales every stage) or 'teacher=N,student=N,finetune=N,qat=N' (argparse type)."""
+    return options.parse_epochs(text, error=argparse.ArgumentTypeError)
 
 
 def register(subparsers: Any) -> None:
@@ -132,28 +112,6 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=evaluate_command)
 
 
-# `camlytics train`'s options (argparse dests) that make its TrainConfig, and the field each one sets;
-# `fleet train` builds its sensors' configs with the same function. A missing option takes TrainConfig's default.
-TRAIN_OPTIONS = {"classes": "classes", "roi": "roi", "input": "input_wh", "color": "color",
-                 "budget_macs": "budget_macs", "budget_bytes": "budget_bytes", "teacher_weights": "teacher_weights",
-                 "epochs": None, "pool": "pool", "family": "family", "distill": "distill", "folds": "folds",
-                 "min_confidence": "min_confidence", "seed": "seed", "candidates": "candidates", "check": "check",
-                 "jobs": "jobs", "threads": "threads"}
-
-
-def train_config(options: Mapping[str, Any]) -> TrainConfig:
-    """The TrainConfig of parsed `camlytics train` options (`epochs` as parse_epochs returns it)."""
-    from camlytics.train.pipeline import TrainConfig
-
-    given = {k: v for k, v in options.items() if TRAIN_OPTIONS.get(k) and v is not None}
-    cfg = TrainConfig(**{TRAIN_OPTIONS[k]: v for k, v in given.items()})
-    for stage, n in (options.get("epochs") or {}).items():
-        setattr(cfg, f"epochs_{stage}", n)
-    if not isinstance(cfg.threads, int) or cfg.threads < 0:
-        raise TrainingError(f"--threads must be >= 0, got {cfg.threads}")
-    return cfg
-
-
 def _console(quiet: bool) -> Any:
     if quiet:
         return None
@@ -186,7 +144,7 @@ def train_command(args: argparse.Namespace) -> int:
     """Run the training pipeline and print a summary."""
     from camlytics.train.pipeline import run_training
 
-    cfg = train_config(vars(args))
+    cfg = options.train_config(vars(args))
     with _sigterm_as_interrupt():
         metrics = run_training(args.dataset, args.out, cfg, console=_console(args.quiet))
     cv = metrics["cv"]
