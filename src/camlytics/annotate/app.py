@@ -319,6 +319,146 @@ class AnnotationService:
         return None if ds.roi is None else list(ds.roi)
 
 
+class MultiAnnotationService:
+    """Several datasets behind one UI (`fleet annotate`, `improve --annotate`): one AnnotationService each.
+
+    Records get session ids (1, 2, ...) mapped to (dataset key, record id); each record carries its sensor
+    key, classes and ROI; "uncertain" order is the least confident first across every dataset, and the
+    records named in `first` (e.g. frames just pulled from a camera) come before all others."""
+
+    def __init__(self, datasets: dict[str, str | pathlib.Path], *, annotator: str,
+                 first: dict[str, list[int]] | None = None) -> None:
+        if not datasets:
+            raise DatasetError("no datasets to annotate")
+        self.annotator = validate_annotator(annotator)
+        self.services = {key: AnnotationService(path, annotator=annotator) for key, path in datasets.items()}
+        self.first = {(key, int(i)) for key, ids in (first or {}).items() for i in ids}
+        self.ids: dict[tuple[str, int], int] = {}
+        self.keys: dict[int, tuple[str, int]] = {}
+        self.history: list[str] = []  # the dataset of each label this session wrote, for undo
+        self.advice = None
+        self.problems: dict[int, dict[str, Any]] = {}
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="camlytics-ds")
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the one dataset thread (every dataset's connection lives there)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def dataset(self) -> Any:
+        """Open every dataset (a broken one fails at start)."""
+        return [service.dataset() for service in self.services.values()]
+
+    def close(self) -> None:
+        def _close() -> None:
+            for service in self.services.values():
+                if service._ds is not None:
+                    service._ds.close()
+                    service._ds = None
+
+        self._executor.submit(_close).result(timeout=30)
+        self._executor.shutdown(wait=True)
+
+    def _sid(self, key: str, record_id: int) -> int:
+        sid = self.ids.get((key, record_id))
+        if sid is None:
+            sid = self.ids[(key, record_id)] = len(self.ids) + 1
+            self.keys[sid] = (key, record_id)
+        return sid
+
+    def _where(self, sid: int) -> tuple[str, int]:
+        if sid not in self.keys:
+            raise BadRequest(f"no record with id {sid}", 404)
+        return self.keys[sid]
+
+    def _json(self, key: str, record: Any) -> dict[str, Any]:
+        ds = self.services[key].dataset()
+        out = record_json(record)
+        out.update(id=self._sid(key, record.id), record=int(record.id), sensor=key, classes=list(ds.classes),
+                   roi=None if ds.roi is None else list(ds.roi))
+        return out
+
+    def classes(self) -> list[str]:
+        """Every dataset's classes, in first-seen order (the progress chips)."""
+        names: list[str] = []
+        for service in self.services.values():
+            names += [c for c in service.classes() if c not in names]
+        return names
+
+    def snapshot(self, order: str) -> dict[str, Any]:
+        rows = [(key, r) for key, service in self.services.items() for r in service.dataset().records(order="time")]
+        if order == "auto":
+            order = "uncertain"
+        if order == "unlabelled_first":
+            rows.sort(key=lambda kr: (kr[1].label is not None, (kr[0], kr[1].id) not in self.first))
+        elif order == "uncertain":
+            rows.sort(key=lambda kr: (kr[1].label is not None, (kr[0], kr[1].id) not in self.first,
+                                      kr[1].confidence is None, kr[1].confidence or 0.0))
+        per_class: dict[str, int] = {c: 0 for c in self.classes()}
+        labelled = 0
+        for _, r in rows:
+            if r.label is not None:
+                labelled += 1
+                per_class[r.label] = per_class.get(r.label, 0) + 1
+        return {"dataset": ", ".join(self.services), "annotator": self.annotator, "classes": self.classes(),
+                "order": order, "roi": None, "progress": {"total": len(rows), "labelled": labelled,
+                                                          "per_class": per_class},
+                "has_predictions": any(r.confidence is not None for _, r in rows),
+                "records": [self._json(key, r) for key, r in rows], "problems": sorted(
+                    self.problems.values(), key=lambda p: p["id"]), "advice": None, "sensors": list(self.services)}
+
+    def record(self, sid: int) -> dict[str, Any]:
+        key, record_id = self._where(sid)
+        return self._json(key, self.services[key]._get(record_id))
+
+    def image_file(self, sid: int) -> tuple[pathlib.Path | None, str]:
+        key, record_id = self._where(sid)
+        return self.services[key].image_file(record_id)
+
+    def read_image(self, sid: int, path: pathlib.Path, rel: str) -> tuple[bytes | None, str | None]:
+        key, record_id = self._where(sid)
+        data, problem = self.services[key].read_image(record_id, path, rel)
+        if problem is not None:
+            self.problems[sid] = {"id": sid, "path": f"{key}: {rel}", "error": problem}
+        else:
+            self.problems.pop(sid, None)
+        return data, problem
+
+    def check_label(self, label: Any) -> Any:
+        """Any class of any dataset, or null; set_labels checks it against each record's own classes."""
+        if label is not None and (not isinstance(label, str) or label not in self.classes()):
+            raise BadRequest(f"label {label!r} is not one of the classes {self.classes()}")
+        return label
+
+    def set_labels(self, sids: list[int], label: str | None) -> list[dict[str, Any]]:
+        where = [self._where(sid) for sid in sids]
+        for key, _ in where:  # every record must take this label before anything is written
+            if label is not None and label not in self.services[key].classes():
+                raise BadRequest(f"label {label!r} is not one of {key}'s classes {self.services[key].classes()}")
+        out = []
+        for key, record_id in where:
+            self.services[key].set_labels([record_id], label)
+            self.history.append(key)
+            out.append(self.record(self._sid(key, record_id)))
+        return out
+
+    def undo(self, count: int = 1) -> list[dict[str, Any]]:
+        touched = []
+        for _ in range(count):
+            if not self.history:
+                break
+            key = self.history.pop()
+            service = self.services[key]
+            service._before_write()
+            record_id = service.dataset().undo_last_label(self.annotator)
+            if record_id is not None:
+                touched.append(self.record(self._sid(key, record_id)))
+        return touched
+
+    def set_roi(self, roi: Any) -> Any:
+        raise BadRequest("several datasets are open: set each sensor's ROI in the fleet file (or annotate one "
+                         "dataset with camlytics annotate)")
+
+
 # -- request parsing -------------------------------------------------------------------------------
 async def json_body(request: Request) -> dict[str, Any]:
     """The JSON object of a POST body; 415 unless sent as application/json (which cross-site forms cannot)."""
@@ -375,14 +515,16 @@ def create_app(
     on_quit: Callable[[], None] | None = None,
     allowed_hosts: list[str] | None = None,
     advice: dict[str, Any] | None = None,
+    service: Any = None,
 ) -> Starlette:
     """Build the annotation app for one dataset.
 
     `on_quit` is called after the reply to POST /api/quit (the CLI stops uvicorn there).
     `allowed_hosts` guards against DNS rebinding: by default only loopback Host headers are served.
     `advice` (from `annotate.advice.load_advice`) is served as /api/state's "advice"; None without --model.
+    `service`: a MultiAnnotationService to serve several datasets instead (dataset_dir is then ignored).
     """
-    service = AnnotationService(dataset_dir, annotator=annotator, advice=advice)
+    service = service or AnnotationService(dataset_dir, annotator=annotator, advice=advice)
 
     def json_response(data: Any, status: int = 200, **kwargs: Any) -> JSONResponse:
         return JSONResponse(data, status, headers={"Cache-Control": "no-store", **SECURITY_HEADERS}, **kwargs)

@@ -11,7 +11,7 @@ import argparse
 import importlib
 
 # In the order `camlytics fleet --help` lists them; add a module's name here to add its sub-command.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("check", "collect", "train", "status", "deploy", "improve")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("check", "collect", "train", "status", "deploy", "improve", "annotate")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

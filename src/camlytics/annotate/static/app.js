@@ -96,6 +96,9 @@ function colorOf(label) {
 }
 
 function current() { return S.queue[S.cursor]; }
+// Several datasets in one session (fleet annotate): each record brings its sensor's classes and ROI.
+function classesOf(r) { return (r && r.classes) || S.classes; }
+function roiOf(r) { return r && r.roi !== undefined ? r.roi : S.roi; }
 
 // t0: performance.now() of the keystroke that led here; `what` names it in the timing log.
 function showCurrent(t0, what = "move") {
@@ -146,7 +149,7 @@ function renderBadge() {
   b.className = "badge" + (r.label ? "" : " empty");
   $("position").textContent = `${S.cursor + 1} / ${S.queue.length}`;
   $("cap-time").textContent = r.time;
-  $("cap-why").textContent = `${r.sampler} · ${r.reason}`;
+  $("cap-why").textContent = `${r.sensor ? r.sensor + " · " : ""}${r.sampler} · ${r.reason}`;
   const pred = $("cap-pred");
   pred.textContent = r.prediction ? `model: ${r.prediction} ${Math.round(100 * (r.confidence || 0))}%` : "";
   pred.style.color = colorOf(r.prediction);
@@ -155,8 +158,9 @@ function renderBadge() {
 function renderRoi() {
   const box = $("roi-box");
   const img = $("image");
-  if (!S.roi || !img.naturalWidth) { box.hidden = true; $("zoom-panel").hidden = true; return; }
-  placeBox(box, S.roi, img.naturalWidth, img.naturalHeight);
+  const roi = roiOf(current());
+  if (!roi || !img.naturalWidth) { box.hidden = true; $("zoom-panel").hidden = true; return; }
+  placeBox(box, roi, img.naturalWidth, img.naturalHeight);
   box.hidden = false;
   renderZoom();
 }
@@ -165,9 +169,10 @@ function renderRoi() {
 function renderZoom() {
   const panel = $("zoom-panel");
   const img = $("image");
-  if (!S.roi || !img.naturalWidth || !img.complete) { panel.hidden = true; return; }
+  const roi = roiOf(current());
+  if (!roi || !img.naturalWidth || !img.complete) { panel.hidden = true; return; }
   panel.hidden = false;
-  const [x0, y0, x1, y1] = S.roi;
+  const [x0, y0, x1, y1] = roi;
   const canvas = $("zoom");
   const scale = Math.min(canvas.width / (x1 - x0), canvas.height / (y1 - y0));
   const w = (x1 - x0) * scale, h = (y1 - y0) * scale;
@@ -219,6 +224,7 @@ function renderSide() {
   };
   if (r) {
     add("time", r.time, "big");
+    add("sensor", r.sensor);
     add("label", r.label || "—");
     if (r.label) add("by", `${r.annotator || "?"} · ${fmtWhen(r.labelled_at)}`);
     add("sampler", r.sampler);
@@ -324,7 +330,7 @@ function renderKeys() {
     ["Esc", "clear selection"], ["PgUp PgDn  [ ]", "previous / next page"], ["Z", "zoom to the ROI"],
     ["U  ⌫", "undo last action"], ["Enter", "open in single view"], ["G", "back to single view"], ["Q", "quit"],
   ] : [
-    ["↑", upClass()], ["↓", downClass()], ["1 … " + S.classes.length, S.classes.join(", ")],
+    ["↑", upClass()], ["↓", downClass()], ["1 … " + classesOf(current()).length, classesOf(current()).join(", ")],
     ["← →", "previous / next"], ["Space", "skip"], ["U  ⌫", "undo last label"],
     ["N", "next unlabelled"], ["L", "last labelled"], ["G", "grid view"], ["R", "draw ROI"], ["Q", "quit"],
   ];
@@ -388,8 +394,8 @@ function lastLabelled() {
   return best;
 }
 
-function upClass() { return S.classes.includes("open") ? "open" : S.classes[0]; }
-function downClass() { return S.classes.includes("closed") ? "closed" : S.classes[1]; }
+function upClass() { const c = classesOf(current()); return c.includes("open") ? "open" : c[0]; }
+function downClass() { const c = classesOf(current()); return c.includes("closed") ? "closed" : c[1]; }
 
 // ---------------------------------------------------------------- labelling
 function applyRecords(records) {
@@ -634,7 +640,8 @@ function onKey(ev) {
   if (k === "q" || k === "Q") quit();
   else if (k === "g" || k === "G") setMode(S.mode === "grid" ? "single" : "grid");
   else if (S.mode === "grid") {
-    if (classIndex >= 0 && classIndex < S.classes.length) gridLabel(S.classes[classIndex]);
+    const here = classesOf(S.queue[S.cursor]);
+    if (classIndex >= 0 && classIndex < here.length) gridLabel(here[classIndex]);
     else if (k === "u" || k === "U" || k === "Backspace") undo();
     else if (k === "n" || k === "N") { const i = nextUnlabelled(S.cursor); if (i >= 0) { S.anchor = i; goTo(i); } }
     else if (k === "l" || k === "L") { const i = lastLabelled(); if (i >= 0) { S.anchor = i; goTo(i); } }
@@ -648,7 +655,7 @@ function onKey(ev) {
     let label = null;
     if (k === "ArrowUp") label = upClass();
     else if (k === "ArrowDown") label = downClass();
-    else if (classIndex >= 0 && classIndex < S.classes.length) label = S.classes[classIndex];
+    else if (classIndex >= 0 && classIndex < classesOf(r).length) label = classesOf(r)[classIndex];
     if (label && r) {
       labelRecords([r], label);
       S.skipped.delete(r.id);
