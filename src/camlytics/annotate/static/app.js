@@ -184,8 +184,8 @@ function renderZoom() {
 }
 
 // Show only the ROI of a thumbnail: scale and shift the image inside its 16:9 cell (all in %).
-function zoomThumb(img, wrap) {
-  const [x0, y0, x1, y1] = S.roi;
+function zoomThumb(img, wrap, roi) {
+  const [x0, y0, x1, y1] = roi;
   const rw = x1 - x0, rh = y1 - y0;
   const k = Math.min(1 / rw, (9 / 16) / rh); // cell widths per image pixel
   wrap.classList.add("zoomed");
@@ -271,18 +271,27 @@ function renderSide() {
     pred.textContent = "no prediction stored";
   }
   renderProgress();
+  renderKeys();
 }
 
 function renderProgress() {
-  const per = Object.fromEntries(S.classes.map((c) => [c, 0]));
+  // The chips are the current frame's classes and keys; with several sensors, counted within its sensor.
+  const here = S.mode === "grid" ? S.queue[S.cursor] : current();
+  const classes = classesOf(here);
+  const sensor = here ? here.sensor : undefined;
+  const per = Object.fromEntries(classes.map((c) => [c, 0]));
   let labelled = 0;
-  for (const r of S.queue) if (r.label) { labelled++; per[r.label] = (per[r.label] || 0) + 1; }
+  for (const r of S.queue) {
+    if (!r.label) continue;
+    labelled++;
+    if (r.sensor === sensor) per[r.label] = (per[r.label] || 0) + 1;
+  }
   const total = S.queue.length;
   $("progress-fill").style.width = total ? `${(100 * labelled) / total}%` : "0";
   $("progress-text").textContent = `${labelled} / ${total} labelled`;
   const cc = $("class-counts");
   cc.replaceChildren();
-  S.classes.forEach((c, i) => {
+  classes.forEach((c, i) => {
     const chip = document.createElement("span");
     chip.className = "class-chip";
     chip.style.setProperty("--c", colorOf(c));
@@ -322,19 +331,24 @@ function renderStrip() {
   ctx.strokeRect(x, 1, Math.max(2, Math.ceil(cw) - 1), canvas.height - 2);
 }
 
+// The keys table; rebuilt only when what it says changes (the classes differ between sensors' frames).
 function renderKeys() {
+  const here = classesOf(S.mode === "grid" ? S.queue[S.cursor] : current());
   const rows = S.mode === "grid" ? [
-    ["1 … " + S.classes.length, "label the selection"],
+    ["1 … " + here.length, `label the selection (${here.join(", ")})`],
     ["click", "select one"], ["Shift+click", "select a range"], ["Ctrl+click", "add / remove"],
     ["arrows", "move (Shift extends)"], ["Space", "select / unselect"], ["A", "select whole page"],
     ["Esc", "clear selection"], ["PgUp PgDn  [ ]", "previous / next page"], ["Z", "zoom to the ROI"],
     ["U  ⌫", "undo last action"], ["Enter", "open in single view"], ["G", "back to single view"], ["Q", "quit"],
   ] : [
-    ["↑", upClass()], ["↓", downClass()], ["1 … " + classesOf(current()).length, classesOf(current()).join(", ")],
+    ["↑", upClass()], ["↓", downClass()], ["1 … " + here.length, here.join(", ")],
     ["← →", "previous / next"], ["Space", "skip"], ["U  ⌫", "undo last label"],
     ["N", "next unlabelled"], ["L", "last labelled"], ["G", "grid view"], ["R", "draw ROI"], ["Q", "quit"],
   ];
   const t = $("keys");
+  const signature = JSON.stringify(rows);
+  if (t.dataset.shown === signature) return;
+  t.dataset.shown = signature;
   t.replaceChildren();
   for (const [k, what] of rows) {
     const tr = document.createElement("tr");
@@ -462,12 +476,13 @@ function renderGrid() {
     const img = document.createElement("img");
     img.src = imageUrl(r.id); img.alt = `frame ${r.id}`; img.draggable = false;
     wrap.append(img);
-    if (S.roi && S.zoom) {
-      const fit = () => zoomThumb(img, wrap);
+    const roi = roiOf(r);
+    if (roi && S.zoom) {
+      const fit = () => zoomThumb(img, wrap, roi);
       if (img.complete && img.naturalWidth) fit(); else img.addEventListener("load", fit);
-    } else if (S.roi) {
+    } else if (roi) {
       const box = document.createElement("div"); box.className = "roi thin";
-      const place = () => { placeBox(box, S.roi, img.naturalWidth, img.naturalHeight); wrap.append(box); };
+      const place = () => { placeBox(box, roi, img.naturalWidth, img.naturalHeight); wrap.append(box); };
       if (img.complete && img.naturalWidth) place(); else img.addEventListener("load", place);
     }
     const cap = document.createElement("div"); cap.className = "caption";
@@ -488,8 +503,8 @@ function renderGrid() {
   const pages = Math.max(1, Math.ceil(S.queue.length / GRID_SIZE));
   $("grid-footer").textContent =
     `page ${Math.floor(start / GRID_SIZE) + 1} / ${pages} · ${S.selection.size} selected · ` +
-    `press 1…${S.classes.length} to label the selection (or the focused frame)` +
-    (S.roi ? ` · Z: ${S.zoom ? "whole frames" : "zoom to the ROI"}` : "");
+    `press 1…${classesOf(S.queue[S.cursor]).length} to label the selection (or the focused frame)` +
+    (roiOf(S.queue[S.cursor]) ? ` · Z: ${S.zoom ? "whole frames" : "zoom to the ROI"}` : "");
   renderSide(); renderStrip();
 }
 
