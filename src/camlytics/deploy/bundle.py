@@ -12,7 +12,7 @@ same bytes):
     <appName>            the launcher (POSIX sh): parameters -> localdata/config.json -> exec MicroPython
     html/index.html      settings page (param.cgi read/update + restart)
     model.cml            the int8 edge model
-    build.json           what went in: camlytics version, model sha256, interpreter, firmware build
+    build.json           what went in: camlytics version, model sha256 and version, interpreter, firmware build
     lib/micropython      the interpreter: the camlytics firmware for the package's architecture
                          (camlytics.firmware: MicroPython with the C module and the edge app frozen
                          in; ELF-checked), or a binary given with `interpreter=PATH`
@@ -60,6 +60,7 @@ MAX_INTERPRETER = 32 << 20
 HEAP_SIZE = EDGE_HEAPSIZE
 FIRMWARE_ARCHES = ("armv7hf", "aarch64")  # the camera architectures camlytics.firmware builds for
 CAMERA = "camera"  # interpreter: the device's own `micropython` on its PATH
+_MODEL_VERSION = re.compile(r"[A-Za-z0-9._-]{1,64}")  # safe inside the launcher's shell and JSON
 _MPY_CACHE: dict[tuple[str, str], bytes] = {}  # (module path, source sha256) -> .mpy: mpy-cross is deterministic
 
 
@@ -85,6 +86,7 @@ class BundleOptions:
     schema: int = 2  # manifest schema major: 2 (AXIS OS 12.x/13), 1 (1.7.3, AXIS OS 11.x/12.x)
     license: Path | None = None
     params: dict[str, str] = field(default_factory=dict)  # paramConfig defaults by name (see APP_PARAMS)
+    model_version: str | None = None  # the edge app's model_version; None: the registry's, else sha-<8 hex>
     mtime: int = 0  # of every member; SOURCE_DATE_EPOCH when set
 
 
@@ -205,16 +207,30 @@ def firmware_for(arch: str, source: str | None = None) -> tuple[bytes, dict]:
     return data, firmware.info
 
 
-def launcher_script(app_name: str, manifest: dict, bundled: bool = True) -> bytes:
-    """The appName executable, with the manifest's parameter defaults baked in; `bundled`: it runs
-    lib/micropython, else the device's `micropython`."""
+def model_version(model_dir: str | Path, model_bytes: bytes, given: str | None = None) -> str:
+    """What the edge app reports as its model_version: `given`, the dataset registry's version of these
+    bytes (camlytics.store.models), else "sha-<first 8 hex of sha256>"."""
+    from camlytics.store.models import version_of
+
+    sha = hashlib.sha256(model_bytes).hexdigest()
+    path = Path(model_dir)
+    version = given or version_of(path.parent if path.is_file() else path, sha) or f"sha-{sha[:8]}"
+    if not _MODEL_VERSION.fullmatch(version):
+        raise DeployError(f"model version must be 1-64 letters, digits, '.', '_' or '-', got {version!r}")
+    return version
+
+
+def launcher_script(app_name: str, manifest: dict, bundled: bool = True, version: str = "") -> bytes:
+    """The appName executable, with the manifest's parameter defaults and the model version baked in;
+    `bundled`: it runs lib/micropython, else the device's `micropython`."""
     template = resources.files("camlytics.deploy").joinpath("acap/launcher.sh").read_text()
     reads = []
     for param in manifest["acapPackageConf"]["configuration"]["paramConfig"]:
         var = re.sub(r"(?<!^)(?=[A-Z])", "_", param["name"]).upper()
         reads.append(f"{var}=$(param {param['name']} {shlex.quote(param['default'])})")
     text = (template.replace("@APP_NAME@", app_name).replace("@HEAP_SIZE@", HEAP_SIZE)
-            .replace("@INTERPRETER@", "bundled" if bundled else CAMERA).replace("@PARAM_READS@", "\n".join(reads)))
+            .replace("@INTERPRETER@", "bundled" if bundled else CAMERA).replace("@PARAM_READS@", "\n".join(reads))
+            .replace("@MODEL_VERSION@", version))
     return text.encode()
 
 
@@ -290,10 +306,12 @@ def package_members(model_dir: str | Path, options: BundleOptions) -> tuple[dict
             code, build["modules"] = compile_edge(Path(tmp))
     model_bytes = model.read_bytes()
     build["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
+    build["model_version"] = version = model_version(model_dir, model_bytes, options.model_version)
     members: dict[str, tuple[bytes, int]] = {
         "manifest.json": (json.dumps(manifest, indent=2).encode() + b"\n", 0o644),
         "LICENSE": (license_text(options), 0o644),
-        options.app_name: (launcher_script(options.app_name, manifest, bundled=binary is not None), 0o755),
+        options.app_name: (launcher_script(options.app_name, manifest, bundled=binary is not None, version=version),
+                           0o755),
         "html/index.html": (settings_page(manifest), 0o644),
         "model.cml": (model_bytes, 0o644),
         "build.json": (json.dumps(build, indent=2, sort_keys=True).encode() + b"\n", 0o644),

@@ -1,4 +1,5 @@
-"""`camlytics bundle` (build an ACAP .eap), `camlytics deploy` (install it), `camlytics apps` (list/control)."""
+"""`camlytics bundle` (build an ACAP .eap), `camlytics deploy` (install it, or a recorded model version),
+`camlytics rollback` (the version deployed before), `camlytics apps` (list/control)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ DEFAULT_ARCHES = ("armv7hf", "aarch64")  # bundle without --arch/--camera: one p
 
 
 def register(subparsers: Any) -> None:
-    """Add `bundle`, `deploy` and `apps`."""
+    """Add `bundle`, `deploy`, `rollback` and `apps`."""
     p = subparsers.add_parser(
         "bundle", help="package a trained model and the edge app as an Axis ACAP (.eap)",
         description="Build APPNAME_MAJ_MIN_PATCH_ARCH.eap: manifest.json (settings a user changes on the camera as "
@@ -67,25 +68,38 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=bundle_command)
 
     p = subparsers.add_parser(
-        "deploy", help="install an .eap on an Axis camera (VAPIX upload.cgi), optionally set parameters and start it",
+        "deploy", help="install an .eap (or a dataset's model version) on an Axis camera, optionally start it",
         description="Upload APP.eap with POST /axis-cgi/applications/upload.cgi (Digest auth), set app parameters "
-                    "through param.cgi, then start it with control.cgi if --start.")
-    p.add_argument("package", type=Path, metavar="APP.eap", help="package built by `camlytics bundle`")
+                    "through param.cgi, then start it with control.cgi if --start. With --dataset DATASET "
+                    "--model-version V instead of APP.eap: bundle that recorded version (`camlytics models`) for the "
+                    "camera's architecture and install it. Every deploy of a dataset's model (--dataset, with or "
+                    "without APP.eap) is recorded in the dataset, for `camlytics models` and `camlytics rollback`.")
+    p.add_argument("package", type=Path, nargs="?", metavar="APP.eap", help="package built by `camlytics bundle` "
+                   "(or give --dataset and --model-version)")
     p.add_argument("--camera", required=True, help="camera URL http://user:pass@host[:port]")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set app parameter root.APP.NAME after installing (repeatable), e.g. MqttHost=10.0.0.5; "
-                        "not for passwords (they show in `ps`): use --param-file or $CAMLYTICS_PARAM_NAME")
-    p.add_argument("--param-file", type=Path, metavar="FILE",
-                   help="app parameters as NAME=VALUE lines (# comments), e.g. VapixPassword=...; keep it chmod 600. "
-                        f"Parameters also come from ${PARAM_ENV_PREFIX}NAME variables; --param-file overrides "
-                        "them, --param overrides both")
+    _version_options(p)
+    p.add_argument("--model-version", metavar="V", help="with --dataset: the version to bundle and deploy: v3, "
+                   "v3-1a2b3c4d or a hash prefix (see `camlytics models DATASET`)")
     p.add_argument("--start", action="store_true", help="(re)start the app after installing")
-    p.add_argument("--allow-unsigned", action="store_true",
-                   help="AXIS OS 12: let the camera install unsigned apps (applications/config.cgi AllowUnsigned=true, "
-                        "a camera-wide security setting; needs --yes). AXIS OS 13 installs signed apps only")
-    p.add_argument("--yes", action="store_true", help="confirm --allow-unsigned")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per camera request (default 60)")
+    _install_options(p)
     p.set_defaults(func=deploy_command)
+
+    p = subparsers.add_parser(
+        "rollback", help="re-deploy the model version that ran on a camera before the current one",
+        description="Look up in DATASET which of its model versions were deployed to the camera, bundle the one "
+                    "before the current one for the camera's architecture, install it under the same app name and "
+                    "(re)start it. A rollback undoes the deploy it goes back from: a second rollback goes one "
+                    "version further back, never forward again. One error line when there is nothing to go back to.")
+    p.add_argument("dataset", metavar="DATASET", help="dataset directory whose models were deployed")
+    p.add_argument("--camera", required=True, help="camera URL http://user:pass@host[:port]")
+    p.add_argument("--record-as", metavar="NAME", help="the camera's name in the dataset's deploy history (default: "
+                   "the URL without credentials; `camlytics fleet deploy` uses the fleet's camera name)")
+    p.add_argument("--app-name", help="appName to install (default: the one of the current deploy, else "
+                   "camlytics_door)")
+    p.add_argument("--interpreter", metavar="camera|PATH", help="as `camlytics bundle --interpreter` (default: the "
+                   "camlytics firmware for the camera's architecture)")
+    _install_options(p)
+    p.set_defaults(func=rollback_command)
 
     p = subparsers.add_parser(
         "apps", help="list the applications installed on an Axis camera, or start/stop/remove one",
@@ -98,6 +112,34 @@ def register(subparsers: Any) -> None:
     action.add_argument("--log", metavar="NAME", help="print the application's log (systemlog.cgi?appname=NAME)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per camera request (default 30)")
     p.set_defaults(func=apps_command)
+
+
+def _version_options(p: argparse.ArgumentParser) -> None:
+    """`deploy`'s options for a dataset's recorded model versions."""
+    p.add_argument("--dataset", metavar="DATASET", help="the dataset whose model is deployed: with --model-version, "
+                   "the version to bundle; with APP.eap, where the deploy is recorded (if its model is one of the "
+                   "dataset's versions)")
+    p.add_argument("--record-as", metavar="NAME", help="the camera's name in the dataset's deploy history (default: "
+                   "the URL without credentials)")
+    p.add_argument("--app-name", help="with --model-version: appName (default camlytics_door)")
+    p.add_argument("--interpreter", metavar="camera|PATH", help="with --model-version: as `camlytics bundle "
+                   "--interpreter` (default: the camlytics firmware for the camera's architecture)")
+
+
+def _install_options(p: argparse.ArgumentParser) -> None:
+    """Options of every command that installs a package: parameters, unsigned apps, timeout."""
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set app parameter root.APP.NAME after installing (repeatable), e.g. MqttHost=10.0.0.5; "
+                        "not for passwords (they show in `ps`): use --param-file or $CAMLYTICS_PARAM_NAME")
+    p.add_argument("--param-file", type=Path, metavar="FILE",
+                   help="app parameters as NAME=VALUE lines (# comments), e.g. VapixPassword=...; keep it chmod 600. "
+                        f"Parameters also come from ${PARAM_ENV_PREFIX}NAME variables; --param-file overrides "
+                        "them, --param overrides both")
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="AXIS OS 12: let the camera install unsigned apps (applications/config.cgi AllowUnsigned=true, "
+                        "a camera-wide security setting; needs --yes). AXIS OS 13 installs signed apps only")
+    p.add_argument("--yes", action="store_true", help="confirm --allow-unsigned")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per camera request (default 60)")
 
 
 BUNDLE_FLAGS = {"MqttHost": "--mqtt-host", "MqttPort": "--mqtt-port", "MqttPrefix": "--mqtt-prefix",
@@ -285,14 +327,134 @@ def unsigned_advice(os_major: int | None) -> str:
             "(README: Signing for AXIS OS 13)")
 
 
-def deploy_command(args: argparse.Namespace) -> int:
-    from camlytics.deploy.vapix_apps import E_SIGNATURE, AppsClient, UploadRefused
+def camera_key(url: str, record_as: str | None = None) -> str:
+    """The camera's name in a dataset's deploy history: `record_as`, else the URL without credentials."""
+    from camlytics.urls import parse_url
 
+    if record_as:
+        return record_as
+    parts = parse_url(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def baked_params(params: dict[str, str]) -> dict[str, str]:
+    """The parameters a version's package carries as defaults: every one but passwords (HttpPort must be in the
+    manifest: the camera's reverse proxy reads its port there)."""
+    from camlytics.deploy.manifest import APP_PARAMS
+
+    kinds = {p.name: p.type for p in APP_PARAMS}
+    return {k: v for k, v in params.items() if k in kinds and "password" not in kinds[k]}
+
+
+def version_package(version: Any, camera: str, out: Path, app_name: str, interpreter: str | None,
+                    timeout: float, params: dict[str, str]) -> Path:
+    """Bundle a recorded model version for the camera's architecture (or "all" with --interpreter camera)."""
+    from camlytics.deploy.bundle import CAMERA, BundleOptions, build_bundle
+
+    mtime = os.environ.get("SOURCE_DATE_EPOCH", "0")
+    check_app_values(params, {k: f"--param {k}" for k in params})
+    arch = "all" if interpreter == CAMERA else camera_arch(camera, timeout)
+    chosen = None if interpreter is None else CAMERA if interpreter == CAMERA else Path(interpreter)
+    options = BundleOptions(arch=arch, app_name=app_name, interpreter=chosen, model_version=version.version,
+                            params=params, mtime=int(mtime) if mtime.isdigit() else 0)
+    return build_bundle(version.path, out, options)
+
+
+def package_model_sha(package: Path) -> str | None:
+    """The model sha256 a package's build.json names (None if it has none)."""
+    import json
+    import tarfile
+
+    try:
+        with tarfile.open(package, "r:gz") as tar:
+            build = json.loads(tar.extractfile("build.json").read())
+        return str(build["model_sha256"])
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, tarfile.TarError):
+        return None
+
+
+def deploy_command(args: argparse.Namespace) -> int:
+    """Install a package, or a dataset's recorded model version, and record the deploy in the dataset."""
+    import tempfile
+
+    from camlytics.store.models import current_deploy, get_model, list_models, record_deploy
+
+    check_install_args(args)
+    if args.dataset is None and (args.model_version or args.record_as or args.app_name or args.interpreter):
+        raise DeployError("--model-version, --record-as, --app-name and --interpreter need --dataset DATASET")
+    if args.package is None and args.dataset is None:
+        raise DeployError("give APP.eap, or --dataset DATASET --model-version V")
+    if args.package is not None and args.model_version is not None:
+        raise DeployError("give APP.eap or --model-version (with --dataset), not both")
+    if args.package is not None and (args.app_name or args.interpreter):
+        raise DeployError("--app-name and --interpreter are for --model-version: APP.eap has its own "
+                          "(set them with `camlytics bundle`)")
+    key = camera_key(args.camera, args.record_as)
+    baked: dict[str, str] = {}
+    if args.package is not None:
+        version = None
+        if args.dataset is not None:
+            sha = package_model_sha(args.package)
+            found = [v for v in list_models(args.dataset) if v.sha256 == sha]
+            version = found[0] if found else None
+            if version is None:
+                print(f"camlytics deploy: warning: the package's model is not one of {args.dataset}'s versions: "
+                      "the deploy is not recorded", file=sys.stderr)
+        name = install(args, args.package, start=args.start)
+    else:
+        if args.model_version is None:
+            raise DeployError("--dataset needs --model-version V (see `camlytics models DATASET`), or give APP.eap")
+        version = get_model(args.dataset, args.model_version)
+        # the package defaults of the version it replaces on this camera (HttpPort, MQTT node...), then --param
+        current = current_deploy(args.dataset, key) or {}
+        baked = {**(current.get("params") or {}), **baked_params(all_params(args))}
+        app_name = args.app_name or current.get("app") or "camlytics_door"
+        with tempfile.TemporaryDirectory(prefix="camlytics-deploy-") as tmp:
+            package = version_package(version, args.camera, Path(tmp), app_name, args.interpreter, args.timeout,
+                                      baked)
+            print(f"bundled model version {version.version} as {package.name}")
+            name = install(args, package, start=args.start)
+    if version is not None:
+        record_deploy(args.dataset, version.version, key, app=name, params=baked)
+        print(f"recorded: {key} runs model version {version.version} of {args.dataset}")
+    return 0
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    """Re-deploy the version deployed before the current one on the camera, and record it."""
+    import tempfile
+
+    from camlytics.store.models import current_deploy, record_deploy, rollback_target
+
+    check_install_args(args)
+    key = camera_key(args.camera, args.record_as)
+    target = rollback_target(args.dataset, key)
+    current = current_deploy(args.dataset, key) or {}
+    app_name = args.app_name or current.get("app") or "camlytics_door"
+    # the package defaults of the current deploy (its HttpPort, MQTT node...), then what this command sets
+    baked = {**(current.get("params") or {}), **baked_params(all_params(args))}
+    with tempfile.TemporaryDirectory(prefix="camlytics-rollback-") as tmp:
+        package = version_package(target, args.camera, Path(tmp), app_name, args.interpreter, args.timeout, baked)
+        install(args, package, start=True)
+    record_deploy(args.dataset, target.version, key, rollback=True, app=app_name, params=baked)
+    print(f"rolled back {key} from model version {current.get('version')} to {target.version}")
+    return 0
+
+
+def check_install_args(args: argparse.Namespace) -> None:
+    """The installing options that need no camera: refused before anything is bundled or uploaded."""
     check_positive("--timeout", args.timeout)  # seconds, finite
     if args.allow_unsigned and not args.yes:
         raise DeployError("--allow-unsigned changes a camera-wide security setting (AllowUnsigned: any unsigned app "
                           "may then be installed): confirm with --yes")
-    manifest = package_manifest(args.package)
+
+
+def install(args: argparse.Namespace, package: Path, start: bool) -> str:
+    """Upload `package`, set the parameters of `args`, (re)start it if `start`; returns its app name."""
+    from camlytics.deploy.vapix_apps import E_SIGNATURE, AppsClient, UploadRefused
+
+    check_install_args(args)
+    manifest = package_manifest(package)
     setup = manifest["acapPackageConf"]["setup"]
     name = setup["appName"]
     params = all_params(args)
@@ -306,13 +468,13 @@ def deploy_command(args: argparse.Namespace) -> int:
         camera = info.acap_arch
         package_arch = setup.get("architecture", "all")
         if package_arch != "all" and package_arch != camera:
-            raise DeployError(f"{args.package.name} is built for {package_arch}, but camera {cam.host} is "
+            raise DeployError(f"{package.name} is built for {package_arch}, but camera {cam.host} is "
                               f"{info.architecture or '?'} (Soc {info.soc or '?'}): nothing uploaded; build its package "
                               f"with `camlytics bundle MODEL --arch {camera or '?'}` or `--camera URL`")
         schema_major = int(str(manifest.get("schemaVersion", "1")).split(".")[0] or 1)
         if info.os_major is not None and info.os_major >= 13 and schema_major < 2:
             raise DeployError(f"camera {cam.host} runs AXIS OS {info.version}, which installs manifest schema 2 only; "
-                              f"{args.package.name} has schema {manifest.get('schemaVersion')}: rebuild without --schema 1")
+                              f"{package.name} has schema {manifest.get('schemaVersion')}: rebuild without --schema 1")
         if args.allow_unsigned:
             if info.os_major is not None and info.os_major >= 13:
                 raise DeployError(f"--allow-unsigned: camera {cam.host} runs AXIS OS {info.version}, which requires "
@@ -326,18 +488,18 @@ def deploy_command(args: argparse.Namespace) -> int:
                       f"in the camera's Apps settings when done)")
         before = {app.name for app in cam.list()}
         try:
-            cam.upload(args.package)
+            cam.upload(package)
         except UploadRefused as exc:
             if exc.code == E_SIGNATURE:
-                raise DeployError(f"upload {args.package.name}: camera {cam.host} (AXIS OS {info.version or '?'}) "
+                raise DeployError(f"upload {package.name}: camera {cam.host} (AXIS OS {info.version or '?'}) "
                                   f"refused the unsigned package (Error: 2); {unsigned_advice(info.os_major)}") from None
             raise
-        print(f"installed {name} from {args.package.name} on {cam.host}")
+        print(f"installed {name} from {package.name} on {cam.host}")
         try:
             if params:
                 cam.set_params(name, params)
                 print(f"set {', '.join(sorted(params))}")
-            if args.start:
+            if start:
                 running = any(app.name == name and app.status == "Running" for app in cam.list())
                 cam.control("restart" if running else "start", name)
                 print(f"started {name}")
@@ -351,7 +513,7 @@ def deploy_command(args: argparse.Namespace) -> int:
             except DeployError as again:
                 undo = f"could not remove {name} again ({again})"
             raise DeployError(f"{exc}; {undo}") from None
-    return 0
+    return name
 
 
 def apps_command(args: argparse.Namespace) -> int:

@@ -270,12 +270,15 @@ def _deploys(root: Path) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)]
 
 
-def record_deploy(dataset_dir: str | os.PathLike, version: str, camera: str, *, rollback: bool = False) -> None:
-    """Note that `version` now runs on `camera` (a fleet camera name or a URL without credentials)."""
+def record_deploy(dataset_dir: str | os.PathLike, version: str, camera: str, *, rollback: bool = False,
+                  app: str | None = None, params: dict[str, str] | None = None) -> None:
+    """Note that `version` now runs on `camera` (a fleet camera name or a URL without credentials), as `app`
+    with these package parameter defaults (never secrets: the file is not private)."""
     name = get_model(dataset_dir, version).version
     with _locked(dataset_dir) as root:
         entries = _deploys(root)
-        entries.append({"version": name, "camera": camera, "time": time.time(), "rollback": rollback})
+        entries.append({"version": name, "camera": camera, "time": time.time(), "rollback": rollback, "app": app,
+                        "params": dict(params or {})})
         _write_json_atomic(root / DEPLOYS_FILE, entries)
 
 
@@ -283,6 +286,13 @@ def deployed(dataset_dir: str | os.PathLike, camera: str) -> list[tuple[str, flo
     """The versions deployed on `camera`, oldest first (the last one is the current one)."""
     root = models_root(_check_dataset(dataset_dir))
     return [(str(e["version"]), float(e["time"])) for e in _deploys(root) if e.get("camera") == camera]
+
+
+def current_deploy(dataset_dir: str | os.PathLike, camera: str) -> dict[str, Any] | None:
+    """The latest deploy to `camera`: {"version", "time", "rollback", "app", "params"} (None if none)."""
+    root = models_root(_check_dataset(dataset_dir))
+    entries = [e for e in _deploys(root) if e.get("camera") == camera]
+    return dict(entries[-1]) if entries else None
 
 
 def deployments(dataset_dir: str | os.PathLike) -> dict[str, str]:
@@ -318,3 +328,21 @@ def rollback_target(dataset_dir: str | os.PathLike, camera: str) -> ModelVersion
         raise DatasetError(f"{camera} runs {current}, the first version of {Path(dataset_dir)} deployed there; "
                            "nothing earlier to roll back to")
     return get_model(dataset_dir, earlier[-1])
+
+
+def version_of(model_dir: str | os.PathLike, sha256: str) -> str | None:
+    """The recorded version whose model.cml has this sha256: MODEL_DIR itself when it is a version directory,
+    else one of the dataset its config.json names (what `camlytics train` wrote); None if unrecorded."""
+    folder = Path(model_dir).expanduser().absolute()
+    here = _from_dir(folder) if folder.parent.name == MODELS_DIR else None
+    if here is not None and here.sha256 == sha256:
+        return here.version
+    config = _read_json(folder / "config.json") if folder.is_dir() else None
+    dataset = config.get("dataset") if isinstance(config, dict) else None
+    if not isinstance(dataset, str) or not (Path(dataset) / MODELS_DIR).is_dir():
+        return None
+    try:
+        found = [v.version for v in list_models(dataset) if v.sha256 == sha256]
+    except DatasetError:
+        return None  # an unreadable registry only costs the name
+    return found[0] if found else None

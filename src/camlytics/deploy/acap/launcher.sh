@@ -14,6 +14,7 @@
 # firmware on an x86 host); a camera never sets it, and the firmware runs directly there.
 set -u
 APP=@APP_NAME@
+MODEL_VERSION=@MODEL_VERSION@  # the recorded model version (camlytics models), else sha-<8 hex of model.cml>
 INTERPRETER=@INTERPRETER@
 DIR=$(cd "$(dirname "$0")" && pwd) || exit 1
 VAPIX_URL=${CAMLYTICS_VAPIX_URL:-http://127.0.0.12}  # how an app reaches VAPIX on its own camera
@@ -135,6 +136,7 @@ if [ "${FPS_INT:-0}" -gt 0 ]; then STATS_EVERY=$((FPS_INT * 30)); else STATS_EVE
     printf ' "tracker": {"stable_frames": %s, "threshold": %d.%02d},\n' "$STABLE_FRAMES" $((THRESHOLD / 100)) $((THRESHOLD % 100))
     printf ' "min_confidence": %s,\n "active_class": %s,\n' "$MIN_CONFIDENCE_JSON" "$(json_or_null "$ACTIVE_CLASS")"
     printf ' "spool": {"dir": %s},\n "stats_every": %s,\n' "$(json_string "$DATA/spool")" "$STATS_EVERY"
+    printf ' "model_version": %s,\n' "$(json_string "$MODEL_VERSION")"
     printf ' "mqtt": %s,\n "virtual_input": %s,\n "webhook": %s%s}\n' "$MQTT" "$VI" "$HOOK" "$HTTP"
 } > "$DATA/config.json.tmp" && mv "$DATA/config.json.tmp" "$DATA/config.json" || fail "cannot write $DATA/config.json"
 
@@ -145,6 +147,6 @@ else
     export MICROPYPATH=".frozen"
 fi
 cd "$DIR" || fail "cannot enter $DIR"
-log "starting: camera $VAPIX_URL, MQTT ${MQTT_HOST:-off}, ${FRAME_RATE} fps, status endpoint $ENDPOINT; frame times: the app's stats lines every $STATS_EVERY frames"
+log "starting: model $MODEL_VERSION, camera $VAPIX_URL, MQTT ${MQTT_HOST:-off}, ${FRAME_RATE} fps, status endpoint $ENDPOINT; frame times: the app's stats lines every $STATS_EVERY frames"
 # CAMLYTICS_EMULATOR: unquoted on purpose (a program and its arguments, e.g. "qemu-arm"); empty on a camera
 exec ${CAMLYTICS_EMULATOR:+$CAMLYTICS_EMULATOR }"$MPY" -X heapsize=@HEAP_SIZE@ -m camlytics.edge.app "$DATA/config.json"
