@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from camlytics.deploy.manifest import check_app_values
+from camlytics.deploy.params import (PARAM_ENV_PREFIX, check_deploy_params, declared_params, gather_params,
+                                     parse_params)
 from camlytics.errors import DeployError
 from camlytics.validate import check_positive
 
 ARCHES = ("armv7hf", "aarch64", "all")
-PARAM_ENV_PREFIX = "CAMLYTICS_PARAM_"  # $CAMLYTICS_PARAM_VapixPassword=... sets the app parameter VapixPassword
 DEFAULT_ARCHES = ("armv7hf", "aarch64")  # bundle without --arch/--camera: one package each
 
 
@@ -220,42 +221,9 @@ def bundle_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_params(items: list[str], what: str = "--param") -> dict[str, str]:
-    """NAME=VALUE pairs of --param (or of the lines of a --param-file, `what` naming the line)."""
-    params = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise DeployError(f"{what} must look like NAME=VALUE, got {item.split('=')[0]!r}")
-        params[name] = value
-    return params
-
-
-def param_file(path: Path) -> dict[str, str]:
-    """NAME=VALUE lines of a --param-file (blank lines and # comments skipped); values are never echoed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeployError(f"--param-file {path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    if os.name == "posix" and path.stat().st_mode & 0o077:
-        print(f"camlytics deploy: warning: --param-file {path} is readable by other users (chmod 600 it)",
-              file=sys.stderr)
-    params: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip() and not line.lstrip().startswith("#"):
-            params.update(parse_params([line.strip("\r")], f"--param-file {path} line {number}"))
-    return params
-
-
 def all_params(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, str]:
     """App parameters from $CAMLYTICS_PARAM_NAME, then --param-file, then --param (each overriding the one before)."""
-    environ = os.environ if environ is None else environ
-    params = {k[len(PARAM_ENV_PREFIX):]: v for k, v in environ.items()
-              if k.startswith(PARAM_ENV_PREFIX) and k[len(PARAM_ENV_PREFIX):].isidentifier()}
-    if args.param_file is not None:
-        params.update(param_file(args.param_file))
-    params.update(parse_params(args.param))
-    return params
+    return gather_params(args.param_file, args.param, environ)
 
 
 def package_manifest(package: Path) -> dict:
@@ -286,26 +254,6 @@ def package_manifest(package: Path) -> dict:
 def package_app_name(package: Path) -> str:
     """appName from the package's manifest (so deploy can start it)."""
     return package_manifest(package)["acapPackageConf"]["setup"]["appName"]
-
-
-def declared_params(manifest: dict) -> dict[str, str]:
-    """The app parameters a package declares: name -> type (e.g. "password")."""
-    try:
-        return {p["name"]: p["type"] for p in manifest["acapPackageConf"].get("configuration", {})
-                .get("paramConfig", [])}
-    except (AttributeError, KeyError, TypeError):
-        return {}
-
-
-def check_deploy_params(params: dict[str, str], manifest: dict) -> None:
-    """--param names the package declares, with values its app accepts; DeployError before anything is uploaded."""
-    name = manifest["acapPackageConf"]["setup"]["appName"]
-    declared = declared_params(manifest)
-    for param in params:
-        if param not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            raise DeployError(f"--param {param}: {name} has no such parameter (its parameters: {known})")
-    check_app_values(params, {p: f"--param {p}" for p in params}, declared)
 
 
 UNSIGNED_HELP = {
