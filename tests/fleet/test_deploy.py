@@ -85,3 +85,113 @@ def _sha8(sensor) -> str:
     import hashlib
 
     return hashlib.sha256((Path(sensor.model_dir) / "model.cml").read_bytes()).hexdigest()[:8]
+
+
+class SilentCamera:
+    """A "camera" that accepts connections and never answers until released (a hung device on the network)."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list = []
+        self.released = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.released.is_set():
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                continue
+
+    def release(self) -> None:
+        """Close everything: the waiting client gets a reset connection."""
+        self.released.set()
+        self.thread.join(5)
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def test_parameters_the_fleet_sets_cannot_come_from_the_environment(tmp_path):
+    from camlytics.errors import FleetError
+    from camlytics.fleet.deploy import sensor_target
+
+    (tmp_path / "fleet.toml").write_text('[[camera]]\nname = "c"\nurl = "http://127.0.0.1:9"\n'
+                                         '  [[camera.sensor]]\n  name = "door"\n  classes = ["closed", "open"]\n')
+    fleet = load_fleet(tmp_path / "fleet.toml")
+    target = sensor_target(fleet, fleet.sensors()[0], extra={"VapixPassword": "s3cret", "MinConfidence": "0.7"})
+    assert target.params["VapixPassword"] == "s3cret" and target.params["MqttNodeId"] == "c_door"
+    assert "VapixPassword" not in target.defaults  # never baked into the package
+    with pytest.raises(FleetError, match=r"HttpPort: the fleet file sets it .*CAMLYTICS_PARAM_HttpPort"):
+        sensor_target(fleet, fleet.sensors()[0], extra={"HttpPort": "9000"})
+
+
+@pytest.mark.slow
+def test_fleet_deploy_runs_cameras_at_once_with_the_environments_parameters(sim_fleet, tmp_path, monkeypatch):
+    from camlytics.deploy.params import gather_params
+    from camlytics.fleet.deploy import deploy_fleet
+
+    sim = sim_fleet(1, speed=10)
+    hung = SilentCamera()
+    # the hung camera comes first in the file: deployed one after the other, the live one would wait for it
+    text = sim.path.read_text()
+    at = text.index("[[camera]]")
+    sim.path.write_text(text[:at] + f'[[camera]]\nname = "hung"\nurl = "{hung.url}"\n  [[camera.sensor]]\n'
+                        '  name = "door"\n  classes = ["closed", "open"]\n' + text[at:])
+    fleet = load_fleet(sim.path)
+    for sensor in fleet.sensors():
+        give_model(sensor)
+    monkeypatch.setenv("CAMLYTICS_PARAM_MinConfidence", "0.6")
+    monkeypatch.setenv("CAMLYTICS_PARAM_ActiveClass", "open")
+    param_file = tmp_path / "params"
+    param_file.write_text("MinConfidence=0.75\n")  # the file overrides the environment
+    param_file.chmod(0o600)
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.startswith("cam00/door:"):
+            hung.release()  # the live camera is done while the hung one still waits
+
+    try:
+        results = deploy_fleet(fleet, extra=gather_params(param_file), interpreter="camera", echo=echo)
+    finally:
+        hung.release()
+    assert lines[0].startswith("cam00/door: deployed v1-") and lines[1].startswith("hung/door: failed"), lines
+    assert [(r.key, r.outcome) for r in results] == [("hung/door", "failed"), ("cam00/door", "deployed")]
+
+    # the app runs with the parameters from the file and the environment
+    cam = fleet.camera("cam00")
+    auth = httpx.DigestAuth("root", "fleet-pass")
+    status = wait_status(f"{cam.url}/local/{app_name('cam00', 'door')}/status", auth)
+    assert status["min_confidence"] == 0.75 and status["active_class"] == "open", status
+
+    # the same again: unchanged; another parameter value: deployed again
+    live = fleet.sensor("cam00/door")
+    assert [r.outcome for r in deploy_fleet(fleet, only=live.key, extra=gather_params(param_file),
+                                            interpreter="camera", echo=lambda line: None)] == ["unchanged"]
+    monkeypatch.setenv("CAMLYTICS_PARAM_ActiveClass", "closed")
+    assert [r.outcome for r in deploy_fleet(fleet, only=live.key, extra=gather_params(param_file),
+                                            interpreter="camera", echo=lambda line: None)] == ["deployed"]
+
+
+def wait_status(url: str, auth, timeout: float = 120) -> dict:
+    """The app's /status once it answers (it starts after the deploy)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = httpx.get(url, auth=auth, timeout=30)
+            if reply.status_code == 200:
+                return reply.json()
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in {timeout} s"
+        time.sleep(1)

@@ -288,11 +288,13 @@ def fleet_sensor(fleet: Any, spec: Any) -> Sensor:
 
 
 def fleet_deployer(fleet: Any, spec: Any, interpreter: str | None) -> Any:
-    """deploy(version) for a fleet sensor: its target, its state file."""
+    """deploy(version) for a fleet sensor: its target (with the $CAMLYTICS_PARAM_NAME parameters, as
+    `fleet deploy` sets them), its state file."""
+    from camlytics.deploy.params import env_params
     from camlytics.fleet.deploy import deploy_version, sensor_target, state_path
 
     def deploy(version: Any) -> None:
-        deploy_version(spec.dataset, version, sensor_target(fleet, spec),
+        deploy_version(spec.dataset, version, sensor_target(fleet, spec, extra=env_params()),
                        state=state_path(fleet.root, spec.camera, spec.name), interpreter=interpreter)
 
     return deploy
