@@ -83,3 +83,15 @@ def test_a_class_is_checked_against_the_model_before_the_camera_is_asked(models,
     assert result.returncode != 0
     assert result.stderr == ("camlytics run: error: --active-class must be one of the model's classes closed, "
                              "open, got 'door'\n")
+
+
+def test_the_app_reports_the_models_version_as_a_bundle_would(models, camera):
+    import hashlib
+
+    from camlytics.deploy.bundle import model_version
+    from camlytics.runtime.launch import app_config
+
+    data = models["plain"].read_bytes()
+    cfg = app_config(models["plain"], camera)
+    assert cfg["model_version"] == f"sha-{hashlib.sha256(data).hexdigest()[:8]}"
+    assert cfg["model_version"] == model_version(models["plain"].parent, data)

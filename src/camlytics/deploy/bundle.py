@@ -210,11 +210,10 @@ def firmware_for(arch: str, source: str | None = None) -> tuple[bytes, dict]:
 def model_version(model_dir: str | Path, model_bytes: bytes, given: str | None = None) -> str:
     """What the edge app reports as its model_version: `given`, the dataset registry's version of these
     bytes (camlytics.store.models), else "sha-<first 8 hex of sha256>"."""
-    from camlytics.store.models import version_of
+    from camlytics.store.models import reported_version
 
-    sha = hashlib.sha256(model_bytes).hexdigest()
     path = Path(model_dir)
-    version = given or version_of(path.parent if path.is_file() else path, sha) or f"sha-{sha[:8]}"
+    version = given or reported_version(path.parent if path.is_file() else path, model_bytes)
     if not _MODEL_VERSION.fullmatch(version):
         raise DeployError(f"model version must be 1-64 letters, digits, '.', '_' or '-', got {version!r}")
     return version

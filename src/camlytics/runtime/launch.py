@@ -79,6 +79,17 @@ def check_states(cfg: dict, meta: dict) -> tuple[float, str, str]:
         raise host_error_type(exc)(message) from None
 
 
+def _model_version(model_file: Path) -> str | None:
+    """The version the app reports: the dataset registry's, else sha-<8 hex>; None if the file cannot be read
+    (the model check that follows says why)."""
+    from camlytics.store.models import reported_version
+
+    try:
+        return reported_version(model_file.parent, model_file.read_bytes())
+    except OSError:
+        return None
+
+
 def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x360", fps: float = 1.0,
                max_frames: int = 0, stable_frames: int = 3, threshold: float = 0.6, mqtt: str | None = None,
                node_id: str = "door", ha_discovery: bool = False, virtual_input: int | None = None,
@@ -100,6 +111,7 @@ def app_config(model_file: Path, camera: str, *, resolution: str | None = "640x3
         camera_section["password"] = camera_password
     cfg: dict = {
         "model": str(model_file),
+        "model_version": _model_version(Path(model_file)),
         "camera": {**camera_section,
                    "resolution": None if resolution is None else "%dx%d" % parse_resolution(resolution)},
         "fps": fps,

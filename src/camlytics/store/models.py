@@ -346,3 +346,10 @@ def version_of(model_dir: str | os.PathLike, sha256: str) -> str | None:
     except DatasetError:
         return None  # an unreadable registry only costs the name
     return found[0] if found else None
+
+
+def reported_version(model_dir: str | os.PathLike, model_bytes: bytes) -> str:
+    """What an edge app running these model bytes reports as its model_version: the registry's version
+    (`version_of`), else "sha-<first 8 hex of sha256>"."""
+    sha = hashlib.sha256(model_bytes).hexdigest()
+    return version_of(model_dir, sha) or f"sha-{sha[:8]}"
