@@ -1,11 +1,13 @@
 """`camlytics fleet train` on a local Ray runtime: each sensor's model equals `camlytics train` on its dataset (the
 same bytes), only sensors whose labels changed train again, a failing sensor is reported without stopping the
-others, and Ctrl-C or SIGTERM stop it with no Ray process and no temporary directory left behind."""
+others, and Ctrl-C or SIGTERM stop it with no Ray process and no temporary directory left behind. The tasks
+train on a copy of the dataset shipped with them, as they would on another node of a cluster."""
 
 from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -72,14 +74,17 @@ def fleet_file(datasets: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def ray_env() -> Iterator[dict[str, str]]:
+def ray_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The environment of a `fleet train` subprocess: a short Ray temp dir of its own (Ray's socket paths must
-    stay short) and a marker every process it starts inherits, to find any it left behind."""
-    tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    stay short), a TMPDIR where the tasks unpack their data and train, and a marker every process it starts
+    inherits, to find any it left behind."""
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    (tmp_path / "tmp").mkdir()
     try:
-        yield {**os.environ, "RAY_TMPDIR": tmp, "CAMLYTICS_TEST_RUN": uuid.uuid4().hex}
+        yield {**os.environ, "RAY_TMPDIR": ray_tmp, "TMPDIR": str(tmp_path / "tmp"),
+               "CAMLYTICS_TEST_RUN": uuid.uuid4().hex}
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def fleet_train(fleet_file: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -127,7 +132,10 @@ def test_models_equal_camlytics_train_and_only_changed_sensors_retrain(fleet_fil
         versions = list_models(sensor.dataset)  # recorded, once (camlytics train found the same bytes there)
         assert [v.sha256 for v in versions] == [hashlib.sha256(fleet_bytes).hexdigest()]
         assert versions[0].version in row(result.stdout, key)
+        # trained on a shipped copy of the dataset; the files name the sensor's own dataset
+        assert json.loads((sensor.model_dir / "config.json").read_text())["dataset"] == str(sensor.dataset)
     assert not processes_with(ray_env["CAMLYTICS_TEST_RUN"])
+    assert not list(Path(ray_env["TMPDIR"]).glob("camlytics-*"))  # the tasks' and the packer's directories
 
     # nothing changed: nothing trains, and Ray is not even started
     again = fleet_train(fleet_file, ray_env, "--only", "cam00/door", "cam01/door")
@@ -150,12 +158,12 @@ def test_models_equal_camlytics_train_and_only_changed_sensors_retrain(fleet_fil
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_ends_training_and_every_ray_process(fleet_file: Path, ray_env: dict[str, str],
                                                            stop: signal.Signals) -> None:
-    models = fleet_file.parent / "models"
+    models, tmp = fleet_file.parent / "models", Path(ray_env["TMPDIR"])
     proc = subprocess.Popen([sys.executable, "-m", "camlytics", "fleet", "train", "--fleet", str(fleet_file),
                              "--only", "cam00/door", "cam01/door"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=ray_env)
     try:
-        while not list(models.glob("*/.door.tmp-*")):  # a task is writing its model: training is under way
+        while not list(tmp.glob("camlytics-fleet-*/model/.door.tmp-*")):  # a task is training
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
         proc.send_signal(stop)
@@ -166,7 +174,8 @@ def test_a_stop_signal_ends_training_and_every_ray_process(fleet_file: Path, ray
     assert proc.returncode == 128 + stop, err
     assert err.strip().splitlines()[-1] == "camlytics fleet: interrupted"
     assert not processes_with(ray_env["CAMLYTICS_TEST_RUN"])
-    assert not list(models.glob("*/.door.*"))  # the cancelled tasks removed their temporary directories
+    assert not list(tmp.glob("camlytics-*"))  # the cancelled tasks removed their temporary directories
+    assert not list(models.glob("*/.door.*"))
 
 
 def test_a_bad_train_option_is_one_error_line_before_any_training(fleet_file: Path,

@@ -1,12 +1,13 @@
 """`camlytics fleet train`: retrain every sensor whose labels changed, one Ray task per sensor.
 
-Each task runs `camlytics train`'s pipeline (run_training) on the sensor's dataset with the TrainConfig the
-command would build from the same options (train.commands.train_config), writes the sensor's model directory
-atomically and records the model as a version of its dataset (store.models.record_model). A task trains with
-one torch thread and as many fold processes as it has CPUs (`--cpus-per-task`, default 1): the model does not
-depend on either, so the bytes equal those of `camlytics train` on the dataset. The datasets and model
-directories are read and written in place: on a cluster, the fleet root must be on storage that every node
-mounts at the same path (docs/fleet.md).
+Each task runs `camlytics train`'s pipeline (run_training) with the TrainConfig the command would build from the
+same options (train.options.train_config), one torch thread and as many fold processes as it has CPUs
+(`--cpus-per-task`, default 1): the model depends on neither, so its bytes equal `camlytics train`'s. The data
+travels with the task, so no node needs the fleet root (nor SQLite over a network file system): this process packs
+a snapshot of the sensor's dataset (an SQLite backup of the index and the labelled images) into the task's
+arguments; the task trains into a temporary directory of its node and returns the model directory's files; this
+process writes them to the sensor's model directory atomically (as `camlytics train --out` does) and records the
+model as a version of the dataset (store.models.record_model).
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import json
 import os
+import resource
+import shutil
 import signal
 import socket
+import sqlite3
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,24 +196,91 @@ def plan_job(fleet: Fleet, sensor: SensorSpec, *, force: bool, jobs: int) -> Job
     return Job(sensor, cfg, "", skip=f"up to date ({count} labels)", latest=latest)
 
 
-# -- one sensor, in a Ray task --------------------------------------------------------------------------------
+# -- one sensor, in a Ray task: the data shipped in, the model files shipped back -------------------------------
 
 
-def train_sensor(dataset: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
-    """Train one sensor and record its model version; a user-level failure comes back as {'error': ...}."""
-    from camlytics.store.models import record_model
+def pack_dataset(dataset: Path) -> bytes:
+    """A tar of the dataset's index (an SQLite backup: consistent even while a labeller writes) and of the images
+    of its labelled records, all that training reads."""
+    from camlytics.store import Dataset
+    from camlytics.store.schema import INDEX_NAME
+
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="camlytics-pack-") as tmp:
+        with Dataset.open(dataset):  # checks it is a dataset (one error line otherwise)
+            pass
+        with contextlib.closing(sqlite3.connect(dataset / INDEX_NAME, timeout=30)) as source, \
+                contextlib.closing(sqlite3.connect(Path(tmp) / INDEX_NAME)) as copy:
+            source.backup(copy)
+        with Dataset.open(tmp) as snapshot, tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(Path(tmp) / INDEX_NAME, arcname=INDEX_NAME)
+            for record in snapshot.records(labelled=True):
+                tar.add(dataset / record.path, arcname=record.path)
+    return buf.getvalue()
+
+
+def unpack_dataset(packed: bytes, directory: Path) -> Path:
+    """The dataset of pack_dataset, written to `directory`."""
+    with tarfile.open(fileobj=io.BytesIO(packed)) as tar:
+        tar.extractall(directory, filter="data")  # refuses paths that leave `directory`
+    return directory
+
+
+def train_sensor(name: str, packed: bytes, cfg: TrainConfig, packed_check: bytes | None = None) -> dict[str, Any]:
+    """Train one sensor on its shipped dataset in a temporary directory; its model files, or {'error': ...}.
+
+    `paths` maps each temporary path the text files may name (the dataset, the check set, the model directory)
+    to the role install_model replaces it with."""
     from camlytics.train.pipeline import run_training
 
     started = time.monotonic()
     where = f"{socket.gethostname()} pid {os.getpid()}"
-    try:
-        metrics = run_training(dataset, model_dir, cfg, console=None)
-        version = record_model(dataset, model_dir)
-    except CamlyticsError as exc:
-        return {"error": str(exc), "seconds": time.monotonic() - started, "where": where}
+    with tempfile.TemporaryDirectory(prefix="camlytics-fleet-") as tmp:
+        dataset, check, out = Path(tmp) / "dataset", Path(tmp) / "check", Path(tmp) / "model" / name
+        paths = {str(dataset): "dataset", str(check): "check", str(out): "model_dir"}
+        try:
+            unpack_dataset(packed, dataset)
+            if packed_check is not None:
+                cfg = replace(cfg, check=str(unpack_dataset(packed_check, check)))
+            metrics = run_training(dataset, out, cfg, console=None)
+            files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        except CamlyticsError as exc:
+            return {"error": str(exc), "paths": paths, "seconds": time.monotonic() - started, "where": where}
     shipped = metrics["cv"]["shipped"]
-    return {"version": version.version, "shipped": metrics["shipped"], "cv_mean": shipped["mean"],
-            "cv_std": shipped["std"], "seconds": time.monotonic() - started, "where": where}
+    peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return {"files": files, "paths": paths, "shipped": metrics["shipped"], "cv_mean": shipped["mean"],
+            "cv_std": shipped["std"], "seconds": time.monotonic() - started, "where": where,
+            "peak_mb": peak_kb / 1024}  # the process's high-water mark (a Ray worker may have run tasks before)
+
+
+def own_paths(text: str, paths: Mapping[str, str], sensor: SensorSpec) -> str:
+    """`text` of a task (a model file, an error) naming the sensor's dataset, check set and model directory where
+    it names the task's copies of them."""
+    real = {"dataset": str(sensor.dataset), "check": str(sensor.check), "model_dir": str(sensor.model_dir)}
+    for path, role in sorted(paths.items(), key=lambda kv: -len(kv[0])):  # longest first: no prefix clash
+        text = text.replace(path, real[role])
+    return text
+
+
+def install_model(sensor: SensorSpec, result: dict[str, Any]) -> ModelVersion:
+    """Write a task's model files to the sensor's model directory (temporary directory, then rename; the text files
+    naming the sensor's own paths) and record the model as a version of its dataset."""
+    from camlytics.store.models import record_model
+    from camlytics.train.pipeline import commit_output, prepare_output, remove_stale_work
+
+    remove_stale_work(sensor.model_dir)
+    tmp = prepare_output(sensor.model_dir)
+    try:
+        for name, data in result["files"].items():
+            if name.endswith((".json", ".html")):
+                data = own_paths(data.decode("utf-8"), result["paths"], sensor).encode("utf-8")
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        commit_output(tmp, sensor.model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return record_model(sensor.dataset, sensor.model_dir)
 
 
 # -- the Ray run ----------------------------------------------------------------------------------------------
@@ -227,7 +301,7 @@ def ray_runtime(address: str | None) -> Iterator[Any]:
         if address:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, logging_level=logging.ERROR,
+            ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False, logging_level=logging.ERROR,
                      log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         with contextlib.suppress(Exception):
@@ -249,39 +323,71 @@ def check_resources(ray: Any, cpus: int, memory_mb: int) -> None:
     if any(r.get("CPU", 0) >= cpus and r.get("memory", 0) >= memory_mb * 2**20 for r in nodes):
         return
     sizes = ", ".join(f"{r.get('CPU', 0):g} CPUs / {r.get('memory', 0) / 2**20:.0f} MB" for r in nodes) or "none"
-    raise FleetError(f"no Ray node has --cpus-per-task {cpus} and --memory-per-task {memory_mb} MB free for a task "
-                     f"(nodes: {sizes}); ask for less")
+    raise FleetError(f"no Ray node has the {cpus} CPUs and {memory_mb} MB one task asks for (nodes: {sizes}); "
+                     "lower --cpus-per-task or --memory-per-task")
 
 
 def run_jobs(jobs: list[Job], *, address: str | None, cpus: int, memory_mb: int, console: Any) -> dict[str, dict]:
-    """Train the jobs as Ray tasks; {sensor key: result} as they finish. Ctrl-C cancels them and shuts Ray down."""
+    """Train the jobs as Ray tasks; {sensor key: result} as they finish. Ctrl-C cancels them and shuts Ray down.
+
+    A job's data is packed when it is submitted, and only a few rounds of the cluster's CPUs are in flight at
+    once, so a thousand sensors never sit in memory together."""
     results: dict[str, dict] = {}
     if not jobs:
         return results
     with ray_runtime(address) as ray:
         check_resources(ray, cpus, memory_mb)
-        remote = ray.remote(train_sensor)
-        refs = {}
-        for job in jobs:
-            ref = remote.options(num_cpus=cpus, memory=memory_mb * 2**20, max_retries=0,
-                                 name=f"train {job.sensor.key}").remote(str(job.sensor.dataset),
-                                                                        str(job.sensor.model_dir), job.config)
-            refs[ref] = job.sensor.key
-        pending = list(refs)
+        remote = ray.remote(num_cpus=cpus, memory=memory_mb * 2**20, max_retries=0)(train_sensor)
+        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+        waiting, running = list(jobs), {}
         with _progress(console) as progress:
-            bar = progress.add_task("training", total=len(pending))
+            bar = progress.add_task("training", total=len(jobs))
             try:
-                while pending:
-                    done, pending = ray.wait(pending, num_returns=1, timeout=0.5)  # short: Ctrl-C gets through
+                while waiting or running:
+                    while waiting and len(running) < window:
+                        job = waiting.pop(0)
+                        ref = _submit(remote, job)
+                        if isinstance(ref, dict):  # its data could not be packed
+                            results[job.sensor.key] = ref
+                            progress.advance(bar)
+                            progress.console.print(_finished_line(job.sensor.key, ref), soft_wrap=True)
+                        else:
+                            running[ref] = job
+                    done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)  # short: Ctrl-C gets through
                     for ref in done:
-                        key = refs[ref]
-                        results[key] = _result(ray, ref)
+                        job = running.pop(ref)
+                        results[job.sensor.key] = _finish(job, _result(ray, ref))
                         progress.advance(bar)
-                        progress.console.print(_finished_line(key, results[key]), soft_wrap=True)
+                        progress.console.print(_finished_line(job.sensor.key, results[job.sensor.key]),
+                                               soft_wrap=True)
             except KeyboardInterrupt:
-                _cancel(ray, pending)
+                _cancel(ray, list(running))
                 raise
     return results
+
+
+def _submit(remote: Any, job: Job) -> Any:
+    """The task training `job` (its data packed into the arguments), or {'error': ...} if the data cannot be read."""
+    sensor = job.sensor
+    try:
+        packed = pack_dataset(sensor.dataset)
+        check = pack_dataset(sensor.check) if job.config.check else None
+    except CamlyticsError as exc:
+        return {"error": str(exc), "seconds": None, "where": socket.gethostname()}
+    except (OSError, sqlite3.Error, tarfile.TarError) as exc:
+        return {"error": f"cannot read the dataset {sensor.dataset}: {exc}", "seconds": None, "where": socket.gethostname()}
+    return remote.options(name=f"train {sensor.key}").remote(sensor.name, packed, job.config, check)
+
+
+def _finish(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """Install a task's model in the sensor's model directory and record it; the result with its version."""
+    if "error" in result:
+        return {**result, "error": own_paths(result["error"], result.get("paths", {}), job.sensor)}
+    try:
+        version = install_model(job.sensor, result)
+    except (CamlyticsError, OSError) as exc:
+        return {**result, "files": None, "error": f"trained, but not installed: {exc}"}
+    return {**result, "files": None, "version": version.version}
 
 
 def _result(ray: Any, ref: Any) -> dict[str, Any]:
