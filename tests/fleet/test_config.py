@@ -122,6 +122,13 @@ def test_every_bad_value_is_one_error_naming_file_key_and_value(tmp_path, old, n
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_two_sensors_that_would_share_an_app_name_are_refused(tmp_path):
+    # lobby/front-door and lobby_front/door: both camlytics_lobby_front_door on the camera
+    with pytest.raises(FleetError, match=r"sensors lobby/front-door and lobby_front/door would share the app name "
+                                         r"and MQTT node 'lobby_front_door'; rename one"):
+        load_fleet(write(tmp_path, GOOD.replace('name = "dock"', 'name = "lobby_front"')))
+
+
 def test_missing_and_broken_files(tmp_path):
     with pytest.raises(FleetError, match="fleet file .*nope.toml not found"):
         load_fleet(tmp_path / "nope.toml")

@@ -55,6 +55,11 @@ class SensorSpec:
         return f"{self.camera}/{self.name}"
 
     @property
+    def node_id(self) -> str:
+        """The sensor's MQTT node id, "<camera>_<sensor>" (its app name is this with '-' as '_'); unique in a fleet."""
+        return sensor_node_id(self.camera, self.name)
+
+    @property
     def dataset(self) -> Path:
         """The sensor's dataset directory: ROOT/datasets/CAMERA/SENSOR."""
         return self.root / "datasets" / self.camera / self.name
@@ -204,7 +209,19 @@ def load_fleet(path: str | Path) -> Fleet:
         raise r.fail("camera", "the file must list at least one [[camera]] table")
     specs = tuple(_camera(r, camera, f"camera[{i}]", root) for i, camera in enumerate(cameras))
     _unique(r, [c.name for c in specs], "camera", "camera[{}].name")
+    seen: dict[str, str] = {}
+    for sensor in (s for camera in specs for s in camera.sensors):
+        stem = sensor.node_id.replace("-", "_")  # "a_b"/"c", "a"/"b_c" and "a"/"b-c" would share an app name
+        if stem in seen:
+            raise FleetError(f"{path}: sensors {seen[stem]} and {sensor.key} would share the app name and MQTT "
+                             f"node {stem!r}; rename one")
+        seen[stem] = sensor.key
     return Fleet(path=path, root=root, concurrency=concurrency, cameras=specs, mqtt=mqtt)
+
+
+def sensor_node_id(camera: str, sensor: str) -> str:
+    """"<camera>_<sensor>": a sensor's MQTT node id (and, with '-' as '_', the stem of its app name)."""
+    return f"{camera}_{sensor}"
 
 
 def _unique(r: _Reader, names: list[str], what: str, where: str) -> None:

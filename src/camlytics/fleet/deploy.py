@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from camlytics.errors import CamlyticsError, DeployError, FleetError
+from camlytics.fleet.config import sensor_node_id
 
 APP_PREFIX = "camlytics_"
 APP_NAME_MAX = 26  # the manifest's appName limit (deploy.manifest.APP_NAME_RE)
@@ -63,7 +64,7 @@ class DeployResult:
 
 def app_name(camera: str, sensor: str) -> str:
     """`camlytics_<camera>_<sensor>` with '-' as '_'; over 26 characters, cut and ended by a hash of the key."""
-    name = f"{APP_PREFIX}{camera}_{sensor}".replace("-", "_")
+    name = APP_PREFIX + sensor_node_id(camera, sensor).replace("-", "_")
     if len(name) <= APP_NAME_MAX:
         return name
     digest = hashlib.sha256(f"{camera}/{sensor}".encode()).hexdigest()[:4]
@@ -72,7 +73,7 @@ def app_name(camera: str, sensor: str) -> str:
 
 def node_id(camera: str, sensor: str) -> str:
     """The MQTT node id of a sensor's app: topics PREFIX/<camera>_<sensor>/..."""
-    return f"{camera}_{sensor}"
+    return sensor_node_id(camera, sensor)
 
 
 def http_ports(camera: Any, base: int = PORT_BASE) -> dict[str, int]:
