@@ -105,3 +105,63 @@ def test_improve_redeploys_a_better_model_then_keeps_it(sim_fleet, tmp_path, cap
     out = capsys.readouterr().out
     assert f"{spec.key}: kept: " in out and f"{len(pulled)} pulled before" in out, out
     assert deployed(spec.dataset, spec.camera)[-1][0] == now
+
+
+def predicted(model_dir, jpegs: list[bytes]) -> list[str]:
+    """The model's class for each frame, as improve scores it (the int8 runtime, the model's own input)."""
+    from camlytics.model.inputs import load_input
+    from camlytics.model.predictor import load_predictor
+
+    predictor = load_predictor(model_dir, "int8")
+    x = np.stack([load_input(jpeg, predictor.spec, f"frame {i}") for i, jpeg in enumerate(jpegs)])
+    return [predictor.classes[i] for i in predictor.probs(x).argmax(1)]
+
+
+@pytest.mark.slow
+def test_improve_keeps_the_deployed_model_when_the_new_labels_show_nothing_better(sim_fleet, tmp_path, capsys):
+    """New frames are labelled, but the deployed model already gets them (and the check set) right: the model
+    trained with them can at best tie, and a tie keeps the old one; the camera goes on running it."""
+    from camlytics.sim.camera import shared_scene
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    sim = sim_fleet(1, speed=240, extra_sensor='check = "check/door"')
+    fleet = load_fleet(sim.path)
+    spec = fleet.sensors()[0]
+    camera = sim.cameras[0]
+    one_condition_dataset(spec.dataset, camera.preset, camera.seed)
+    run_training(spec.dataset, spec.model_dir, TrainConfig(family="linear", folds=2, seed=0))
+    first = sensor_version(spec)
+    # the check set: frames from all day, labelled as the deployed model sees them (it scores 1.0 there)
+    scene = shared_scene(camera.preset, camera.seed, 320, 180)
+    check_jpegs = [scene.frame(t).jpeg for t in range(7 * 3600, 19 * 3600, 3600)]
+    with Dataset.open(spec.check, create=True) as ds:
+        ds.set_roi(scene.door_roi)
+        for t, jpeg, label in zip(range(7 * 3600, 19 * 3600, 3600), check_jpegs, predicted(first.path, check_jpegs)):
+            ds.set_label(ds.add_image(jpeg, timestamp=t, source="sim", sampler="test", reason="check", score=0.0),
+                         label, "simulator")
+    target = sensor_target(fleet, spec)
+    target = dataclasses.replace(target, params={**target.params, "MinConfidence": "0.9", "FrameRate": "2"})
+    assert deploy_version(spec.dataset, first, target, state=state_path(fleet.root, spec.camera, spec.name),
+                          interpreter="camera").outcome == "deployed"
+
+    # the spooled frames, labelled with what the deployed model says of them
+    app = app_name(spec.camera, spec.name)
+    auth = httpx.DigestAuth("root", "fleet-pass")
+    names = [name for name, _ in spool_labels(camera.url, app, auth, minimum=6, timeout=180)]
+    jpegs = [httpx.get(f"{camera.url}/local/{app}/spool/{name}", auth=auth, timeout=30).content for name in names]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("".join(f"{name},{label}\n" for name, label in zip(names, predicted(first.path, jpegs))))
+
+    assert main(["improve", spec.key, "--fleet", str(sim.path), "--labels", str(labels), "--interpreter",
+                 "camera"]) == 0
+    out = capsys.readouterr().out
+    assert f"labels from {labels}: {len(names)} changed" in out, out
+    verdict = [line for line in out.splitlines() if line.startswith(f"{spec.key}: kept: ")]
+    assert verdict and f"{first.version} stays: slice of " in verdict[0], out
+    assert "vs deployed 1.000; check set: new " in verdict[0] and verdict[0].endswith("vs deployed 1.000"), out
+    with Dataset.open(spec.dataset) as ds:
+        assert sum(1 for r in ds.records(labelled=True) if r.sampler == "spool") == len(names)
+    # the registry and the camera still say the first version
+    assert [v for v, _ in deployed(spec.dataset, spec.camera)] == [first.version]
+    status = httpx.get(f"{camera.url}/local/{app}/status", auth=auth, timeout=30).json()
+    assert status["model"]["version"] == first.version, status
