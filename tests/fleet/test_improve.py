@@ -5,7 +5,10 @@ held-out slice, redeployed when better; a round with nothing new keeps the deplo
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -67,46 +70,6 @@ def spool_labels(url: str, app: str, auth, minimum: int, timeout: float) -> list
     return out
 
 
-@pytest.mark.slow
-def test_improve_redeploys_a_better_model_then_keeps_it(sim_fleet, tmp_path, capsys):
-    sim = sim_fleet(1, speed=240)
-    fleet = load_fleet(sim.path)
-    spec = fleet.sensors()[0]
-    camera = sim.cameras[0]
-    one_condition_dataset(spec.dataset, camera.preset, camera.seed)
-    from camlytics.train.pipeline import TrainConfig, run_training
-
-    run_training(spec.dataset, spec.model_dir, TrainConfig(family="linear", folds=2, seed=0))
-    first = sensor_version(spec)
-    # a nervous app (min confidence 0.9, 2 frames/s): the one-condition model's doubts land in the spool
-    target = sensor_target(fleet, spec)
-    target = dataclasses.replace(target, params={**target.params, "MinConfidence": "0.9", "FrameRate": "2"})
-    assert deploy_version(spec.dataset, first, target, state=state_path(fleet.root, spec.camera, spec.name),
-                          interpreter="camera").outcome == "deployed"
-
-    app = app_name(spec.camera, spec.name)
-    truth = spool_labels(camera.url, app, httpx.DigestAuth("root", "fleet-pass"), minimum=12, timeout=180)
-    labels = tmp_path / "labels.csv"
-    labels.write_text("".join(f"{name},{state}\n" for name, state in truth))
-
-    args = ["improve", spec.key, "--fleet", str(sim.path), "--labels", str(labels), "--interpreter", "camera"]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert f"new, 0 pulled before" in out and f"labels from {labels}: {len(truth)} changed" in out, out
-    assert f"{spec.key}: redeployed: v2-" in out and f"replaces {first.version}" in out, out
-    now = deployed(spec.dataset, spec.camera)[-1][0]
-    assert now.startswith("v2-")
-    with Dataset.open(spec.dataset) as ds:
-        pulled = [r for r in ds.records() if r.sampler == "spool"]
-    assert len(pulled) >= len(truth) and {r.reason for r in pulled} <= {"flip", "low_confidence", "unknown"}
-
-    # again, with nothing newly labelled: the frames pulled before are skipped, the deployed model stays
-    assert main(["improve", spec.key, "--fleet", str(sim.path), "--interpreter", "camera"]) == 0
-    out = capsys.readouterr().out
-    assert f"{spec.key}: kept: " in out and f"{len(pulled)} pulled before" in out, out
-    assert deployed(spec.dataset, spec.camera)[-1][0] == now
-
-
 def predicted(model_dir, jpegs: list[bytes]) -> list[str]:
     """The model's class for each frame, as improve scores it (the int8 runtime, the model's own input)."""
     from camlytics.model.inputs import load_input
@@ -115,6 +78,119 @@ def predicted(model_dir, jpegs: list[bytes]) -> list[str]:
     predictor = load_predictor(model_dir, "int8")
     x = np.stack([load_input(jpeg, predictor.spec, f"frame {i}") for i, jpeg in enumerate(jpegs)])
     return [predictor.classes[i] for i in predictor.probs(x).argmax(1)]
+
+
+NIGHT_STAMP = 4_102_444_800_000  # unix ms of 2100-01-01: newer than any frame the app spools itself (wall clock)
+
+
+def night_frames(preset: str, seed: int, count: int = 12) -> list[tuple[bytes, str]]:
+    """(JPEG, true state) of IR night frames, closed and open in turn: a light the day-only model never saw."""
+    from camlytics.sim.camera import shared_scene
+
+    scene = shared_scene(preset, seed, 320, 180)
+    out = []
+    for i in range(count):
+        frame = scene.frame((22 * 3600 + i * 1800) % 86400, door_angle=0.0 if i % 2 == 0 else 50.0 + 5 * (i % 7))
+        assert frame.meta["truth"]["night"], frame.meta["truth"]
+        out.append((frame.jpeg, frame.meta["truth"]["state"]))
+    return out
+
+
+def balanced(truth: list[str], guess: list[str]) -> float:
+    """Mean per-class recall (what improve scores with)."""
+    return float(np.mean([np.mean([g == c for t, g in zip(truth, guess) if t == c]) for c in sorted(set(truth))]))
+
+
+def app_status(url: str, app: str, auth, version: str, timeout: float) -> dict:
+    """The app's /status through the camera's reverse proxy, once it reports `version` (it restarts on deploy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = httpx.get(f"{url}/local/{app}/status", auth=auth, timeout=30)
+            status = reply.json() if reply.status_code == 200 else {"http": reply.status_code}
+        except (httpx.HTTPError, ValueError) as exc:
+            status = {"error": str(exc)}
+        if (status.get("model") or {}).get("version") == version:
+            return status
+        assert time.monotonic() < deadline, f"the app did not report {version} in {timeout} s: {status}"
+        time.sleep(1)
+
+
+def spool_directory(url: str, app: str) -> Path:
+    """Where this camera keeps the app's spool (its directory, as the simulator lists it, then localdata/spool)."""
+    listing = httpx.get(f"{url}/camlytics-sim/apps", timeout=30).json()
+    spool = Path(listing["apps"][app]["directory"]) / "localdata" / "spool"
+    assert spool.is_dir(), listing
+    return spool
+
+
+def spool_frames(spool: Path, frames: list[tuple[bytes, str]], reason: str = "unknown") -> list[str]:
+    """Put `frames` into the app's spool as the app writes them (temporary name, then rename); their names."""
+    names = []
+    for i, (jpeg, _) in enumerate(frames):
+        name = f"{NIGHT_STAMP + i * 1000:013d}-{reason}.jpg"
+        (spool / f"{name}.tmp").write_bytes(jpeg)
+        os.rename(spool / f"{name}.tmp", spool / name)
+        names.append(name)
+    return names
+
+
+@pytest.mark.slow
+def test_improve_redeploys_a_better_model_then_keeps_it(sim_fleet, tmp_path, capsys):
+    """The app runs for real on the camera; the frames to label are night frames put into its spool (the newest,
+    so the held-out slice is theirs), on which the day-only deployed model is wrong: the comparison model, trained
+    with the older half of them, is better on the newer half and replaces it."""
+    from camlytics.train.pipeline import TrainConfig, run_training
+
+    sim = sim_fleet(1, speed=240)
+    fleet = load_fleet(sim.path)
+    spec = fleet.sensors()[0]
+    camera = sim.cameras[0]
+    one_condition_dataset(spec.dataset, camera.preset, camera.seed)
+    run_training(spec.dataset, spec.model_dir, TrainConfig(family="linear", folds=2, seed=0))
+    first = sensor_version(spec)
+    # the night: the deployed model (seen through improve's int8 runtime) gets it wrong, the newer half included
+    night = night_frames(camera.preset, camera.seed)
+    states = [state for _, state in night]
+    guesses = predicted(first.path, [jpeg for jpeg, _ in night])
+    assert set(states) == {"closed", "open"} and set(states[6:]) == {"closed", "open"}, states
+    deployed_on_slice = balanced(states[6:], guesses[6:])
+    assert deployed_on_slice < 1.0, (states, guesses)
+    target = sensor_target(fleet, spec)
+    assert deploy_version(spec.dataset, first, target, state=state_path(fleet.root, spec.camera, spec.name),
+                          interpreter="camera").outcome == "deployed"
+
+    app = app_name(spec.camera, spec.name)
+    auth = httpx.DigestAuth("root", "fleet-pass")
+    app_status(camera.url, app, auth, first.version, timeout=120)  # running: its spool directory exists
+    names = spool_frames(spool_directory(camera.url, app), night)
+    labels = tmp_path / "labels.csv"  # the night frames only: what the app spooled itself stays unlabelled
+    labels.write_text("".join(f"{name},{state}\n" for name, state in zip(names, states)))
+
+    args = ["improve", spec.key, "--fleet", str(sim.path), "--labels", str(labels), "--interpreter", "camera"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert " new, 0 pulled before" in out and f"labels from {labels}: {len(names)} changed, 0 unchanged" in out, out
+    assert f"{spec.key}: redeployed: v2-" in out and f"replaces {first.version}: slice of 6: new " in out, out
+    assert f"vs deployed {deployed_on_slice:.3f}" in out, out
+    now = deployed(spec.dataset, spec.camera)[-1][0]
+    assert now.startswith("v2-")
+    with Dataset.open(spec.dataset) as ds:
+        pulled = [r for r in ds.records() if r.sampler == "spool"]
+        assert sorted(r.original_name for r in ds.records(labelled=True) if r.sampler == "spool") == \
+            [f"{app}/{name}" for name in names]
+    assert len(pulled) >= len(names) and {r.reason for r in pulled} <= {"flip", "low_confidence", "unknown"}
+    # the camera runs the new version: its app answers through the reverse proxy with it
+    app_status(camera.url, app, auth, now, timeout=120)
+
+    # again, with nothing newly labelled: the frames pulled before are skipped, the deployed model stays
+    assert main(["improve", spec.key, "--fleet", str(sim.path), "--interpreter", "camera"]) == 0
+    out = capsys.readouterr().out
+    line = next((x for x in out.splitlines() if x.startswith(f"{spec.key}: spool of {app}: ")), "")
+    skipped = re.search(r", (\d+) pulled before$", line)
+    assert skipped and int(skipped.group(1)) >= len(names), out  # what the app spools meanwhile is new
+    assert f"{spec.key}: kept: fewer than 2 labelled frames that {now} never saw" in out, out
+    assert deployed(spec.dataset, spec.camera)[-1][0] == now
 
 
 @pytest.mark.slow
