@@ -191,3 +191,14 @@ def test_a_bad_train_option_is_one_error_line_before_any_training(fleet_file: Pa
     assert main(["fleet", "train", "--fleet", str(fleet_file)]) == 2
     one_line_error(capsys, "sensor cam01/onecls: train: seed must be a whole number")
     assert not (fleet_file.parent / "models").exists()
+
+
+def test_an_unreachable_ray_address_is_one_error_line(fleet_file: Path, free_port: int,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    assert main(["fleet", "train", "--fleet", str(fleet_file), "--quiet", "--ray-address",
+                 f"127.0.0.1:{free_port}"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith(f"camlytics fleet: error: cannot reach the Ray cluster at "
+                                                   f"127.0.0.1:{free_port}: "), err
+    assert "Traceback" not in err
+    assert not (fleet_file.parent / "models").exists()

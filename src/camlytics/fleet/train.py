@@ -294,8 +294,14 @@ def ray_runtime(address: str | None) -> Iterator[Any]:
     import logging
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a command-line tool does not phone home by default
+    if address and "RAY_AUTH_MODE" not in os.environ and ray_token_available():
+        # As `ray start` does: with a token at hand, send it. A cluster started with one refuses a driver without
+        # it (Ray only says "Failed to connect"); one started without a token accepts a driver that sends one.
+        os.environ["RAY_AUTH_MODE"] = "token"
     import ray
 
+    if address:
+        check_reachable(address)
     previous = signal.getsignal(signal.SIGTERM)
     try:
         if address:
@@ -307,7 +313,10 @@ def ray_runtime(address: str | None) -> Iterator[Any]:
         with contextlib.suppress(Exception):
             ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "a local Ray runtime"
-        raise FleetError(f"cannot start or reach {where}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        hint = ("; a cluster with token authentication needs its token here (~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                if address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
+        raise FleetError(f"cannot start or reach {where}: {str(exc).splitlines()[0] if str(exc) else exc}{hint}"
+                         ) from None
     finally:
         if threading.current_thread() is threading.main_thread() and previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -315,6 +324,25 @@ def ray_runtime(address: str | None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """FleetError when nothing accepts connections at HOST:PORT (Ray itself retries for minutes); 'auto' and
+    ray:// addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise FleetError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc} (is `ray start --head` "
+                         "running there, and is this its GCS port, 6379 by default?)") from None
+
+
+def ray_token_available() -> bool:
+    """Whether Ray's token authentication has a token here: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").is_file())
 
 
 def check_resources(ray: Any, cpus: int, memory_mb: int) -> None:
