@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from camlytics.store.models import ModelVersion
     from camlytics.train.pipeline import TrainConfig
 
-DEFAULT_MEMORY_MB = 2048  # a training task's peak was about 0.9 GB on 300 labels (docs/fleet.md); twice that
+# camlytics train's main process peaked at 523 MB on 300 labels (README), the bench's trainings at 490-570 MB
+# (docs/fleet.md): 2 GB leaves room for larger datasets.
+DEFAULT_MEMORY_MB = 2048
 CANCEL_GRACE_S = 20.0  # after Ctrl-C, how long cancelled tasks get to remove their temporary directories
 # Settings that do not change the model (a change to them alone does not make a sensor retrain), and `folds`,
 # which config.json replaces by the folds themselves (compared by their number, see _recipe).
@@ -57,7 +59,8 @@ def register(subparsers: Any) -> None:
                     "since its latest model version, one Ray task per sensor: on a local Ray runtime with one task "
                     "per core by default, or on an existing Ray cluster (--ray-address). Each sensor's model equals "
                     "`camlytics train` on its dataset with its train options, byte for byte; it is written to "
-                    "ROOT/models/CAMERA/SENSOR and recorded as a model version of the dataset. A sensor that "
+                    "ROOT/models/CAMERA/SENSOR and recorded as a model version of the dataset. The data travels with "
+                    "each task (a snapshot of the dataset), so cluster nodes need no shared storage. A sensor that "
                     "fails (no labels, one class...) does not stop the others; the final table lists every sensor.")
     add_fleet_option(p)
     p.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. 10.0.0.5:6379, or 'auto' "
@@ -381,6 +384,8 @@ def run_jobs(jobs: list[Job], *, address: str | None, cpus: int, memory_mb: int,
                             progress.console.print(_finished_line(job.sensor.key, ref), soft_wrap=True)
                         else:
                             running[ref] = job
+                    if not running:
+                        continue  # every job submitted so far failed before it reached Ray
                     done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)  # short: Ctrl-C gets through
                     for ref in done:
                         job = running.pop(ref)
@@ -403,7 +408,8 @@ def _submit(remote: Any, job: Job) -> Any:
     except CamlyticsError as exc:
         return {"error": str(exc), "seconds": None, "where": socket.gethostname()}
     except (OSError, sqlite3.Error, tarfile.TarError) as exc:
-        return {"error": f"cannot read the dataset {sensor.dataset}: {exc}", "seconds": None, "where": socket.gethostname()}
+        return {"error": f"cannot read the dataset {sensor.dataset}: {exc}", "seconds": None,
+                "where": socket.gethostname()}
     return remote.options(name=f"train {sensor.key}").remote(sensor.name, packed, job.config, check)
 
 
