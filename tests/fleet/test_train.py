@@ -23,6 +23,7 @@ import pytest
 
 from camlytics.cli import main
 from camlytics.fleet.config import load_fleet
+from camlytics.fleet.train import plan_job
 from camlytics.store import Dataset
 from camlytics.store.models import list_models
 from tests.conftest import build_sim_dataset, one_line_error
@@ -144,6 +145,14 @@ def test_models_equal_camlytics_train_and_only_changed_sensors_retrain(fleet_fil
     assert "up to date (32 labels)" in row(again.stdout, "cam01/door")
     assert "0 trained, 2 up to date, 0 failed" in again.stdout
 
+    # a train setting that shapes the model changes: the sensor is planned again; the fold processes do not count
+    fleet_file.write_text(FLEET.format(extra="").replace("family = \"linear\", folds = 2",
+                                                         "family = \"linear\", folds = 2, seed = 7"))
+    changed = load_fleet(fleet_file)
+    assert plan_job(changed, changed.sensor("cam00/door"), force=False, jobs=1).reason == "settings changed (seed)"
+    assert plan_job(changed, changed.sensor("cam01/door"), force=False, jobs=2).skip == "up to date (32 labels)"
+    fleet_file.write_text(FLEET.format(extra=""))
+
     # one label changes on cam00: that sensor alone trains, into a second version
     with Dataset.open(fleet.sensor("cam00/door").dataset) as ds:
         first = ds.records(labelled=True)[0]
@@ -202,3 +211,11 @@ def test_an_unreachable_ray_address_is_one_error_line(fleet_file: Path, free_por
                                                    f"127.0.0.1:{free_port}: "), err
     assert "Traceback" not in err
     assert not (fleet_file.parent / "models").exists()
+
+
+def test_a_task_no_node_can_hold_is_one_error_line(fleet_file: Path, ray_env: dict[str, str]) -> None:
+    result = fleet_train(fleet_file, ray_env, "--only", "cam00/door", "--memory-per-task", str(2**30))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"camlytics fleet: error: no Ray node has the 1 CPU and {2**30} MB one task asks for (nodes: "), result.stderr
+    assert not processes_with(ray_env["CAMLYTICS_TEST_RUN"])

@@ -354,8 +354,8 @@ def check_resources(ray: Any, cpus: int, memory_mb: int) -> None:
     if any(r.get("CPU", 0) >= cpus and r.get("memory", 0) >= memory_mb * 2**20 for r in nodes):
         return
     sizes = ", ".join(f"{r.get('CPU', 0):g} CPUs / {r.get('memory', 0) / 2**20:.0f} MB" for r in nodes) or "none"
-    raise FleetError(f"no Ray node has the {cpus} CPUs and {memory_mb} MB one task asks for (nodes: {sizes}); "
-                     "lower --cpus-per-task or --memory-per-task")
+    raise FleetError(f"no Ray node has the {cpus} CPU{'s' * (cpus > 1)} and {memory_mb} MB one task asks for "
+                     f"(nodes: {sizes}); lower --cpus-per-task or --memory-per-task")
 
 
 def run_jobs(jobs: list[Job], *, address: str | None, cpus: int, memory_mb: int, console: Any) -> dict[str, dict]:
