@@ -31,6 +31,17 @@ def test_a_better_model_must_win_on_the_slice_and_not_lose_on_the_check_set():
     assert "new 0.900 vs deployed 0.500" in Scores(10, old_slice=0.5, new_slice=0.9).text()
 
 
+def test_with_no_model_yet_the_round_trains_with_the_fleet_files_options(tmp_path):
+    from camlytics.fleet.improve import fleet_sensor, train_config
+
+    path = tmp_path / "fleet.toml"
+    path.write_text('[[camera]]\nname = "lobby"\nurl = "http://127.0.0.1:8081"\n  [[camera.sensor]]\n'
+                    '  name = "door"\n  train = { epochs = 4, input = "16x24", family = "linear", seed = 3 }\n')
+    fleet = load_fleet(path)
+    cfg = train_config({}, fleet_sensor(fleet, fleet.sensors()[0]).fallback)
+    assert (cfg.epochs_student, cfg.input_wh, cfg.family, cfg.seed) == (4, (16, 24), "linear", 3)
+
+
 def one_condition_dataset(path, preset: str, seed: int, per_class: int = 10) -> None:
     """A few labels from the middle of the day only: the model trained on them has seen one light."""
     from camlytics.sim.camera import shared_scene

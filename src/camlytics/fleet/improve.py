@@ -75,7 +75,7 @@ class Sensor:
     app: str
     check: Path | None = None
     model_dir: Path | None = None  # where the fleet keeps the sensor's current model (None: registry only)
-    train: dict[str, Any] = field(default_factory=dict)  # the fleet file's train options (no model yet)
+    fallback: Any = None  # the TrainConfig of the fleet file's train options (used while no model has config.json)
 
 
 # -- 1. the spool ---------------------------------------------------------------------------------------
@@ -155,8 +155,8 @@ def unseen_slice(dataset: Path, seen: set[int], holdout: float) -> list[int]:
     return unseen[-count:]
 
 
-def train_config(config: dict[str, Any], options: dict[str, Any]) -> Any:
-    """TrainConfig of the deployed model's run (config.json), else of the fleet file's train options."""
+def train_config(config: dict[str, Any], fallback: Any = None) -> Any:
+    """TrainConfig of the deployed model's run (config.json), else `fallback` (the fleet file's), else defaults."""
     from camlytics.train.pipeline import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra", "classes", "roi", "check", "jobs"}
@@ -170,8 +170,7 @@ def train_config(config: dict[str, Any], options: dict[str, Any]) -> Any:
         if isinstance(given.get("student_blocks"), list):
             given["student_blocks"] = [tuple(b) for b in given["student_blocks"]]
         return TrainConfig(**given)
-    given = {k: v for k, v in options.items() if k in names}
-    return TrainConfig(**given)
+    return fallback if fallback is not None else TrainConfig()
 
 
 def copy_without(source: Path, target: Path, exclude: set[int]) -> None:
@@ -263,7 +262,7 @@ def improve(sensor: Sensor, *, labels: Path | None = None, annotate: Any = None,
     if not slice_ids:
         return Outcome(sensor.key, pulled, "kept", f"fewer than 2 labelled frames that {old.version} never saw: "
                        f"nothing to compare on; label the pulled frames (--annotate or --labels)", old.version)
-    cfg = train_config(config, sensor.train)
+    cfg = train_config(config, sensor.fallback)
     with tempfile.TemporaryDirectory(prefix="camlytics-improve-") as tmp:
         scores = compare(sensor, old, cfg, slice_ids, Path(tmp))
         if not scores.better():
@@ -281,10 +280,11 @@ def improve(sensor: Sensor, *, labels: Path | None = None, annotate: Any = None,
 def fleet_sensor(fleet: Any, spec: Any) -> Sensor:
     """The improve view of a fleet sensor."""
     from camlytics.fleet.deploy import app_name, camera_url
+    from camlytics.fleet.train import sensor_config
 
     return Sensor(key=spec.key, dataset=spec.dataset, camera=spec.camera, url=camera_url(fleet.camera(spec.camera)),
                   app=app_name(spec.camera, spec.name), check=spec.check, model_dir=spec.model_dir,
-                  train=dict(spec.train))
+                  fallback=sensor_config(fleet, spec))
 
 
 def fleet_deployer(fleet: Any, spec: Any, interpreter: str | None) -> Any:

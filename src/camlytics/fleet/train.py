@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -144,14 +143,10 @@ def _option_value(key: str, value: Any, where: str, root: Path) -> Any:
 
 def labels_digest(dataset: Path) -> tuple[str, int]:
     """(digest of every labelled (record id, image hash, label), count): what store.models records as data.digest."""
-    from camlytics.store import Dataset
+    from camlytics.store.models import labels_digest as digest_of
 
-    digest = hashlib.sha256()
-    with Dataset.open(dataset) as ds:
-        records = sorted(ds.records(labelled=True), key=lambda r: r.id)
-    for r in records:
-        digest.update(f"{r.id}:{Path(r.path).stem}:{r.label}\n".encode())  # images are stored by their sha256
-    return digest.hexdigest(), len(records)
+    digest, count, _ = digest_of(dataset)
+    return digest, count
 
 
 def _recipe(cfg: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:

@@ -138,25 +138,39 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def _data(dataset_dir: Path, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """What the model saw: its record ids (config.json) looked up in this dataset, hashed with image and label."""
-    ids = config.get("record_ids")
-    ids = [int(i) for i in ids] if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else []
+def labels_digest(dataset_dir: str | os.PathLike, ids: list[int] | None = None) -> tuple[str, int, int]:
+    """(sha256 over the (record id, image hash, label) of `ids`, default every labelled record, in id order;
+    how many records; how many of `ids` this dataset lacks). What a model saw, comparable across datasets' copies."""
     digest = hashlib.sha256()
     missing = 0
     with Dataset.open(dataset_dir) as ds:
+        if ids is None:
+            records = {r.id: r for r in ds.records(labelled=True)}
+            ids = list(records)
+        else:
+            records = {}
+            for record_id in ids:
+                try:
+                    records[record_id] = ds.get(record_id)
+                except DatasetError:
+                    pass
         for record_id in sorted(ids):
-            try:
-                record = ds.get(record_id)
-            except DatasetError:
-                record = None
+            record = records.get(record_id)
             if record is None:
                 missing += 1  # a model trained on another dataset: its ids say nothing here
                 digest.update(f"{record_id}:-:-\n".encode())
                 continue
             image = Path(record.path).stem  # content-addressed: images/ab/<sha256>.jpg
             digest.update(f"{record_id}:{image}:{record.label}\n".encode())
-    return {"records": len(ids), "per_class": metrics.get("counts") or {}, "digest": digest.hexdigest(),
+    return digest.hexdigest(), len(ids), missing
+
+
+def _data(dataset_dir: Path, config: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the model saw: its record ids (config.json) looked up in this dataset, hashed with image and label."""
+    ids = config.get("record_ids")
+    ids = [int(i) for i in ids] if isinstance(ids, list) and all(isinstance(i, int) for i in ids) else []
+    digest, count, missing = labels_digest(dataset_dir, ids)
+    return {"records": count, "per_class": metrics.get("counts") or {}, "digest": digest,
             "missing": missing, "trained_on": config.get("dataset")}
 
 
