@@ -1,5 +1,5 @@
 """`camlytics fleet collect`: every camera at once, one dataset per sensor; a camera that goes away is retried
-and reported while the others go on; a stop signal ends it cleanly with exit 128+N."""
+and reported while the others go on (and `fleet check` says which); a stop signal ends it cleanly with exit 128+N."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def assert_valid(dataset: Path, classes: list[str], roi: tuple | None = None) ->
 
 def test_twelve_cameras_one_killed_mid_run_the_others_keep_collecting(sim_fleet):
     fleet = sim_fleet(12, interval=0.5, budget=40)
+    check = fleet.run("check")
+    assert check.returncode == 0 and "12/12 cameras reachable" in check.stdout, check.stdout + check.stderr
     proc = fleet.popen("collect", "--duration", "12")
     time.sleep(5)
     killed = fleet.cameras[5]
@@ -49,6 +51,8 @@ def test_twelve_cameras_one_killed_mid_run_the_others_keep_collecting(sim_fleet)
     # polled every 0.5 s for 12 s: about 24 frames each; the killed one stopped after about 5 s
     assert min(healthy) >= 14, seen_after_kill
     assert seen_after_kill[killed.name] < min(healthy)
+    check = fleet.run("check", "--json")
+    assert check.returncode == 1 and f"1 of 12 cameras not reachable: {killed.name}" in check.stderr, check.stderr
 
 
 def test_one_frame_feeds_every_sensor_of_its_camera_each_with_its_roi_and_dataset(sim_fleet):
