@@ -207,7 +207,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> list[dict
     print("|---" * (2 * len(days) + 5) + "|")
     rows = []
     for seed in args.seeds:
-        metrics, models, wall, cpu = train_once(ds, work / f"{preset}-model-{seed}", seed, args.threads)
+        metrics, models, wall, cpu = train_once(ds, work / f"{ds.name}-model-{seed}", seed, args.threads)
         res = {"preset": preset, "seed": seed, "shipped": metrics["shipped"], "cv": metrics["cv"]["shipped"]["mean"],
                "cv_std": metrics["cv"]["shipped"]["std"], "wall_s": wall, "cpu_s": cpu, "days": {},
                "advice": metrics["more_labels"]["advice"], "labels": col["labels"],
@@ -233,7 +233,7 @@ def bench_preset(preset: str, work: Path, args: argparse.Namespace) -> list[dict
             sub = work / f"{preset}-day{args.day}-{n}"
             counts = subset_labels(ds, sub, n, args.seeds[0])
             try:
-                metrics, models, wall, _ = train_once(sub, work / f"{preset}-model-{n}", args.seeds[0], args.threads)
+                metrics, models, wall, _ = train_once(sub, work / f"{ds.name}-model-{n}", args.seeds[0], args.threads)
             except Exception as exc:  # e.g. too few labels of a class: reported, the bench goes on
                 print(f"| {n} {counts} | error: {exc} | | |")
                 continue
