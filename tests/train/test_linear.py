@@ -59,3 +59,40 @@ def test_input_shape_follows_the_roi() -> None:
     assert h > w and w % 8 == 0 and h % 8 == 0
     w, h = input_for_roi(20, 400)  # extreme: clamped to 1:4
     assert h == 4 * w or abs(h / w - 4) < 0.6
+
+
+def _edge_of_a_door(n: int, offset: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Images 20x40 whose class is whether a dark vertical edge 3 pixels wide (a door's edge, downscaled) starts at
+    column 10 + offset (open) or not."""
+    y = (np.arange(n) % 2).astype(np.int64)
+    x = rng.normal(150, 6, (n, 20, 40, 1))
+    x[y == 1, :, 10 + offset:13 + offset] -= 90
+    return np.clip(x, 0, 255).astype(np.uint8), y
+
+
+def test_shifted_copies_move_each_image_in_eight_directions() -> None:
+    from camlytics.train.linear import shifted_copies
+
+    x = np.arange(2 * 10 * 20, dtype=np.uint8).reshape(2, 10, 20, 1)
+    copies = shifted_copies(x)  # 6 % of 10 and 20 rounds to 1 pixel each way
+    assert copies.shape == (18, 10, 20, 1) and np.array_equal(copies[:2], x)
+    moved = {tuple(map(int, np.argwhere(c[..., 0] == x[0, 5, 10, 0])[0])) for c in copies[0::2]}
+    assert moved == {(5 + dy, 10 + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    assert shifted_copies(x, 0) is x
+
+
+def test_a_camera_knocked_by_a_few_pixels_does_not_flip_the_linear_model() -> None:
+    """Trained on the edge at one place, the model must still see it a few pixels off (the camera moved)."""
+    import torch
+
+    from camlytics.model.student import to_tensor
+
+    rng = np.random.default_rng(0)
+    x, y = _edge_of_a_door(80, 0, rng)
+    moved, truth = _edge_of_a_door(80, 3, rng)  # every frame after the knock: 3 pixels to the right
+    accuracy = {}
+    for shift in (0.0, 0.06):
+        with torch.no_grad():
+            pred = fit_linear(x, y, 2, 1e-3, shift=shift)(to_tensor(moved)).argmax(1).numpy()
+        accuracy[shift] = float((pred == truth).mean())
+    assert accuracy[0.06] == 1.0 and accuracy[0.0] < 0.9, accuracy

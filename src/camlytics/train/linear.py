@@ -21,6 +21,10 @@ from camlytics.model.student import to_tensor
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 # Input pixels of the linear model: a 32x32 grey ROI was the baseline that matched our CNN on real footage.
 LINEAR_PIXELS = 1024
+# Each training image is also seen moved by this fraction of its size (rounded, at least a pixel) in the eight
+# directions: a camera knocked by a few pixels, or a ROI drawn loosely, must not flip a pixel-weighting model
+# (the CNN's augmentation shifts by up to the same fraction).
+SHIFT_FRACTION = 0.06
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,27 @@ def build_linear(channels: int, height: int, width: int, num_classes: int) -> nn
     return nn.Sequential(nn.Conv2d(channels, num_classes, (height, width), bias=True), nn.Flatten())
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float, *, max_iter: int = 200) -> nn.Sequential:
-    """Class-balanced, L2-regularised multinomial logistic regression on uint8 NHWC images (full batch, L-BFGS).
+def shifted_copies(x: np.ndarray, fraction: float = SHIFT_FRACTION) -> np.ndarray:
+    """`x` (N, H, W, C) and its copies moved by `fraction` of the height and width in the eight directions (edge
+    pixels repeated), as (9N, H, W, C), the unmoved images first; `x` itself when `fraction` is 0."""
+    if fraction <= 0:
+        return x
+    n, h, w, _ = x.shape
+    sy, sx = max(1, round(fraction * h)), max(1, round(fraction * w))
+    padded = np.pad(x, ((0, 0), (sy, sy), (sx, sx), (0, 0)), mode="edge")
+    offsets = [(0, 0)] + [(dy, dx) for dy in (-sy, 0, sy) for dx in (-sx, 0, sx) if (dy, dx) != (0, 0)]
+    return np.concatenate([padded[:, sy + dy:sy + dy + h, sx + dx:sx + dx + w] for dy, dx in offsets])
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float, *, max_iter: int = 200,
+               shift: float = SHIFT_FRACTION) -> nn.Sequential:
+    """Class-balanced, L2-regularised multinomial logistic regression on uint8 NHWC images (full batch, L-BFGS),
+    each image also seen moved by `shift` of its size in the eight directions (`shifted_copies`; 0: not).
 
     Deterministic: no random numbers are drawn (zero initial weights, a full-batch optimiser)."""
+    copies = shifted_copies(x, shift)
+    y = np.tile(y, len(copies) // len(x))
+    x = copies
     n, h, w, c = x.shape
     model = build_linear(c, h, w, num_classes)
     conv = model[0]
