@@ -11,10 +11,9 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from camlytics.errors import CamlyticsError
-from camlytics.fleet.config import CameraSpec, Fleet, add_fleet_option, load_fleet
+from camlytics.fleet.config import CameraSpec, Fleet, add_fleet_option, load_fleet, url_with_credentials
 
 APP_PREFIX = "camlytics"  # the apps this project installs are named camlytics[_...]
 
@@ -34,15 +33,6 @@ class CameraReport:
     apps_note: str = ""  # why the app list is missing (a viewer user may not list apps)
     reason: str = ""  # why the camera is not reachable
     sensors: list[str] = field(default_factory=list)
-
-
-def with_credentials(url: str, user: str | None, password: str | None) -> str:
-    """`url` with user:password@ in it, for clients that take credentials from the URL (never shown)."""
-    if not user:
-        return url
-    parts = urlsplit(url)
-    auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
-    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment))
 
 
 def device_properties(camera: CameraSpec, user: str | None, password: str | None, timeout: float) -> dict:
@@ -67,7 +57,7 @@ def installed_apps(camera: CameraSpec, user: str | None, password: str | None, t
     """The camlytics applications installed on `camera` (applications/list.cgi; needs an admin user)."""
     from camlytics.deploy.vapix_apps import AppsClient
 
-    with AppsClient(with_credentials(camera.url, user, password), timeout=timeout) as client:
+    with AppsClient(url_with_credentials(camera.url, user, password), timeout=timeout) as client:
         return [{"name": a.name, "version": a.version, "status": a.status} for a in client.list()
                 if a.name.startswith(APP_PREFIX)]
 

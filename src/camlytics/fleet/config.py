@@ -219,6 +219,17 @@ def load_fleet(path: str | Path) -> Fleet:
     return Fleet(path=path, root=root, concurrency=concurrency, cameras=specs, mqtt=mqtt)
 
 
+def url_with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """`url` with user:password@ in it (percent-encoded), for the clients that read them from the URL (never shown)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    if not user:
+        return url
+    parts = urlsplit(url)
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
+    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment))
+
+
 def sensor_node_id(camera: str, sensor: str) -> str:
     """"<camera>_<sensor>": a sensor's MQTT node id (and, with '-' as '_', the stem of its app name)."""
     return f"{camera}_{sensor}"

@@ -26,10 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from camlytics.errors import CamlyticsError, DeployError, FleetError
-from camlytics.fleet.config import sensor_node_id
+from camlytics.fleet.config import sensor_node_id, url_with_credentials
 
 APP_PREFIX = "camlytics_"
 APP_NAME_MAX = 26  # the manifest's appName limit (deploy.manifest.APP_NAME_RE)
@@ -87,19 +86,10 @@ def http_ports(camera: Any, base: int = PORT_BASE) -> dict[str, int]:
     return ports
 
 
-def credentialed_url(url: str, user: str | None, password: str | None) -> str:
-    """`url` with user:password@ in it (percent-encoded), for the clients that read them from the URL."""
-    if not user:
-        return url
-    parts = urlsplit(url)
-    auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
-    return urlunsplit((parts.scheme, f"{auth}@{parts.netloc}", parts.path, parts.query, parts.fragment))
-
-
 def camera_url(camera: Any) -> str:
     """The fleet camera's URL with its credentials from the environment."""
     user, password = camera.credentials()
-    return credentialed_url(camera.url, user, password)
+    return url_with_credentials(camera.url, user, password)
 
 
 def sensor_target(fleet: Any, sensor: Any, port_base: int = PORT_BASE,
