@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -13,6 +14,17 @@ from typing import Iterator
 import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+# The programs under test keep a SIGHUP that was ignored when they started ignored (nohup semantics), and
+# children inherit an ignored signal: under `nohup make test` the SIGHUP tests would test nohup instead.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def copy_dataset(src: Path, dst: Path, *ignore: str) -> Path:
+    """A copy of a finished dataset that other test processes may have open: without SQLite's -wal/-shm files,
+    which a reader creates and deletes (a finished dataset holds everything in its index file)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*-wal", "*-shm", *ignore))
+    return dst
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:

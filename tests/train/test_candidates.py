@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from camlytics.cli import main
 from camlytics.store import Dataset
 
 from .conftest import FAST_TRAIN, make_sim_dataset, shared
+from ..conftest import copy_dataset
 from .test_commands import _expect_error
 
 
@@ -317,7 +317,7 @@ def test_a_check_set_with_other_classes(check_dataset: Path, sim_dataset: Path, 
                                         capsys: pytest.CaptureFixture, candidates: list[str]) -> None:
     """Also when the error is raised in a candidate's own process: the same one line, nothing left."""
     bad = tmp_path / "check"
-    shutil.copytree(check_dataset, bad)
+    copy_dataset(check_dataset, bad)
     with Dataset.open(bad) as ds:
         ds.set_classes(["closed", "open", "ajar"])
         ds.set_label(ds.records(labelled=True)[0].id, "ajar", "test")
@@ -327,7 +327,7 @@ def test_a_check_set_with_other_classes(check_dataset: Path, sim_dataset: Path, 
 def test_a_check_set_sharing_images_with_the_training_set(sim_dataset: Path, check_dataset: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture) -> None:
     mixed = tmp_path / "check"
-    shutil.copytree(check_dataset, mixed)
+    copy_dataset(check_dataset, mixed)
     with Dataset.open(sim_dataset) as train, Dataset.open(mixed) as ds:
         for r in train.records(labelled=True)[:3]:  # three training images copied into the check set
             rid = ds.add_image(train.read_image(r), timestamp=r.timestamp, source=r.source, sampler="copy",

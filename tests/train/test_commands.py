@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from camlytics.cli import main
 from camlytics.store import Dataset
 
 from .conftest import FAST_TRAIN, SIM_SIZE
+from ..conftest import copy_dataset
 
 
 def train(dataset: Path, out: Path, *extra: str) -> int:
@@ -249,8 +249,7 @@ def test_evaluate_scores_a_simulated_day_against_its_ground_truth(model_dir: Pat
 # ---- bad input: one clear line on stderr, exit code 2, nothing left where MODEL_DIR would be ----
 
 def _copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
+    return copy_dataset(src, dst)
 
 
 def _expect_error(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, message: str, *extra: str) -> None:

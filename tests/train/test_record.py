@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from camlytics.cli import main
 from camlytics.store.models import list_models
 
 from .conftest import FAST_TRAIN
+from ..conftest import copy_dataset
 
 LINEAR = ["--input", "16x16", "--family", "linear", "--gray", "--quiet", "--folds", "2"]
 
@@ -18,7 +18,7 @@ LINEAR = ["--input", "16x16", "--family", "linear", "--gray", "--quiet", "--fold
 def test_train_records_the_model_once_per_distinct_model(sim_dataset: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
     dataset = tmp_path / "ds"
-    shutil.copytree(sim_dataset, dataset, ignore=shutil.ignore_patterns("models"))
+    copy_dataset(sim_dataset, dataset, "models")
     assert main(["train", str(dataset), "--out", str(tmp_path / "m1"), *LINEAR]) == 0
     (v1,) = list_models(dataset)
     assert f"recorded as model version {v1.version}" in capsys.readouterr().out

@@ -4,7 +4,6 @@ which and why, and whether more labels would help."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from camlytics.cli import main
 from camlytics.store import Dataset
 
 from .conftest import shared
+from ..conftest import copy_dataset
 
 TINY_CNN = ["--input", "16x16", "--budget-macs", "40000", "--epochs", "teacher=2,student=3,finetune=1,qat=1", "--pool", "192", "--quiet"]
 
@@ -72,7 +72,7 @@ def test_the_linear_baseline_is_one_int8_layer_over_the_roi(sim_dataset: Path, t
 def test_a_narrow_roi_is_no_error_and_is_upscaled(sim_dataset: Path, tmp_path: Path) -> None:
     """Issue 25: a ROI smaller than the default input used to stop training; now the input follows the ROI."""
     ds = tmp_path / "narrow"
-    shutil.copytree(sim_dataset, ds)
+    copy_dataset(sim_dataset, ds)
     out = tmp_path / "model"
     assert main(["train", str(ds), "--out", str(out), "--roi", "150,20,166,60", "--family", "linear",
                  "--quiet"]) == 0
